@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Runs every Fuzz* target of the module for a short time each ($1, default 5s).
+set -euo pipefail
+export PATH="$PATH:/usr/local/go/bin"
+cd "$(dirname "$0")/.."
+t="${1:-5s}"
+for pkg in $(go list ./...); do
+	dir=$(go list -f '{{.Dir}}' "$pkg")
+	for f in $(grep -hoE '^func Fuzz[A-Za-z0-9_]+' "$dir"/*_test.go 2>/dev/null | awk '{print $2}'); do
+		echo "fuzz: $pkg $f ($t)"
+		go test -run '^$' -fuzz "^$f\$" -fuzztime "$t" "$pkg"
+	done
+done
