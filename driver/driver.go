@@ -39,6 +39,33 @@ type Driver interface {
 	// StartContainer starts a created or stopped container; starting a running one is a no-op.
 	StartContainer(ctx context.Context, id string) error
 	// StopContainer sends the stop signal, waits up to timeout, then kills.
+	// Stopping a container that is not running is a no-op.
 	StopContainer(ctx context.Context, id string, timeout time.Duration) error
+	// RemoveContainer removes a container, killing it first if it still
+	// runs (the reconciler always stops it gracefully before).
 	RemoveContainer(ctx context.Context, id string) error
+	// RenameContainer gives a container a new name (start-first updates
+	// create the new replica under a temporary name). ErrAlreadyExists when
+	// another container of the machine has the name; renaming to the current
+	// name is a no-op.
+	RenameContainer(ctx context.Context, id, name string) error
+	// WaitContainer blocks until the container reaches condition (one of
+	// the Wait* constants) and returns nil, or returns an error as soon as
+	// the condition can no longer be reached: WaitHealthy fails when the
+	// container turns unhealthy or exits, and with ErrInvalid when it has
+	// no healthcheck; WaitExitedSuccessfully fails when it exits non-zero;
+	// WaitRunning fails when it exits before having started. Cancelling ctx
+	// ends the wait with ctx.Err().
+	WaitContainer(ctx context.Context, id, condition string) error
 }
+
+// Conditions of WaitContainer.
+const (
+	// WaitRunning is reached once the container has started (it may have
+	// exited since: a short job that already finished has started).
+	WaitRunning = "running"
+	// WaitHealthy is reached when its healthcheck reports healthy.
+	WaitHealthy = "healthy"
+	// WaitExitedSuccessfully is reached when it has exited with status 0.
+	WaitExitedSuccessfully = "exited-successfully"
+)

@@ -48,6 +48,7 @@ type Container struct {
 	StartedAt   time.Time
 	FinishedAt  time.Time
 	Pid         int
+	Networks    []string // full names of the networks it is attached to
 }
 
 // Network is one existing network.
