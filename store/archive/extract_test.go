@@ -1,0 +1,166 @@
+package archive
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+type ent struct {
+	name, link, body string
+	typ              byte
+	mode             int64
+}
+
+func mkTar(t testing.TB, ents ...ent) []byte {
+	var b bytes.Buffer
+	tw := tar.NewWriter(&b)
+	for _, e := range ents {
+		h := &tar.Header{Name: e.name, Linkname: e.link, Typeflag: e.typ, Mode: e.mode, Size: int64(len(e.body))}
+		if h.Typeflag == 0 {
+			h.Typeflag = tar.TypeReg
+		}
+		if h.Mode == 0 {
+			h.Mode = 0o644
+		}
+		if h.Typeflag != tar.TypeReg {
+			h.Size = 0
+		}
+		if h.Typeflag == tar.TypeChar {
+			h.Devmajor, h.Devminor = 1, 3
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		if h.Size > 0 {
+			tw.Write([]byte(e.body))
+		}
+	}
+	tw.Close()
+	return b.Bytes()
+}
+
+// sandbox lays out <tmp>/outside/{victim,vdir/} next to <tmp>/x/y/target and
+// returns a function listing everything outside the target.
+func sandbox(t testing.TB) (target string, outside func() string) {
+	tmp := t.TempDir()
+	target = filepath.Join(tmp, "x", "y", "target")
+	for _, d := range []string{target, filepath.Join(tmp, "outside", "vdir")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.WriteFile(filepath.Join(tmp, "outside", "victim"), []byte("keep"), 0o644)
+	os.WriteFile(filepath.Join(tmp, "x", "victim"), []byte("keep"), 0o644)
+	return target, func() string {
+		var lines []string
+		filepath.WalkDir(tmp, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return nil
+			}
+			if p == target {
+				return filepath.SkipDir
+			}
+			var st unix.Stat_t
+			unix.Lstat(p, &st)
+			body, _ := os.ReadFile(p)
+			lines = append(lines, p+" "+fs.FileMode(st.Mode).String()+" "+string(rune('0'+st.Uid%10))+" "+string(body))
+			return nil
+		})
+		sort.Strings(lines)
+		return strings.Join(lines, "\n")
+	}
+}
+
+func TestHostileArchives(t *testing.T) {
+	sym, lnk, dir := byte(tar.TypeSymlink), byte(tar.TypeLink), byte(tar.TypeDir)
+	cases := []struct {
+		name    string
+		ents    []ent
+		wantErr bool
+		inside  string // a path that must exist inside the target afterwards
+		mayErr  bool   // a dangling in-root symlink: refusing is as safe as writing inside
+	}{
+		{"dotdot", []ent{{name: "../../../outside/victim", body: "pwned"}}, true, "", false},
+		{"dotdot-mid", []ent{{name: "a/../../../../outside/evil", body: "pwned"}}, true, "", false},
+		{"absolute", []ent{{name: "/outside/victim", body: "pwned"}}, false, "outside/victim", false},
+		{"symlink-then-file", []ent{{name: "l", typ: sym, link: "../../../outside"}, {name: "l/victim", body: "pwned"}}, false, "outside/victim", true},
+		{"abs-symlink-then-file", []ent{{name: "l", typ: sym, link: "/"}, {name: "l/evil", body: "pwned"}}, false, "evil", false},
+		{"symlink-chain", []ent{{name: "a", typ: sym, link: "b/c"}, {name: "b", typ: sym, link: "../.."}, {name: "c", typ: sym, link: "../../../outside"}, {name: "a/victim", body: "pwned"}}, false, "", true},
+		{"hardlink-out", []ent{{name: "h", typ: lnk, link: "../../../outside/victim"}}, true, "", false},
+		{"hardlink-via-symlink-dir", []ent{{name: "l", typ: sym, link: "../../../outside"}, {name: "h", typ: lnk, link: "l/victim"}}, true, "", false},
+		{"hardlink-to-symlink-then-write", []ent{{name: "s", typ: sym, link: "../../../outside/victim"}, {name: "h", typ: lnk, link: "s"}, {name: "h", body: "pwned"}}, false, "h", false},
+		{"chmod-through-symlink", []ent{{name: "d", typ: dir, mode: 0o777}, {name: "d", typ: sym, link: "../../../outside/vdir"}}, false, "", false},
+		{"file-over-symlink", []ent{{name: "s", typ: sym, link: "../../../outside/victim"}, {name: "s", body: "pwned", mode: 0o777}}, false, "s", false},
+		{"device", []ent{{name: "dev/mem", typ: tar.TypeChar}}, false, "", false},
+		{"whiteout-dotdot", []ent{{name: "../.wh.victim"}}, true, "", false},
+		{"whiteout-dotdot-name", []ent{{name: "a/.wh.."}}, true, "", false},
+		{"whiteout-through-symlink", []ent{{name: "l", typ: sym, link: "../../../outside"}, {name: "l/.wh.victim"}}, false, "", true},
+		{"opaque-through-symlink", []ent{{name: "l", typ: sym, link: "../../../outside"}, {name: "l/.wh..wh..opq"}}, false, "", true},
+	}
+	for _, c := range cases {
+		for _, m := range []Mode{Overlay, Flatten} {
+			t.Run(c.name, func(t *testing.T) {
+				target, outside := sandbox(t)
+				before := outside()
+				_, err := Extract(context.Background(), target, bytes.NewReader(mkTar(t, c.ents...)), Options{Mode: m})
+				if (err != nil) != c.wantErr && !c.mayErr {
+					t.Fatalf("err = %v, want error %v", err, c.wantErr)
+				}
+				if c.wantErr && !errors.Is(err, ErrUnsafe) && !errors.Is(err, unix.ENOENT) {
+					t.Errorf("err = %v, want ErrUnsafe", err)
+				}
+				if after := outside(); after != before {
+					t.Fatalf("outside changed:\n%s\n---\n%s", before, after)
+				}
+				if c.inside != "" && err == nil {
+					if _, err := os.Lstat(filepath.Join(target, c.inside)); err != nil {
+						t.Errorf("want %s inside: %v", c.inside, err)
+					}
+				}
+			})
+		}
+	}
+}
+
+func TestLimits(t *testing.T) {
+	target, _ := sandbox(t)
+	big := mkTar(t, ent{name: "a", body: strings.Repeat("x", 2000)}, ent{name: "b", body: strings.Repeat("x", 2000)})
+	_, err := Extract(context.Background(), target, bytes.NewReader(big), Options{Limits: Limits{MaxBytes: 3000}})
+	if !errors.Is(err, ErrLimit) {
+		t.Fatalf("bytes: err = %v", err)
+	}
+	many := mkTar(t, ent{name: "a"}, ent{name: "b"}, ent{name: "c"})
+	_, err = Extract(context.Background(), t.TempDir(), bytes.NewReader(many), Options{Limits: Limits{MaxEntries: 2}})
+	if !errors.Is(err, ErrLimit) {
+		t.Fatalf("entries: err = %v", err)
+	}
+}
+
+func FuzzExtract(f *testing.F) {
+	sym, lnk := byte(tar.TypeSymlink), byte(tar.TypeLink)
+	f.Add(mkTar(f, ent{name: "l", typ: sym, link: "../../../outside"}, ent{name: "l/victim", body: "x"}), false)
+	f.Add(mkTar(f, ent{name: "s", typ: sym, link: "/outside/victim"}, ent{name: "h", typ: lnk, link: "s"}, ent{name: "a/.wh.b"}), true)
+	f.Add(mkTar(f, ent{name: "d/", typ: tar.TypeDir}, ent{name: "d/.wh..wh..opq"}, ent{name: "d/f", body: "y"}), false)
+	f.Fuzz(func(t *testing.T, data []byte, flatten bool) {
+		target, outside := sandbox(t)
+		before := outside()
+		m := Overlay
+		if flatten {
+			m = Flatten
+		}
+		Extract(context.Background(), target, bytes.NewReader(data), Options{Mode: m, Limits: Limits{MaxEntries: 200, MaxBytes: 1 << 20}})
+		if after := outside(); after != before {
+			t.Fatalf("outside changed:\n%s\n---\n%s", before, after)
+		}
+	})
+}

@@ -1,0 +1,103 @@
+package archive
+
+import (
+	"os"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// inRoot resolves name (relative, cleaned) below the directory rootfd as if
+// rootfd were "/": symlinks and ".." are clamped to it, magic links refused.
+func inRoot(rootfd int, name string, flags int) (int, error) {
+	if name == "" || name == "." {
+		return unix.Openat(rootfd, ".", flags|unix.O_CLOEXEC, 0)
+	}
+	how := &unix.OpenHow{
+		Flags:   uint64(flags | unix.O_CLOEXEC),
+		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS | unix.RESOLVE_NO_XDEV,
+	}
+	for {
+		fd, err := unix.Openat2(rootfd, name, how)
+		if err == unix.EINTR || err == unix.EAGAIN {
+			continue
+		}
+		return fd, err
+	}
+}
+
+// mkdirAllIn opens directory dir below rootfd, creating missing components
+// with mode 0755 (as tar does for directories an archive never lists).
+func mkdirAllIn(rootfd int, dir string) (int, error) {
+	fd, err := inRoot(rootfd, dir, unix.O_PATH|unix.O_DIRECTORY)
+	if err != unix.ENOENT {
+		return fd, err
+	}
+	parts := strings.Split(dir, "/")
+	cur, err := inRoot(rootfd, ".", unix.O_PATH|unix.O_DIRECTORY)
+	if err != nil {
+		return -1, err
+	}
+	for i, p := range parts {
+		prefix := strings.Join(parts[:i+1], "/")
+		next, err := inRoot(rootfd, prefix, unix.O_PATH|unix.O_DIRECTORY)
+		if err == unix.ENOENT {
+			if err = unix.Mkdirat(cur, p, 0o755); err != nil && err != unix.EEXIST {
+				unix.Close(cur)
+				return -1, &os.PathError{Op: "mkdir", Path: prefix, Err: err}
+			}
+			next, err = inRoot(rootfd, prefix, unix.O_PATH|unix.O_DIRECTORY)
+		}
+		unix.Close(cur)
+		if err != nil {
+			return -1, &os.PathError{Op: "open", Path: prefix, Err: err}
+		}
+		cur = next
+	}
+	return cur, nil
+}
+
+// removeAt removes name in dirfd and, for a directory, everything below it,
+// never following a symlink.
+func removeAt(dirfd int, name string) error {
+	err := unix.Unlinkat(dirfd, name, 0)
+	if err == nil || err == unix.ENOENT {
+		return nil
+	}
+	if err != unix.EISDIR && err != unix.EPERM {
+		return err
+	}
+	if err := clearDirAt(dirfd, name, nil); err != nil {
+		return err
+	}
+	err = unix.Unlinkat(dirfd, name, unix.AT_REMOVEDIR)
+	if err == unix.ENOENT {
+		return nil
+	}
+	return err
+}
+
+// clearDirAt removes the children of directory name in dirfd, except those
+// keep reports true for.
+func clearDirAt(dirfd int, name string, keep func(child string) bool) error {
+	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	f := os.NewFile(uintptr(fd), name)
+	defer f.Close()
+	// Read everything first: unlinking while iterating may skip entries.
+	names, err := f.Readdirnames(-1)
+	if err != nil {
+		return err
+	}
+	for _, n := range names {
+		if keep != nil && keep(n) {
+			continue
+		}
+		if err := removeAt(fd, n); err != nil {
+			return err
+		}
+	}
+	return nil
+}
