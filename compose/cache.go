@@ -1,0 +1,277 @@
+package compose
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/berth-dev/berth/state"
+)
+
+// cacheFormat changes whenever the cached layout or the conversion changes
+// in a way the executable's identity would not reveal (it always does in a
+// release; this guards development builds run from `go run`).
+const cacheFormat = "berth-compose-cache-v1"
+
+// maxCacheEntries bounds the cache directory; each distinct environment or
+// flag set is one entry.
+const maxCacheEntries = 32
+
+// racyWindow: a file changed this close to (or after) the start of a load
+// may have been read before or after the change, so the result is not
+// cached. It covers the coarse clock the kernel stamps files with.
+const racyWindow = 50 * time.Millisecond
+
+// Loaded is a desired state and what the user must be told about it.
+type Loaded struct {
+	Desired       *state.Desired
+	Unimplemented []string // see Warning
+	Cached        bool     // served from the cache
+}
+
+// LoadDesired loads the project and converts it, serving the result from
+// Options.CacheDir when nothing it was computed from has changed: the
+// options, the environment, the berth executable, and every file read or
+// probed (compose files, include and extends targets, .env and env_file
+// files, config and secret files, absent discovery candidates). Files are
+// validated by stat (size, mtime, ctime, inode); when only the times moved,
+// by content hash. Reading stdin ("-") bypasses the cache.
+func LoadDesired(ctx context.Context, o Options) (*Loaded, error) {
+	if o.CacheDir == "" || slices.Contains(o.Files, "-") {
+		return loadFresh(ctx, o, "")
+	}
+	key, err := cacheKey(o)
+	if err != nil {
+		return loadFresh(ctx, o, "")
+	}
+	if l := readCache(o.CacheDir, key); l != nil {
+		return l, nil
+	}
+	return loadFresh(ctx, o, key)
+}
+
+func loadFresh(ctx context.Context, o Options, key string) (*Loaded, error) {
+	start := time.Now()
+	p, err := Load(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	d, err := p.Desired()
+	if err != nil {
+		return nil, err
+	}
+	l := &Loaded{Desired: d, Unimplemented: p.Unimplemented}
+	if key != "" {
+		// the cache only saves time: failing to write it is not an error
+		_ = writeCache(o.CacheDir, key, start, p.Inputs, l)
+	}
+	return l, nil
+}
+
+type cacheEntry struct {
+	Format        string
+	Inputs        []stamp
+	Desired       *state.Desired
+	Unimplemented []string
+}
+
+// stamp identifies one input path as it was when the entry was written.
+type stamp struct {
+	Path   string
+	Exists bool
+	Size   int64
+	Mtime  int64
+	Ctime  int64
+	Ino    uint64
+	Dev    uint64
+	Sum    string // sha256 of the content
+}
+
+func cacheKey(o Options) (string, error) {
+	cwd, err := o.dir()
+	if err != nil {
+		return "", err
+	}
+	exe, err := executableID()
+	if err != nil {
+		return "", err
+	}
+	env := slices.Clone(o.environ())
+	sort.Strings(env)
+	h := sha256.New()
+	enc := json.NewEncoder(h)
+	err = enc.Encode([]any{cacheFormat, exe, cwd, o.Files, o.ProjectName, o.ProjectDirectory,
+		o.Profiles, o.EnvFiles, o.NoInterpolate, env, os.Getenv("COMPOSE_DISABLE_ENV_FILE")})
+	if err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// executableID changes whenever berth is rebuilt, so that a new
+// conversion never serves an old one's output.
+var executableID = sync.OnceValues(func() (string, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return "", err
+	}
+	fi, err := os.Stat(exe)
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%s:%d:%d", exe, fi.Size(), fi.ModTime().UnixNano()), nil
+})
+
+func readCache(dir, key string) *Loaded {
+	b, err := os.ReadFile(filepath.Join(dir, key+".json"))
+	if err != nil {
+		return nil
+	}
+	var e cacheEntry
+	if err := json.Unmarshal(b, &e); err != nil || e.Format != cacheFormat || e.Desired == nil {
+		return nil
+	}
+	for _, s := range e.Inputs {
+		if !s.valid() {
+			return nil
+		}
+	}
+	return &Loaded{Desired: e.Desired, Unimplemented: e.Unimplemented, Cached: true}
+}
+
+func statOf(path string) (stamp, error) {
+	s := stamp{Path: path}
+	fi, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+		return s, nil
+	}
+	if err != nil {
+		return s, err
+	}
+	s.Exists = true
+	s.Size = fi.Size()
+	s.Mtime = fi.ModTime().UnixNano()
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		s.Ctime = st.Ctim.Nano()
+		s.Ino = st.Ino
+		s.Dev = uint64(st.Dev)
+	}
+	return s, nil
+}
+
+func (s stamp) valid() bool {
+	now, err := statOf(s.Path)
+	if err != nil || now.Exists != s.Exists {
+		return false
+	}
+	if !s.Exists {
+		return true
+	}
+	if now.Size != s.Size {
+		return false
+	}
+	if now.Mtime == s.Mtime && now.Ctime == s.Ctime && now.Ino == s.Ino && now.Dev == s.Dev {
+		return true
+	}
+	// touched or rewritten with the same size: the content decides
+	sum, err := fileSum(s.Path)
+	return err == nil && sum == s.Sum
+}
+
+func fileSum(path string) (string, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return "", err
+	}
+	if !fi.Mode().IsRegular() {
+		return "", nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:]), nil
+}
+
+func writeCache(dir, key string, start time.Time, inputs []string, l *Loaded) error {
+	e := cacheEntry{Format: cacheFormat, Desired: l.Desired, Unimplemented: l.Unimplemented}
+	racy := start.Add(-racyWindow).UnixNano()
+	for _, p := range inputs {
+		s, err := statOf(p)
+		if err != nil {
+			return err
+		}
+		if s.Exists {
+			if s.Mtime >= racy || s.Ctime >= racy {
+				return fmt.Errorf("%s changed while loading", p)
+			}
+			if s.Sum, err = fileSum(p); err != nil {
+				return err
+			}
+		}
+		e.Inputs = append(e.Inputs, s)
+	}
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(e); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	if err := writeAtomic(filepath.Join(dir, key+".json"), buf.Bytes()); err != nil {
+		return err
+	}
+	prune(dir)
+	return nil
+}
+
+func writeAtomic(path string, b []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name()) // no-op once renamed
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
+}
+
+// prune keeps the newest maxCacheEntries entries.
+func prune(dir string) {
+	ents, err := os.ReadDir(dir)
+	if err != nil || len(ents) <= maxCacheEntries {
+		return
+	}
+	type aged struct {
+		name string
+		mod  time.Time
+	}
+	var all []aged
+	for _, e := range ents {
+		if fi, err := e.Info(); err == nil && filepath.Ext(e.Name()) == ".json" {
+			all = append(all, aged{e.Name(), fi.ModTime()})
+		}
+	}
+	slices.SortFunc(all, func(a, b aged) int { return b.mod.Compare(a.mod) })
+	for _, a := range all[min(len(all), maxCacheEntries):] {
+		os.Remove(filepath.Join(dir, a.name))
+	}
+}

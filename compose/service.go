@@ -1,0 +1,153 @@
+package compose
+
+import (
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/compose-spec/compose-go/v2/types"
+
+	"github.com/berth-dev/berth/state"
+)
+
+func service(p *types.Project, s types.ServiceConfig) (*state.Service, error) {
+	c, err := container(p, s)
+	if err != nil {
+		return nil, err
+	}
+	hash, err := ConfigHash(p, s)
+	if err != nil {
+		return nil, err
+	}
+	svc := &state.Service{
+		Name:       s.Name,
+		Replicas:   s.GetScale(),
+		Image:      image(p, s),
+		DependsOn:  dependsOn(s.DependsOn),
+		Container:  c,
+		ConfigHash: hash,
+	}
+	if s.Deploy != nil {
+		svc.Update = updateConfig(s.Deploy.UpdateConfig)
+		svc.Rollback = updateConfig(s.Deploy.RollbackConfig)
+	}
+	if len(s.Extensions) > 0 {
+		svc.Extensions = map[string]any(s.Extensions)
+	}
+	return svc, nil
+}
+
+// ImageName is the image a service runs: its image:, else compose's
+// default name for the image built from build:.
+func ImageName(project string, s types.ServiceConfig) string {
+	if s.Image != "" {
+		return s.Image
+	}
+	return project + "-" + s.Name
+}
+
+func image(p *types.Project, s types.ServiceConfig) state.ImageSpec {
+	img := state.ImageSpec{
+		Ref:        ImageName(p.Name, s),
+		PullPolicy: s.PullPolicy,
+		Platform:   s.Platform,
+	}
+	if b := s.Build; b != nil {
+		img.Build = &state.BuildSpec{
+			Context:            b.Context,
+			Dockerfile:         b.Dockerfile,
+			DockerfileInline:   b.DockerfileInline,
+			Args:               resolvedMapping(b.Args),
+			Target:             b.Target,
+			Tags:               slices.Clone([]string(b.Tags)),
+			Labels:             cloneMap(b.Labels),
+			AdditionalContexts: cloneMap(b.AdditionalContexts),
+			NoCache:            b.NoCache,
+			Pull:               b.Pull,
+			Network:            b.Network,
+		}
+	}
+	return img
+}
+
+func dependsOn(deps types.DependsOnConfig) map[string]state.Dependency {
+	if len(deps) == 0 {
+		return nil
+	}
+	out := make(map[string]state.Dependency, len(deps))
+	for name, d := range deps {
+		cond := d.Condition
+		if cond == "" {
+			cond = state.ConditionStarted
+		}
+		out[name] = state.Dependency{Condition: cond, Required: d.Required, Restart: d.Restart}
+	}
+	return out
+}
+
+func updateConfig(u *types.UpdateConfig) state.UpdateConfig {
+	out := state.UpdateConfig{Order: state.OrderStopFirst}
+	if u == nil {
+		return out
+	}
+	if u.Order != "" {
+		out.Order = u.Order
+	}
+	if u.Parallelism != nil {
+		out.Parallelism = int(*u.Parallelism)
+	}
+	out.Delay = time.Duration(u.Delay)
+	out.Monitor = time.Duration(u.Monitor)
+	out.FailureAction = u.FailureAction
+	return out
+}
+
+// resolvedMapping keeps the variables that have a value, as compose passes
+// them; a bare KEY with nothing in the environment is dropped.
+func resolvedMapping(m types.MappingWithEquals) map[string]string {
+	if len(m) == 0 {
+		return nil
+	}
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		if v != nil {
+			out[k] = *v
+		}
+	}
+	return out
+}
+
+// envList renders a mapping as sorted KEY=VALUE entries.
+func envList(m types.MappingWithEquals) []string {
+	if len(m) == 0 {
+		return nil
+	}
+	out := make([]string, 0, len(m))
+	for k, v := range m {
+		if v != nil {
+			out = append(out, k+"="+*v)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func restartPolicy(s types.ServiceConfig) string {
+	if s.Restart != "" || s.Deploy == nil || s.Deploy.RestartPolicy == nil {
+		return s.Restart
+	}
+	// compose maps the swarm restart policy onto the engine's
+	rp := s.Deploy.RestartPolicy
+	switch rp.Condition {
+	case "none":
+		return "no"
+	case "on-failure":
+		if rp.MaxAttempts != nil {
+			return "on-failure:" + itoa(int64(*rp.MaxAttempts))
+		}
+		return "on-failure"
+	case "any", "":
+		return "always"
+	}
+	return strings.ToLower(rp.Condition)
+}
