@@ -1,0 +1,357 @@
+package network
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/miekg/dns"
+	"golang.org/x/sys/unix"
+)
+
+// DNSOptions configures ServeDNS.
+type DNSOptions struct {
+	StateDir  string        // the Manager's allocation directory (Root/network)
+	RunDir    string        // the Manager's runtime directory (RunRoot/network)
+	Upstreams []string      // default: the host's resolv.conf nameservers
+	Poll      time.Duration // how often the allocation file is checked; default 100ms
+}
+
+// ServeDNS is the DNS responder berth runs as a small process (`berth
+// network dns-server`). It listens on port 53 of every network's gateway,
+// answers service names, aliases, container names and hostnames for the
+// containers sharing a network with the asker, and forwards the rest. Its
+// only state is the allocation file, re-read when it changes, so it can be
+// killed and restarted at any time. It returns when no network is left.
+func ServeDNS(ctx context.Context, o DNSOptions) error {
+	if o.Poll == 0 {
+		o.Poll = 100 * time.Millisecond
+	}
+	if len(o.Upstreams) == 0 {
+		o.Upstreams = hostResolv().Nameservers
+	}
+	release, err := lockDNS(ctx, o.RunDir)
+	if err != nil {
+		return err
+	}
+	defer release()
+	s := &dnsServer{opt: o, listeners: map[netip.Addr][]*dns.Server{}}
+	defer s.closeAll()
+	var lastMod time.Time
+	var lastSize int64 = -1
+	started := false
+	tick := time.NewTicker(o.Poll)
+	defer tick.Stop()
+	for {
+		fi, err := os.Stat(filepath.Join(o.StateDir, stateFile))
+		if err == nil && (fi.ModTime() != lastMod || fi.Size() != lastSize) {
+			lastMod, lastSize = fi.ModTime(), fi.Size()
+			st, err := loadState(o.StateDir)
+			if err == nil {
+				s.zone.Store(newZone(st))
+				s.listen(st)
+				if !started {
+					started = true
+					if err := writeFileAtomic(filepath.Join(o.RunDir, "dns.pid"), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+						return err
+					}
+				}
+				if len(st.Networks) == 0 && s.lastNetworkGone() {
+					return nil
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			removeOwnPidfile(o.RunDir)
+			return nil
+		case <-tick.C:
+		}
+	}
+}
+
+// lockDNS makes sure one responder runs per run directory; a newcomer waits
+// a moment for one that is shutting down.
+func lockDNS(ctx context.Context, runDir string) (func(), error) {
+	if err := os.MkdirAll(runDir, 0o755); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(filepath.Join(runDir, "dns.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) != nil {
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			f.Close()
+			return nil, errors.New("dns: another responder is running")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return func() { f.Close() }, nil
+}
+
+func removeOwnPidfile(runDir string) {
+	p := filepath.Join(runDir, "dns.pid")
+	if b, err := os.ReadFile(p); err == nil && string(b) == strconv.Itoa(os.Getpid()) {
+		os.Remove(p)
+	}
+}
+
+type dnsServer struct {
+	opt       DNSOptions
+	zone      atomic.Pointer[zone]
+	mu        sync.Mutex
+	listeners map[netip.Addr][]*dns.Server
+}
+
+// lastNetworkGone confirms, under the allocation lock, that no network is
+// left, and gives up the pid file while still holding the lock so that a
+// Manager adding a network either sees this process alive and still
+// serving, or gone.
+func (s *dnsServer) lastNetworkGone() bool {
+	unlock, err := lockState(s.opt.StateDir)
+	if err != nil {
+		return false
+	}
+	defer unlock()
+	st, err := loadState(s.opt.StateDir)
+	if err != nil || len(st.Networks) > 0 {
+		return false
+	}
+	removeOwnPidfile(s.opt.RunDir)
+	return true
+}
+
+// listen converges the listeners to one UDP and one TCP socket per gateway.
+func (s *dnsServer) listen(st *diskState) {
+	want := map[netip.Addr]bool{}
+	for _, n := range st.Networks {
+		if n.Gateway4.IsValid() {
+			want[n.Gateway4] = true
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for a, srvs := range s.listeners {
+		if !want[a] {
+			for _, srv := range srvs {
+				srv.Shutdown()
+			}
+			delete(s.listeners, a)
+		}
+	}
+	for a := range want {
+		if _, ok := s.listeners[a]; ok {
+			continue
+		}
+		srvs, err := s.serve(a)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "dns: listen %s: %v\n", a, err)
+			continue
+		}
+		s.listeners[a] = srvs
+	}
+}
+
+func (s *dnsServer) serve(a netip.Addr) ([]*dns.Server, error) {
+	addr := net.JoinHostPort(a.String(), "53")
+	pc, err := net.ListenPacket("udp", addr)
+	if err != nil {
+		return nil, err
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		pc.Close()
+		return nil, err
+	}
+	h := dns.HandlerFunc(s.handle)
+	srvs := []*dns.Server{{PacketConn: pc, Handler: h}, {Listener: l, Handler: h}}
+	for _, srv := range srvs {
+		go srv.ActivateAndServe()
+	}
+	return srvs, nil
+}
+
+func (s *dnsServer) closeAll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for a, srvs := range s.listeners {
+		for _, srv := range srvs {
+			srv.Shutdown()
+		}
+		delete(s.listeners, a)
+	}
+}
+
+func (s *dnsServer) handle(w dns.ResponseWriter, req *dns.Msg) {
+	if len(req.Question) != 1 {
+		m := new(dns.Msg)
+		m.SetRcode(req, dns.RcodeFormatError)
+		w.WriteMsg(m)
+		return
+	}
+	q := req.Question[0]
+	client := addrOf(w.RemoteAddr())
+	z := s.zone.Load()
+	if z != nil && q.Qclass == dns.ClassINET {
+		if addrs, ok := z.lookup(client, q.Name); ok {
+			w.WriteMsg(answer(req, q, addrs))
+			return
+		}
+	}
+	s.forward(w, req, z.upstreams(client, s.opt.Upstreams))
+}
+
+func addrOf(a net.Addr) netip.Addr {
+	switch v := a.(type) {
+	case *net.UDPAddr:
+		ip, _ := netip.AddrFromSlice(v.IP)
+		return ip.Unmap()
+	case *net.TCPAddr:
+		ip, _ := netip.AddrFromSlice(v.IP)
+		return ip.Unmap()
+	}
+	return netip.Addr{}
+}
+
+// answer carries every address of the name in the asked family; a name
+// that exists with no address of that family gets an empty NOERROR.
+func answer(req *dns.Msg, q dns.Question, addrs []netip.Addr) *dns.Msg {
+	m := new(dns.Msg)
+	m.SetReply(req)
+	m.Authoritative = true
+	m.RecursionAvailable = true
+	hdr := dns.RR_Header{Name: q.Name, Class: dns.ClassINET, Ttl: 0}
+	for _, a := range addrs {
+		switch {
+		case a.Is4() && q.Qtype == dns.TypeA:
+			hdr.Rrtype = dns.TypeA
+			m.Answer = append(m.Answer, &dns.A{Hdr: hdr, A: a.AsSlice()})
+		case a.Is6() && q.Qtype == dns.TypeAAAA:
+			hdr.Rrtype = dns.TypeAAAA
+			m.Answer = append(m.Answer, &dns.AAAA{Hdr: hdr, AAAA: a.AsSlice()})
+		}
+	}
+	return m
+}
+
+func (s *dnsServer) forward(w dns.ResponseWriter, req *dns.Msg, upstreams []string) {
+	proto := "udp"
+	if _, ok := w.RemoteAddr().(*net.TCPAddr); ok {
+		proto = "tcp"
+	}
+	c := &dns.Client{Net: proto, Timeout: 2 * time.Second}
+	for _, u := range upstreams {
+		if _, _, err := net.SplitHostPort(u); err != nil {
+			u = net.JoinHostPort(u, "53")
+		}
+		resp, _, err := c.Exchange(req, u)
+		if err == nil {
+			resp.Id = req.Id
+			w.WriteMsg(resp)
+			return
+		}
+	}
+	m := new(dns.Msg)
+	m.SetRcode(req, dns.RcodeServerFailure)
+	w.WriteMsg(m)
+}
+
+// zone is the read-only view of the allocation file the handler answers from.
+type zone struct {
+	byAddr    map[netip.Addr]*endpointRecord
+	endpoints []*endpointRecord
+	gateways  map[string]bool
+}
+
+func newZone(st *diskState) *zone {
+	z := &zone{byAddr: map[netip.Addr]*endpointRecord{}, gateways: map[string]bool{}}
+	ids := make([]string, 0, len(st.Endpoints))
+	for id := range st.Endpoints {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		r := st.Endpoints[id]
+		z.endpoints = append(z.endpoints, r)
+		for _, i := range r.Interfaces {
+			z.byAddr[i.IPv4], z.byAddr[i.IPv6] = r, r
+		}
+	}
+	delete(z.byAddr, netip.Addr{})
+	for _, n := range st.Networks {
+		z.gateways[n.Gateway4.String()] = true
+	}
+	return z
+}
+
+// lookup resolves name for the container at client: the addresses, on the
+// networks they share, of every container answering to that name.
+func (z *zone) lookup(client netip.Addr, qname string) ([]netip.Addr, bool) {
+	asker := z.byAddr[client]
+	if asker == nil {
+		return nil, false
+	}
+	shared := map[string]bool{}
+	for _, i := range asker.Interfaces {
+		shared[i.Network] = true
+	}
+	name := strings.ToLower(strings.TrimSuffix(qname, "."))
+	var out []netip.Addr
+	found := false
+	for _, r := range z.endpoints {
+		for _, i := range r.Interfaces {
+			if shared[i.Network] && answersTo(r.Endpoint, i, name) {
+				found = true
+				for _, a := range []netip.Addr{i.IPv4, i.IPv6} {
+					if a.IsValid() {
+						out = append(out, a)
+					}
+				}
+			}
+		}
+	}
+	return out, found
+}
+
+func answersTo(ep Endpoint, i Interface, name string) bool {
+	names := append([]string{ep.Service, ep.Name, hostname(ep)}, i.Aliases...)
+	if ep.Domainname != "" {
+		names = append(names, hostname(ep)+"."+ep.Domainname)
+	}
+	for _, n := range names {
+		if n != "" && strings.EqualFold(n, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// upstreams are the container's dns: servers, else the host's, never
+// berth's own listeners (which would loop).
+func (z *zone) upstreams(client netip.Addr, def []string) []string {
+	list := def
+	if z != nil {
+		if r := z.byAddr[client]; r != nil && len(r.Endpoint.DNS) > 0 {
+			list = r.Endpoint.DNS
+		}
+	}
+	var out []string
+	for _, u := range list {
+		if z == nil || !z.gateways[u] {
+			out = append(out, u)
+		}
+	}
+	return out
+}

@@ -1,0 +1,427 @@
+package network
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"reflect"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// Sandbox makes sure container id has a network namespace (with loopback
+// up) and returns the path the runtime joins.
+func (m *Manager) Sandbox(ctx context.Context, id string) (string, error) {
+	if err := validID(id); err != nil {
+		return "", err
+	}
+	path := m.SandboxPath(id)
+	if err := createNetns(path); err != nil {
+		return "", err
+	}
+	return path, withNS(path, func(h *netlink.Handle, _ netns.NsHandle) error {
+		lo, err := h.LinkByName("lo")
+		if err != nil {
+			return err
+		}
+		return h.LinkSetUp(lo)
+	})
+}
+
+func validID(id string) error {
+	if id == "" || strings.ContainsAny(id, "/\x00") || id == "." || id == ".." {
+		return fmt.Errorf("network: invalid container id %q", id)
+	}
+	return nil
+}
+
+// withNS gives fn a netlink handle inside the namespace pinned at path.
+func withNS(path string, fn func(h *netlink.Handle, ns netns.NsHandle) error) error {
+	ns, err := netns.GetFromPath(path)
+	if err != nil {
+		return fmt.Errorf("open netns %s: %w", path, err)
+	}
+	defer ns.Close()
+	h, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	return fn(h, ns)
+}
+
+// Attach converges container ep.ID to ep: its sandbox, one veth per network
+// with its addresses, the default route, published ports and DNS records,
+// and its hosts/resolv.conf/hostname files. Calling it again with the same
+// Endpoint changes nothing; with another one, only the difference.
+func (m *Manager) Attach(ctx context.Context, ep Endpoint) (Attachment, error) {
+	if err := validID(ep.ID); err != nil {
+		return Attachment{}, err
+	}
+	var out Attachment
+	err := m.mutate(ctx, func(st *diskState) error {
+		old := st.Endpoints[ep.ID]
+		rec, err := m.attach(st, ep, old)
+		if rec == nil {
+			return err
+		}
+		st.Endpoints[ep.ID] = rec
+		out = m.attachment(rec)
+		if err != nil {
+			return err
+		}
+		if old == nil || len(old.Ports) > 0 || len(rec.Ports) > 0 || !reflect.DeepEqual(old.Interfaces, rec.Interfaces) {
+			if err := m.applyFirewall(st); err != nil {
+				return err
+			}
+		}
+		return m.writeFiles(st, rec)
+	})
+	if err == nil && len(ep.Networks) > 0 {
+		err = m.ensureDNS(ctx)
+	}
+	return out, err
+}
+
+func (m *Manager) attach(st *diskState, ep Endpoint, old *endpointRecord) (*endpointRecord, error) {
+	rec := &endpointRecord{Endpoint: ep}
+	mode := ep.NetworkMode
+	if mode == "host" || strings.HasPrefix(mode, "container:") || strings.HasPrefix(mode, "service:") {
+		if old != nil {
+			if err := m.teardown(old); err != nil {
+				return nil, err
+			}
+		}
+		if mode == "host" {
+			return rec, nil
+		}
+		other, ok := st.Endpoints[strings.SplitN(mode, ":", 2)[1]]
+		if !ok || other.Netns == "" {
+			return nil, fmt.Errorf("network_mode %s: %w", mode, ErrNotFound)
+		}
+		rec.Netns = other.Netns
+		return rec, nil
+	}
+	if mode != "" && mode != "none" && mode != "bridge" && mode != "default" {
+		return nil, fmt.Errorf("network_mode %q is not supported", mode)
+	}
+	path := m.SandboxPath(ep.ID)
+	if _, err := m.Sandbox(context.Background(), ep.ID); err != nil {
+		return nil, err
+	}
+	rec.Netns = path
+	if mode != "none" {
+		if err := m.allocate(st, ep, old, rec); err != nil {
+			return nil, err
+		}
+	}
+	err := withNS(path, func(h *netlink.Handle, ns netns.NsHandle) error {
+		if err := m.syncInterfaces(st, h, ns, old, rec); err != nil {
+			return err
+		}
+		return syncDefaultRoutes(st, h, rec)
+	})
+	if err != nil {
+		return rec, err
+	}
+	ports, err := resolvePorts(st, ep, old)
+	rec.Ports = ports
+	return rec, err
+}
+
+// allocate fills rec.Interfaces: names, and addresses that stay the same
+// for as long as the request does.
+func (m *Manager) allocate(st *diskState, ep Endpoint, old *endpointRecord, rec *endpointRecord) error {
+	for i, att := range ep.Networks {
+		n, ok := st.Networks[att.Network]
+		if !ok {
+			return fmt.Errorf("network %s: %w", att.Network, ErrNotFound)
+		}
+		ifc := Interface{
+			Network:  att.Network,
+			Name:     att.InterfaceName,
+			HostVeth: hostVethName(ep.ID, att.Network),
+			MAC:      strings.ToLower(att.MacAddress),
+			Aliases:  att.Aliases,
+			Priority: att.Priority,
+		}
+		if ifc.Name == "" {
+			ifc.Name = "eth" + strconv.Itoa(i)
+		}
+		if ifc.MAC == "" && i == 0 {
+			ifc.MAC = strings.ToLower(ep.MacAddress)
+		}
+		var prev *Interface
+		if old != nil {
+			for j := range old.Interfaces {
+				if old.Interfaces[j].Network == att.Network {
+					prev = &old.Interfaces[j]
+				}
+			}
+		}
+		taken := takenAddrs(st, n, ep.ID)
+		var err error
+		if ifc.IPv4, err = pickAddr(n.Subnet4, n.Range4, att.IPv4, prev, true, taken); err != nil {
+			return fmt.Errorf("%s on %s: %w", ep.Name, att.Network, err)
+		}
+		if ifc.IPv6, err = pickAddr(n.Subnet6, n.Range6, att.IPv6, prev, false, taken); err != nil {
+			return fmt.Errorf("%s on %s: %w", ep.Name, att.Network, err)
+		}
+		if ifc.MAC == "" && prev != nil && prev.IPv4 == ifc.IPv4 {
+			ifc.MAC = prev.MAC
+		}
+		rec.Interfaces = append(rec.Interfaces, ifc)
+	}
+	return nil
+}
+
+func takenAddrs(st *diskState, n *NetworkInfo, self string) map[netip.Addr]bool {
+	taken := map[netip.Addr]bool{n.Gateway4: true, n.Gateway6: true}
+	for id, r := range st.Endpoints {
+		if id == self {
+			continue
+		}
+		for _, i := range r.Interfaces {
+			if i.Network == n.Spec.Name {
+				taken[i.IPv4], taken[i.IPv6] = true, true
+			}
+		}
+	}
+	return taken
+}
+
+func pickAddr(subnet, rng netip.Prefix, static string, prev *Interface, v4 bool, taken map[netip.Addr]bool) (netip.Addr, error) {
+	if !subnet.IsValid() {
+		if static != "" {
+			return netip.Addr{}, fmt.Errorf("static address %s but the network has no such subnet", static)
+		}
+		return netip.Addr{}, nil
+	}
+	if static != "" {
+		a, err := netip.ParseAddr(static)
+		if err != nil {
+			return a, err
+		}
+		return a, CheckStatic(subnet, a, taken)
+	}
+	if prev != nil {
+		a := prev.IPv6
+		if v4 {
+			a = prev.IPv4
+		}
+		if a.IsValid() && CheckStatic(subnet, a, taken) == nil && (!rng.IsValid() || rng.Contains(a)) {
+			return a, nil
+		}
+	}
+	return AllocateAddr(subnet, rng, taken)
+}
+
+// syncInterfaces deletes the veths rec no longer wants and creates (or
+// repairs) the ones it does.
+func (m *Manager) syncInterfaces(st *diskState, h *netlink.Handle, ns netns.NsHandle, old, rec *endpointRecord) error {
+	keep := map[string]bool{}
+	if old != nil {
+		for _, o := range old.Interfaces {
+			for _, w := range rec.Interfaces {
+				if reflect.DeepEqual(o, w) && vethIntact(m.nl, h, w) {
+					keep[w.HostVeth] = true
+				}
+			}
+			if !keep[o.HostVeth] {
+				if err := m.deleteLink(o.HostVeth); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	for i := range rec.Interfaces {
+		if keep[rec.Interfaces[i].HostVeth] {
+			continue
+		}
+		if err := m.createVeth(st.Networks[rec.Interfaces[i].Network], h, ns, &rec.Interfaces[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func vethIntact(host, h *netlink.Handle, ifc Interface) bool {
+	hl, err := host.LinkByName(ifc.HostVeth)
+	if err != nil || hl.Attrs().MasterIndex == 0 || hl.Attrs().Flags&net.FlagUp == 0 {
+		return false
+	}
+	cl, err := h.LinkByName(ifc.Name)
+	return err == nil && cl.Attrs().Flags&net.FlagUp != 0 && cl.Type() == "veth"
+}
+
+func (m *Manager) createVeth(n *NetworkInfo, h *netlink.Handle, ns netns.NsHandle, ifc *Interface) error {
+	if err := m.deleteLink(ifc.HostVeth); err != nil {
+		return err
+	}
+	if l, err := h.LinkByName(ifc.Name); err == nil {
+		if err := h.LinkDel(l); err != nil {
+			return err
+		}
+	}
+	br, err := m.nl.LinkByName(n.Bridge)
+	if err != nil {
+		return fmt.Errorf("bridge %s of %s: %w", n.Bridge, n.Spec.Name, err)
+	}
+	attrs := netlink.NewLinkAttrs()
+	attrs.Name, attrs.MTU, attrs.MasterIndex = ifc.HostVeth, n.MTU, br.Attrs().Index
+	veth := &netlink.Veth{LinkAttrs: attrs, PeerName: ifc.Name, PeerNamespace: netlink.NsFd(int(ns)), PeerTxQLen: -1}
+	if ifc.MAC != "" {
+		if veth.PeerHardwareAddr, err = net.ParseMAC(ifc.MAC); err != nil {
+			return fmt.Errorf("mac_address %q: %w", ifc.MAC, err)
+		}
+	}
+	if err := m.nl.LinkAdd(veth); err != nil {
+		return fmt.Errorf("create veth %s: %w", ifc.HostVeth, err)
+	}
+	peer, err := h.LinkByName(ifc.Name)
+	if err != nil {
+		return err
+	}
+	if ifc.MAC == "" {
+		ifc.MAC = peer.Attrs().HardwareAddr.String()
+	}
+	if ifc.IPv6.IsValid() {
+		if err := inNS(ns, func() error {
+			return os.WriteFile("/proc/sys/net/ipv6/conf/"+ifc.Name+"/disable_ipv6", []byte("0"), 0o644)
+		}); err != nil {
+			return err
+		}
+	}
+	if ifc.IPv4.IsValid() {
+		if err := h.AddrAdd(peer, &netlink.Addr{IPNet: ipNet(ifc.IPv4, n.Subnet4.Bits())}); err != nil && !errors.Is(err, syscall.EEXIST) {
+			return err
+		}
+	}
+	if ifc.IPv6.IsValid() {
+		if err := h.AddrAdd(peer, &netlink.Addr{IPNet: ipNet(ifc.IPv6, n.Subnet6.Bits()), Flags: unix.IFA_F_NODAD}); err != nil && !errors.Is(err, syscall.EEXIST) {
+			return err
+		}
+	}
+	if err := h.LinkSetUp(peer); err != nil {
+		return err
+	}
+	hl, err := m.nl.LinkByName(ifc.HostVeth)
+	if err != nil {
+		return err
+	}
+	return m.nl.LinkSetUp(hl)
+}
+
+// syncDefaultRoutes points the default routes at the gateway of the
+// highest-priority non-internal network (the first one on a tie).
+func syncDefaultRoutes(st *diskState, h *netlink.Handle, rec *endpointRecord) error {
+	for _, v4 := range []bool{true, false} {
+		var best *Interface
+		var gw netip.Addr
+		for i := range rec.Interfaces {
+			ifc := &rec.Interfaces[i]
+			n := st.Networks[ifc.Network]
+			g := n.Gateway6
+			if v4 {
+				g = n.Gateway4
+			}
+			has := ifc.IPv6.IsValid()
+			if v4 {
+				has = ifc.IPv4.IsValid()
+			}
+			if n.Spec.Internal || !has || !g.IsValid() {
+				continue
+			}
+			if best == nil || ifc.Priority > best.Priority {
+				best, gw = ifc, g
+			}
+		}
+		if err := setDefaultRoute(h, best, gw, v4); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func setDefaultRoute(h *netlink.Handle, ifc *Interface, gw netip.Addr, v4 bool) error {
+	family, dst := netlink.FAMILY_V6, &net.IPNet{IP: net.IPv6zero, Mask: net.CIDRMask(0, 128)}
+	if v4 {
+		family, dst = netlink.FAMILY_V4, &net.IPNet{IP: net.IPv4zero.To4(), Mask: net.CIDRMask(0, 32)}
+	}
+	if ifc == nil {
+		routes, err := h.RouteListFiltered(family, &netlink.Route{Dst: nil}, 0)
+		if err != nil {
+			return err
+		}
+		for _, r := range routes {
+			if r.Dst == nil || r.Dst.IP.IsUnspecified() {
+				if err := h.RouteDel(&r); err != nil && !errors.Is(err, syscall.ESRCH) {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	link, err := h.LinkByName(ifc.Name)
+	if err != nil {
+		return err
+	}
+	return h.RouteReplace(&netlink.Route{LinkIndex: link.Attrs().Index, Dst: dst, Gw: gw.AsSlice()})
+}
+
+// teardown removes a container's veths; its sandbox stays.
+func (m *Manager) teardown(r *endpointRecord) error {
+	for _, i := range r.Interfaces {
+		if err := m.deleteLink(i.HostVeth); err != nil {
+			return err
+		}
+	}
+	r.Interfaces, r.Ports = nil, nil
+	return nil
+}
+
+// Detach removes container id's endpoints, published ports, DNS records and
+// files; its sandbox stays (RemoveSandbox removes it). Missing is nil.
+func (m *Manager) Detach(ctx context.Context, id string) error {
+	return m.mutate(ctx, func(st *diskState) error { return m.detach(st, id) })
+}
+
+func (m *Manager) detach(st *diskState, id string) error {
+	r, ok := st.Endpoints[id]
+	if !ok {
+		return os.RemoveAll(m.filesDir(id))
+	}
+	hadPorts := len(r.Ports) > 0
+	if err := m.teardown(r); err != nil {
+		return err
+	}
+	delete(st.Endpoints, id)
+	if hadPorts {
+		if err := m.applyFirewall(st); err != nil {
+			return err
+		}
+	}
+	return os.RemoveAll(m.filesDir(id))
+}
+
+// RemoveSandbox detaches container id and removes its network namespace.
+// Missing is nil.
+func (m *Manager) RemoveSandbox(ctx context.Context, id string) error {
+	if err := validID(id); err != nil {
+		return err
+	}
+	return m.mutate(ctx, func(st *diskState) error {
+		if err := m.detach(st, id); err != nil {
+			return err
+		}
+		return removeNetns(m.SandboxPath(id))
+	})
+}

@@ -1,0 +1,180 @@
+package network
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+)
+
+// Options configures a Manager.
+type Options struct {
+	Root    string // state root (e.g. /var/lib/berth); allocations go to Root/network
+	RunRoot string // runtime root (e.g. /run/berth); sandboxes go to RunRoot/netns
+	// HostNetns is the path of the namespace that plays the host (bridges,
+	// nftables, the DNS responder). "" is this process's namespace; tests
+	// point it at a throwaway one.
+	HostNetns string
+	Pool4     Pool // zero: DefaultPool4
+	Pool6     Pool // zero: DefaultPool6
+	// DNSCommand builds the command that runs the DNS responder
+	// (ServeDNS). nil: this executable with "network dns-server".
+	DNSCommand func(stateDir, runDir string) *exec.Cmd
+	// NoDNS disables the responder (resolv.conf then lists upstreams).
+	NoDNS bool
+}
+
+// Manager converges bridges, sandboxes, endpoints, nftables and DNS records.
+// Its methods are safe for concurrent use, also from several processes.
+type Manager struct {
+	opt      Options
+	stateDir string
+	runDir   string
+	host     netns.NsHandle
+	nl       *netlink.Handle
+}
+
+// New opens the network layer rooted at opt.Root/opt.RunRoot.
+func New(opt Options) (*Manager, error) {
+	if opt.Root == "" || opt.RunRoot == "" {
+		return nil, fmt.Errorf("network: Root and RunRoot are required")
+	}
+	if !opt.Pool4.Base.IsValid() {
+		opt.Pool4 = DefaultPool4
+	}
+	if !opt.Pool6.Base.IsValid() {
+		opt.Pool6 = DefaultPool6
+	}
+	m := &Manager{opt: opt, stateDir: filepath.Join(opt.Root, "network"), runDir: filepath.Join(opt.RunRoot, "network")}
+	var err error
+	if opt.HostNetns == "" {
+		m.host, err = netns.Get()
+	} else {
+		m.host, err = netns.GetFromPath(opt.HostNetns)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("network: host namespace: %w", err)
+	}
+	m.nl, err = netlink.NewHandleAt(m.host)
+	if err != nil {
+		m.host.Close()
+		return nil, fmt.Errorf("network: netlink: %w", err)
+	}
+	return m, nil
+}
+
+// Close releases the Manager's handles; nothing on the machine changes.
+func (m *Manager) Close() error {
+	m.nl.Close()
+	return m.host.Close()
+}
+
+// SandboxPath is where the network namespace of container id is pinned.
+func (m *Manager) SandboxPath(id string) string {
+	return filepath.Join(m.opt.RunRoot, "netns", id)
+}
+
+// filesDir holds a container's hosts, resolv.conf and hostname.
+func (m *Manager) filesDir(id string) string { return filepath.Join(m.runDir, "containers", id) }
+
+// mutate runs fn with the allocation file loaded and locked, and saves it
+// when fn succeeds. OS changes happen inside fn, under the lock.
+func (m *Manager) mutate(ctx context.Context, fn func(st *diskState) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	unlock, err := lockState(m.stateDir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	st, err := loadState(m.stateDir)
+	if err != nil {
+		return err
+	}
+	ferr := fn(st)
+	// Save even on failure: allocations made before the failure describe
+	// objects that now exist and must be found again to be cleaned.
+	if err := saveState(m.stateDir, st); err != nil && ferr == nil {
+		ferr = err
+	}
+	return ferr
+}
+
+// read loads the allocation file without locking (a consistent snapshot:
+// writes are atomic renames).
+func (m *Manager) read() (*diskState, error) { return loadState(m.stateDir) }
+
+// Networks lists the networks berth manages, sorted by name.
+func (m *Manager) Networks(ctx context.Context) ([]NetworkInfo, error) {
+	st, err := m.read()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]NetworkInfo, 0, len(st.Networks))
+	for _, n := range st.Networks {
+		out = append(out, *n)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Spec.Name < out[j].Spec.Name })
+	return out, nil
+}
+
+// Network returns one network, or ErrNotFound.
+func (m *Manager) Network(ctx context.Context, name string) (NetworkInfo, error) {
+	st, err := m.read()
+	if err != nil {
+		return NetworkInfo{}, err
+	}
+	n, ok := st.Networks[name]
+	if !ok {
+		return NetworkInfo{}, fmt.Errorf("network %s: %w", name, ErrNotFound)
+	}
+	return *n, nil
+}
+
+// Endpoints returns the containers attached to a network ("" = all), by id.
+func (m *Manager) Endpoints(ctx context.Context, network string) (map[string]Attachment, error) {
+	st, err := m.read()
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]Attachment{}
+	for id, r := range st.Endpoints {
+		if network != "" && !r.on(network) {
+			continue
+		}
+		out[id] = m.attachment(r)
+	}
+	return out, nil
+}
+
+func (r *endpointRecord) on(network string) bool {
+	for _, i := range r.Interfaces {
+		if i.Network == network {
+			return true
+		}
+	}
+	return false
+}
+
+func (m *Manager) attachment(r *endpointRecord) Attachment {
+	dir := m.filesDir(r.Endpoint.ID)
+	return Attachment{
+		NetnsPath:      r.Netns,
+		HostsPath:      filepath.Join(dir, "hosts"),
+		ResolvConfPath: filepath.Join(dir, "resolv.conf"),
+		HostnamePath:   filepath.Join(dir, "hostname"),
+		Interfaces:     append([]Interface(nil), r.Interfaces...),
+		Ports:          append([]PublishedPort(nil), r.Ports...),
+	}
+}
+
+func exists(path string) bool {
+	_, err := os.Lstat(path)
+	return err == nil
+}

@@ -1,0 +1,90 @@
+package network
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/berth-dev/berth/state"
+)
+
+func netSpec(name string, subnet string) state.NetworkSpec {
+	s := state.NetworkSpec{Name: name, Key: name, Project: "p", Driver: "bridge"}
+	if subnet != "" {
+		s.IPAM = []state.Subnet{{Subnet: subnet}}
+	}
+	return s
+}
+
+func TestRenderNetworkAndEndpoint(t *testing.T) {
+	e := newTestEnv(t, "render", "")
+	ctx := context.Background()
+	front := netSpec("p_front", "10.213.10.0/24")
+	front.DriverOpts = map[string]string{MTUOption: "1400"}
+	back := netSpec("p_back", "10.213.11.0/24")
+	back.Internal = true
+	for _, s := range []state.NetworkSpec{front, back} {
+		if _, err := e.m.EnsureNetwork(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	att, err := e.m.Attach(ctx, Endpoint{ID: "c1", Name: "p-web-1", Project: "p", Service: "web",
+		Networks: []state.NetworkAttachment{
+			{Network: "p_front", MacAddress: "02:42:0a:d5:0a:05", IPv4: "10.213.10.5"},
+			{Network: "p_back", InterfaceName: "internal0", MacAddress: "02:42:0a:d5:0b:02", Priority: 10},
+		},
+		Ports: []state.Port{{HostIP: "127.0.0.1", HostPort: 8080, ContainerPort: 80, Protocol: "tcp"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := e.render(t)
+	fb, bb := BridgeName("p_front"), BridgeName("p_back")
+	fv, bv := hostVethName("c1", "p_front"), hostVethName("c1", "p_back")
+	for _, want := range []string{
+		"link " + fb + " bridge mtu 1400 up=true",
+		"addr " + fb + " 10.213.10.1/24",
+		"addr " + bb + " 10.213.11.1/24",
+		"link " + fv + " veth mtu 1400 up=true master " + fb,
+		"link " + bv + " veth mtu 1500 up=true master " + bb,
+		"== sandbox c1",
+		"link eth0 veth mtu 1400 up=true",
+		"addr eth0 10.213.10.5/24",
+		"link internal0 veth mtu 1500 up=true",
+		"addr internal0 10.213.11.2/24",
+		// gw_priority favours back, but an internal network has no way out.
+		"route default dev eth0 via 10.213.10.1",
+		"table inet berth",
+		"ip saddr 10.213.10.0/24 oifname != \"" + fb + "\" masquerade",
+		"iifname \"" + bb + "\" oifname != \"" + bb + "\" drop",
+		"iifname \"" + fb + "\" oifname \"" + bb + "\" drop",
+		"ip daddr 127.0.0.1 tcp dport 8080 dnat ip to 10.213.10.5:80",
+		"fib daddr type local jump ports",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("rendering lacks %q", want)
+		}
+	}
+	if strings.Contains(got, "ip saddr 10.213.11.0/24 oifname") {
+		t.Errorf("internal network is masqueraded")
+	}
+	if t.Failed() {
+		t.Log(got)
+	}
+	if att.NetnsPath != e.m.SandboxPath("c1") || len(att.Ports) != 1 || att.Interfaces[1].IPv4 != mustAddr("10.213.11.2") {
+		t.Errorf("attachment %+v", att)
+	}
+	// Attaching again with the same endpoint changes nothing.
+	if _, err := e.m.Attach(ctx, Endpoint{ID: "c1", Name: "p-web-1", Project: "p", Service: "web",
+		Networks: []state.NetworkAttachment{
+			{Network: "p_front", MacAddress: "02:42:0a:d5:0a:05", IPv4: "10.213.10.5"},
+			{Network: "p_back", InterfaceName: "internal0", MacAddress: "02:42:0a:d5:0b:02", Priority: 10},
+		},
+		Ports: []state.Port{{HostIP: "127.0.0.1", HostPort: 8080, ContainerPort: 80, Protocol: "tcp"}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if again := e.render(t); again != got {
+		t.Errorf("re-attach changed the machine:\n%s\nvs\n%s", got, again)
+	}
+}

@@ -1,0 +1,141 @@
+package network
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/vishvananda/netlink"
+)
+
+// Set converges all of berth's networking to cfg: networks and containers
+// not in cfg are removed, the others converged, and whatever a crash left
+// behind (links, namespaces, files berth no longer records) is cleaned.
+func (m *Manager) Set(ctx context.Context, cfg Config) error {
+	wantEP := map[string]bool{}
+	for _, e := range cfg.Endpoints {
+		wantEP[e.ID] = true
+	}
+	wantNet := map[string]bool{}
+	for _, n := range cfg.Networks {
+		wantNet[n.Name] = true
+	}
+	st, err := m.read()
+	if err != nil {
+		return err
+	}
+	for id := range st.Endpoints {
+		if !wantEP[id] {
+			if err := m.RemoveSandbox(ctx, id); err != nil {
+				return err
+			}
+		}
+	}
+	for name := range st.Networks {
+		if !wantNet[name] {
+			if err := m.RemoveNetwork(ctx, name); err != nil {
+				return err
+			}
+		}
+	}
+	for _, n := range cfg.Networks {
+		if !n.External {
+			if _, err := m.EnsureNetwork(ctx, n); err != nil {
+				return err
+			}
+		}
+	}
+	eps := append([]Endpoint(nil), cfg.Endpoints...)
+	// Containers that join another's namespace come after it.
+	sort.SliceStable(eps, func(i, j int) bool {
+		return !strings.HasPrefix(eps[i].NetworkMode, "container:") && strings.HasPrefix(eps[j].NetworkMode, "container:")
+	})
+	for _, e := range eps {
+		if _, err := m.Attach(ctx, e); err != nil {
+			return err
+		}
+	}
+	return m.collect(ctx)
+}
+
+// collect removes what berth made but no longer records: bridges and host
+// veths with berth's prefixes, pinned namespaces and container files.
+func (m *Manager) collect(ctx context.Context) error {
+	return m.mutate(ctx, func(st *diskState) error {
+		keep := map[string]bool{}
+		for _, n := range st.Networks {
+			keep[n.Bridge] = true
+		}
+		for _, r := range st.Endpoints {
+			for _, i := range r.Interfaces {
+				keep[i.HostVeth] = true
+			}
+		}
+		links, err := m.nl.LinkList()
+		if err != nil {
+			return err
+		}
+		for _, l := range links {
+			name := l.Attrs().Name
+			ours := (strings.HasPrefix(name, bridgePrefix) && l.Type() == "bridge") ||
+				(strings.HasPrefix(name, hostVethPrefix) && l.Type() == "veth")
+			if ours && !keep[name] {
+				if err := m.nl.LinkDel(l); err != nil {
+					var nf netlink.LinkNotFoundError
+					if !errors.As(err, &nf) {
+						return err
+					}
+				}
+			}
+		}
+		if err := m.collectDir(filepath.Join(m.opt.RunRoot, "netns"), st, removeNetns); err != nil {
+			return err
+		}
+		if err := m.collectDir(filepath.Join(m.runDir, "containers"), st, os.RemoveAll); err != nil {
+			return err
+		}
+		return m.applyFirewall(st)
+	})
+}
+
+func (m *Manager) collectDir(dir string, st *diskState, remove func(string) error) error {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		if os.IsNotExist(err) {
+			return nil
+		}
+		return err
+	}
+	for _, e := range ents {
+		if _, ok := st.Endpoints[e.Name()]; ok {
+			continue
+		}
+		if err := remove(filepath.Join(dir, e.Name())); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Prune removes the networks no container uses (except those listed in
+// keep) and cleans what a crash left behind. It returns the removed names.
+func (m *Manager) Prune(ctx context.Context, keep map[string]bool) ([]string, error) {
+	st, err := m.read()
+	if err != nil {
+		return nil, err
+	}
+	var removed []string
+	for _, n := range sortedNetworks(st) {
+		if keep[n.Spec.Name] || len(usersOf(st, n.Spec.Name)) > 0 {
+			continue
+		}
+		if err := m.RemoveNetwork(ctx, n.Spec.Name); err != nil {
+			return removed, err
+		}
+		removed = append(removed, n.Spec.Name)
+	}
+	return removed, nil
+}

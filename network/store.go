@@ -1,0 +1,88 @@
+package network
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
+)
+
+const stateFile = "state.json"
+
+// lockState takes the exclusive lock that serialises every mutation of the
+// allocation file, across goroutines (separate open file descriptions) and
+// processes. The returned function releases it.
+func lockState(dir string) (func(), error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock %s: %w", dir, err)
+	}
+	return func() { f.Close() }, nil
+}
+
+// loadState reads the allocation file; a missing file is an empty state.
+func loadState(dir string) (*diskState, error) {
+	st := &diskState{}
+	b, err := os.ReadFile(filepath.Join(dir, stateFile))
+	if err != nil && !os.IsNotExist(err) {
+		return nil, err
+	}
+	if len(b) > 0 {
+		if err := json.Unmarshal(b, st); err != nil {
+			return nil, fmt.Errorf("%s: %w", filepath.Join(dir, stateFile), err)
+		}
+	}
+	if st.Networks == nil {
+		st.Networks = map[string]*NetworkInfo{}
+	}
+	if st.Endpoints == nil {
+		st.Endpoints = map[string]*endpointRecord{}
+	}
+	return st, nil
+}
+
+func saveState(dir string, st *diskState) error {
+	b, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(filepath.Join(dir, stateFile), b, 0o644)
+}
+
+// writeFileAtomic leaves either the old or the new content at path, never a
+// torn file, even across a crash.
+func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}

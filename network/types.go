@@ -1,0 +1,100 @@
+package network
+
+import (
+	"errors"
+	"net/netip"
+
+	"github.com/berth-dev/berth/state"
+)
+
+var (
+	// ErrNotFound is returned for a network or sandbox berth does not have.
+	ErrNotFound = errors.New("not found")
+	// ErrInUse is returned when removing a network that still has endpoints.
+	ErrInUse = errors.New("in use")
+)
+
+// Endpoint is everything the network layer needs to know about one container.
+type Endpoint struct {
+	ID         string // the container's id; also names its sandbox
+	Name       string // container name (resolvable by peers)
+	Project    string
+	Service    string // service name (resolvable; every replica answers)
+	Hostname   string // "" means the first 12 characters of ID
+	Domainname string
+	// NetworkMode is "" (the bridge networks below), "none", "host" or
+	// "container:<ID>" where ID is the sandbox id of the container to join
+	// (the driver resolves service:NAME and container:NAME to an id).
+	NetworkMode string
+	Networks    []state.NetworkAttachment
+	Ports       []state.Port
+	ExtraHosts  []string // "name:ip" or "name=ip"; ip may be "host-gateway"
+	DNS         []string // upstream resolvers for this container's forwarded queries
+	DNSSearch   []string
+	DNSOpt      []string
+	MacAddress  string // for the first network when its attachment sets none
+}
+
+// Config is the whole desired state of berth's networking, for Set.
+type Config struct {
+	Networks  []state.NetworkSpec
+	Endpoints []Endpoint
+}
+
+// Attachment is what Attach set up for a container.
+type Attachment struct {
+	NetnsPath      string // "" in host mode: the container keeps the host's namespace
+	HostsPath      string
+	ResolvConfPath string
+	HostnamePath   string
+	Interfaces     []Interface
+	Ports          []PublishedPort
+}
+
+// Interface is one container end of a veth pair.
+type Interface struct {
+	Network  string     `json:"network"`
+	Name     string     `json:"name"`
+	HostVeth string     `json:"hostVeth"`
+	IPv4     netip.Addr `json:"ipv4,omitzero"`
+	IPv6     netip.Addr `json:"ipv6,omitzero"`
+	MAC      string     `json:"mac,omitempty"`
+	Aliases  []string   `json:"aliases,omitempty"`
+	Priority int        `json:"priority,omitempty"`
+}
+
+// PublishedPort is one host port forwarded to a container port (ranges are
+// expanded, random host ports resolved).
+type PublishedPort struct {
+	HostIP        string `json:"hostIP,omitempty"`
+	HostPort      int    `json:"hostPort"`
+	ContainerPort int    `json:"containerPort"`
+	Protocol      string `json:"protocol"`
+}
+
+// NetworkInfo describes a network berth manages.
+type NetworkInfo struct {
+	Spec     state.NetworkSpec `json:"spec"`
+	Bridge   string            `json:"bridge"`
+	Subnet4  netip.Prefix      `json:"subnet4,omitzero"`
+	Gateway4 netip.Addr        `json:"gateway4,omitzero"`
+	Range4   netip.Prefix      `json:"range4,omitzero"`
+	Subnet6  netip.Prefix      `json:"subnet6,omitzero"`
+	Gateway6 netip.Addr        `json:"gateway6,omitzero"`
+	Range6   netip.Prefix      `json:"range6,omitzero"`
+	MTU      int               `json:"mtu,omitempty"`
+}
+
+// endpointRecord is the on-disk record of one container.
+type endpointRecord struct {
+	Endpoint   Endpoint        `json:"endpoint"`
+	Netns      string          `json:"netns,omitempty"`
+	Interfaces []Interface     `json:"interfaces,omitempty"`
+	Ports      []PublishedPort `json:"ports,omitempty"`
+}
+
+// diskState is the whole allocation file.
+type diskState struct {
+	Networks  map[string]*NetworkInfo    `json:"networks"`
+	Endpoints map[string]*endpointRecord `json:"endpoints"`
+}
