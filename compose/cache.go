@@ -29,10 +29,10 @@ const cacheFormat = "berth-compose-cache-v1"
 // flag set is one entry.
 const maxCacheEntries = 32
 
-// racyWindow: a file changed this close to (or after) the start of a load
+// racyWindow (a variable for tests): a file changed this close to (or after) the start of a load
 // may have been read before or after the change, so the result is not
 // cached. It covers the coarse clock the kernel stamps files with.
-const racyWindow = 50 * time.Millisecond
+var racyWindow = 50 * time.Millisecond
 
 // Loaded is a desired state and what the user must be told about it.
 type Loaded struct {

@@ -4,7 +4,10 @@
 package compose
 
 import (
+	"bytes"
 	"context"
+	"errors"
+	"io"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -15,6 +18,7 @@ import (
 	"github.com/compose-spec/compose-go/v2/consts"
 	"github.com/compose-spec/compose-go/v2/loader"
 	"github.com/compose-spec/compose-go/v2/types"
+	"go.yaml.in/yaml/v4"
 
 	"github.com/berth-dev/berth/state"
 )
@@ -82,7 +86,14 @@ func (o Options) dir() (string, error) {
 }
 
 // Load reads and normalises the project exactly as docker compose would.
-func Load(ctx context.Context, o Options) (*Project, error) {
+func Load(ctx context.Context, o Options) (p *Project, err error) {
+	defer func() {
+		// a compose file is untrusted input: whatever it does to the
+		// loader must end as an error, not a crash
+		if r := recover(); r != nil {
+			p, err = nil, fmt.Errorf("loading compose files: internal error: %v", r)
+		}
+	}()
 	cwd, err := o.dir()
 	if err != nil {
 		return nil, err
@@ -139,14 +150,12 @@ func Load(ctx context.Context, o Options) (*Project, error) {
 			rec.add(f)
 		}
 	}
-	p, err := po.LoadProject(ctx)
+	tp, err := po.LoadProject(ctx)
 	if err != nil {
-		return nil, err
+		return nil, locate(err, po.ConfigPaths)
 	}
-	if !o.NoInterpolate {
-		rec.references(po.ConfigPaths, p)
-	}
-	return &Project{Project: p, Inputs: rec.sorted(), Unimplemented: dedupe(unimplemented), EnvFiles: slices.Clone(po.EnvFiles)}, nil
+	rec.references(po.ConfigPaths, tp)
+	return &Project{Project: tp, Inputs: rec.sorted(), Unimplemented: dedupe(unimplemented), EnvFiles: slices.Clone(po.EnvFiles)}, nil
 }
 
 func workingDirOf(po *cli.ProjectOptions, cwd string) string {
@@ -259,5 +268,42 @@ func configFileEnv(cwd string) cli.ProjectOptionsFn {
 			o.ConfigPaths = append(o.ConfigPaths, absFrom(cwd, p))
 		}
 		return nil
+	}
+}
+
+// locate makes sure a load error names the file it comes from. compose-go
+// names it for most errors, but not for a YAML syntax error found while
+// looking for the project name, nor for interpolation errors.
+func locate(err error, files []string) error {
+	msg := err.Error()
+	for _, f := range files {
+		if f != "-" && strings.Contains(msg, f) {
+			return err
+		}
+	}
+	for _, f := range files {
+		if f == "-" {
+			continue
+		}
+		if b, rerr := os.ReadFile(f); rerr == nil && yamlError(b) != nil {
+			return fmt.Errorf("%s: %w", f, err)
+		}
+	}
+	if len(files) == 1 {
+		return fmt.Errorf("%s: %w", files[0], err)
+	}
+	return fmt.Errorf("%s: %w", strings.Join(files, ", "), err)
+}
+
+func yamlError(b []byte) error {
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	for {
+		var v any
+		if err := dec.Decode(&v); err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
 	}
 }

@@ -26,6 +26,8 @@ func service(p *types.Project, s types.ServiceConfig) (*state.Service, error) {
 		DependsOn:  dependsOn(s.DependsOn),
 		Container:  c,
 		ConfigHash: hash,
+		Update:     updateConfig(nil),
+		Rollback:   updateConfig(nil),
 	}
 	if s.Deploy != nil {
 		svc.Update = updateConfig(s.Deploy.UpdateConfig)

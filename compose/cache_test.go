@@ -1,0 +1,293 @@
+package compose
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// writeTree creates files (path → content) under dir.
+func writeTree(t *testing.T, dir string, files map[string]string) {
+	t.Helper()
+	for p, content := range files {
+		full := filepath.Join(dir, p)
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// settle waits until files written just now are outside the racy window,
+// so that the next load may be cached.
+func settle() { time.Sleep(racyWindow + 10*time.Millisecond) }
+
+// cacheProject is a project that reads every kind of input: an override
+// file, .env, an env_file, an include with its env_file, an extends target
+// reached through the include, a config and a secret file.
+var cacheProject = map[string]string{
+	"proj/compose.yaml": `
+include:
+  - path: inc/included.yaml
+    env_file: inc/inc.env
+services:
+  web:
+    image: "busybox:${TAG}"
+    env_file: web.env
+    configs: [conf]
+    secrets: [tok]
+configs:
+  conf:
+    file: ./app.conf
+secrets:
+  tok:
+    file: ./token
+`,
+	"proj/.env":               "TAG=1\n",
+	"proj/web.env":            "FROM_ENV_FILE=a\n",
+	"proj/app.conf":           "conf-v1\n",
+	"proj/token":              "tok-v1\n",
+	"proj/inc/inc.env":        "INC_TAG=1\n",
+	"proj/inc/included.yaml":  "services:\n  worker:\n    extends:\n      file: base/base.yaml\n      service: base\n    image: \"busybox:${INC_TAG}\"\n",
+	"proj/inc/base/base.yaml": "services:\n  base:\n    image: busybox\n    environment: [BASE=1]\n",
+}
+
+func cacheOptions(dir string) Options {
+	return Options{
+		Dir:      filepath.Join(dir, "proj"),
+		Environ:  []string{"HOME=/nonexistent"},
+		CacheDir: filepath.Join(dir, "cache"),
+	}
+}
+
+func mustLoadDesired(t *testing.T, o Options) *Loaded {
+	t.Helper()
+	l, err := LoadDesired(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// TestCacheInvalidation proves that changing each kind of input makes the
+// next load miss the cache and see the change, and that an unchanged
+// project is served from the cache.
+func TestCacheInvalidation(t *testing.T) {
+	type check func(t *testing.T, l *Loaded)
+	env := func(svc, want string) check {
+		return func(t *testing.T, l *Loaded) {
+			if !slices.Contains(l.Desired.Services[svc].Container.Env, want) {
+				t.Errorf("%s env %v lacks %s", svc, l.Desired.Services[svc].Container.Env, want)
+			}
+		}
+	}
+	image := func(svc, want string) check {
+		return func(t *testing.T, l *Loaded) {
+			if got := l.Desired.Services[svc].Image.Ref; got != want {
+				t.Errorf("%s image %q, want %q", svc, got, want)
+			}
+		}
+	}
+	cases := []struct {
+		name   string
+		change func(t *testing.T, dir string, o *Options)
+		check  check
+	}{
+		{"compose file, same size", func(t *testing.T, dir string, o *Options) {
+			edit(t, filepath.Join(dir, "proj/compose.yaml"), "busybox:${TAG}", "busyboy:${TAG}")
+		}, image("web", "busyboy:1")},
+		{"override file created", func(t *testing.T, dir string, o *Options) {
+			writeTree(t, dir, map[string]string{"proj/compose.override.yaml": "services:\n  web:\n    image: override\n"})
+		}, image("web", "override")},
+		{"compose file renamed to a lower-priority name", func(t *testing.T, dir string, o *Options) {
+			if err := os.Rename(filepath.Join(dir, "proj/compose.yaml"), filepath.Join(dir, "proj/docker-compose.yml")); err != nil {
+				t.Fatal(err)
+			}
+		}, image("web", "busybox:1")},
+		{".env", func(t *testing.T, dir string, o *Options) {
+			edit(t, filepath.Join(dir, "proj/.env"), "TAG=1", "TAG=2")
+		}, image("web", "busybox:2")},
+		{"env_file", func(t *testing.T, dir string, o *Options) {
+			edit(t, filepath.Join(dir, "proj/web.env"), "=a", "=b")
+		}, env("web", "FROM_ENV_FILE=b")},
+		{"include target", func(t *testing.T, dir string, o *Options) {
+			edit(t, filepath.Join(dir, "proj/inc/included.yaml"), "${INC_TAG}", "inc-${INC_TAG}")
+		}, image("worker", "busybox:inc-1")},
+		{"include env_file", func(t *testing.T, dir string, o *Options) {
+			edit(t, filepath.Join(dir, "proj/inc/inc.env"), "INC_TAG=1", "INC_TAG=9")
+		}, image("worker", "busybox:9")},
+		{"extends target inside include", func(t *testing.T, dir string, o *Options) {
+			edit(t, filepath.Join(dir, "proj/inc/base/base.yaml"), "BASE=1", "BASE=2")
+		}, env("worker", "BASE=2")},
+		{"environment", func(t *testing.T, dir string, o *Options) {
+			o.Environ = append(o.Environ, "TAG=from-env")
+		}, image("web", "busybox:from-env")},
+		{"profiles option", func(t *testing.T, dir string, o *Options) {
+			o.Profiles = []string{"other"}
+		}, image("web", "busybox:1")},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			writeTree(t, dir, cacheProject)
+			o := cacheOptions(dir)
+			settle()
+			if l := mustLoadDesired(t, o); l.Cached {
+				t.Fatal("first load served from an empty cache")
+			}
+			first := mustLoadDesired(t, o)
+			if !first.Cached {
+				t.Fatal("unchanged project not served from the cache")
+			}
+			tc.change(t, dir, &o)
+			l := mustLoadDesired(t, o)
+			if l.Cached {
+				t.Fatalf("cache served after %s changed", tc.name)
+			}
+			tc.check(t, l)
+		})
+	}
+}
+
+// TestCacheContentChangesMoveHash: a config or secret file whose content
+// changes misses the cache and moves the service's config hash.
+func TestCacheContentChangesMoveHash(t *testing.T) {
+	for _, file := range []string{"proj/app.conf", "proj/token"} {
+		t.Run(file, func(t *testing.T) {
+			dir := t.TempDir()
+			writeTree(t, dir, cacheProject)
+			o := cacheOptions(dir)
+			settle()
+			before := mustLoadDesired(t, o)
+			if !mustLoadDesired(t, o).Cached {
+				t.Fatal("not cached")
+			}
+			edit(t, filepath.Join(dir, file), "-v1", "-v2")
+			after := mustLoadDesired(t, o)
+			if after.Cached {
+				t.Fatal("cache served after a content change")
+			}
+			if before.Desired.Services["web"].ConfigHash == after.Desired.Services["web"].ConfigHash {
+				t.Error("config hash did not move with the content")
+			}
+		})
+	}
+}
+
+// TestCacheTouchKeepsEntry: times moving without a content change is
+// settled by the content hash and keeps the entry.
+func TestCacheTouchKeepsEntry(t *testing.T) {
+	dir := t.TempDir()
+	writeTree(t, dir, cacheProject)
+	o := cacheOptions(dir)
+	settle()
+	mustLoadDesired(t, o)
+	future := time.Now().Add(time.Hour)
+	if err := os.Chtimes(filepath.Join(dir, "proj/compose.yaml"), future, future); err != nil {
+		t.Fatal(err)
+	}
+	if !mustLoadDesired(t, o).Cached {
+		t.Error("touching a file dropped the cache entry")
+	}
+}
+
+// TestCacheRacyNotWritten: a file changed during (or just before) a load
+// might have been read in its old state, so the result is not cached.
+func TestCacheRacyNotWritten(t *testing.T) {
+	old := racyWindow
+	racyWindow = time.Hour
+	t.Cleanup(func() { racyWindow = old })
+	dir := t.TempDir()
+	writeTree(t, dir, cacheProject)
+	o := cacheOptions(dir)
+	mustLoadDesired(t, o)
+	if mustLoadDesired(t, o).Cached {
+		t.Error("a load racing a file change was cached")
+	}
+}
+
+// TestCacheDiscoveryUpwards: a project found in a parent directory is
+// invalidated by a compose file appearing in the directory in between.
+func TestCacheDiscoveryUpwards(t *testing.T) {
+	dir := t.TempDir()
+	writeTree(t, dir, map[string]string{
+		"top/compose.yaml":    "services:\n  a:\n    image: top\n",
+		"top/mid/sub/.keep":   "",
+		"top/mid/.keep":       "",
+		"top/mid/sub/x/.keep": "",
+	})
+	o := Options{Dir: filepath.Join(dir, "top/mid/sub"), Environ: []string{}, CacheDir: filepath.Join(dir, "cache")}
+	settle()
+	if l := mustLoadDesired(t, o); l.Desired.Services["a"].Image.Ref != "top" {
+		t.Fatalf("image %q", l.Desired.Services["a"].Image.Ref)
+	}
+	if !mustLoadDesired(t, o).Cached {
+		t.Fatal("not cached")
+	}
+	writeTree(t, dir, map[string]string{"top/mid/docker-compose.yml": "services:\n  a:\n    image: mid\n"})
+	l := mustLoadDesired(t, o)
+	if l.Cached || l.Desired.Services["a"].Image.Ref != "mid" {
+		t.Errorf("cached=%v image=%q, want a fresh load of the nearer file", l.Cached, l.Desired.Services["a"].Image.Ref)
+	}
+	settle()
+	mustLoadDesired(t, o)
+	// compose.yaml takes precedence over docker-compose.yml in one directory
+	writeTree(t, dir, map[string]string{"top/mid/compose.yaml": "services:\n  a:\n    image: mid2\n"})
+	l = mustLoadDesired(t, o)
+	if l.Cached || l.Desired.Services["a"].Image.Ref != "mid2" {
+		t.Errorf("cached=%v image=%q, want the higher-priority file", l.Cached, l.Desired.Services["a"].Image.Ref)
+	}
+}
+
+// TestCacheWarningsKept: a cached load still reports unimplemented keys.
+func TestCacheWarningsKept(t *testing.T) {
+	dir := t.TempDir()
+	writeTree(t, dir, map[string]string{"proj/compose.yaml": "services:\n  a:\n    image: x\n    logging: {driver: none}\n"})
+	o := cacheOptions(dir)
+	settle()
+	mustLoadDesired(t, o)
+	l := mustLoadDesired(t, o)
+	if !l.Cached || !slices.Equal(l.Unimplemented, []string{"services.a.logging"}) {
+		t.Errorf("cached=%v unimplemented=%v", l.Cached, l.Unimplemented)
+	}
+}
+
+// TestCacheBypass: no CacheDir means no cache, and an unwritable cache
+// directory only costs time.
+func TestCacheBypass(t *testing.T) {
+	dir := t.TempDir()
+	writeTree(t, dir, cacheProject)
+	o := cacheOptions(dir)
+	o.CacheDir = ""
+	settle()
+	mustLoadDesired(t, o)
+	if mustLoadDesired(t, o).Cached {
+		t.Error("cached without a cache directory")
+	}
+	blocker := filepath.Join(dir, "file")
+	writeTree(t, dir, map[string]string{"file": ""})
+	o.CacheDir = filepath.Join(blocker, "cache")
+	if _, err := LoadDesired(context.Background(), o); err != nil {
+		t.Errorf("unusable cache directory failed the load: %v", err)
+	}
+}
+
+func edit(t *testing.T, path, old, new string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), old) {
+		t.Fatalf("%s does not contain %q", path, old)
+	}
+	if err := os.WriteFile(path, []byte(strings.Replace(string(b), old, new, 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
