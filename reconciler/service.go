@@ -1,0 +1,373 @@
+package reconciler
+
+import (
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/berth-dev/berth/driver"
+	"github.com/berth-dev/berth/state"
+)
+
+// planService converges the replicas of one service: removes duplicates
+// and surplus, recreates outdated containers, starts stopped ones and
+// creates missing ones. Its dependencies were planned before it.
+func (p *planner) planService(svc *state.Service) error {
+	st := &svcState{svc: svc}
+	p.svcs[svc.Name] = st
+	forcedReason := p.dependencyRecreated(svc.Name)
+	g := gate{p: p, svc: svc}
+	if p.o.RefreshImages && refreshes(svc.Image) {
+		p.image(svc)
+	}
+
+	primaries, used := p.dedupe(svc)
+	type cand struct {
+		c      state.Container
+		reason string
+	}
+	cands := make([]cand, len(primaries))
+	for i, c := range primaries {
+		cands[i] = cand{c, p.outdated(svc, c, forcedReason)}
+	}
+	if surplus := len(cands) - svc.Replicas; surplus > 0 {
+		byRemoval := append([]cand(nil), cands...)
+		sort.SliceStable(byRemoval, func(i, j int) bool {
+			oi, oj := byRemoval[i].reason != "", byRemoval[j].reason != ""
+			if oi != oj {
+				return oi
+			}
+			return byRemoval[i].c.Number > byRemoval[j].c.Number
+		})
+		gone := map[string]bool{}
+		for _, k := range byRemoval[:surplus] {
+			stop, _ := p.removeContainer(k.c, "scale down", p.stopTimeout(svc))
+			p.orderStop(svc.Name, stop)
+			gone[k.c.ID] = true
+		}
+		kept := cands[:0]
+		for _, k := range cands {
+			if !gone[k.c.ID] {
+				kept = append(kept, k)
+			}
+		}
+		cands = kept
+	}
+	for _, k := range cands {
+		c := k.c
+		switch {
+		case k.reason != "":
+			p.recreate(st, &g, c, k.reason)
+		default:
+			r := &replica{number: c.Number, obs: &c, id: c.ID}
+			if want := p.replicaName(svc, c.Number); c.Name != want {
+				p.b.add(&Op{Kind: RenameContainer, Object: objectOf(svc.Name, c.Number, ""),
+					Reason: "finish replacement of " + want, ContainerID: c.ID, Name: want})
+			}
+			if p.shouldStart(svc, c) {
+				r.start = p.b.add(&Op{Kind: StartContainer, Object: objectOf(svc.Name, c.Number, ""),
+					Reason: startReason(c), ContainerID: c.ID})
+				g.apply(r.start)
+			}
+			st.replicas = append(st.replicas, r)
+		}
+	}
+	for n := 1; len(st.replicas) < svc.Replicas; n++ {
+		if used[n] {
+			continue
+		}
+		used[n] = true
+		r := &replica{number: n}
+		r.create = p.create(svc, n, "", "missing", &g)
+		r.start = p.start(svc, n, "", r.create)
+		st.replicas = append(st.replicas, r)
+		st.creates = append(st.creates, r.create)
+	}
+	sort.Slice(st.replicas, func(i, j int) bool { return st.replicas[i].number < st.replicas[j].number })
+	return nil
+}
+
+// dedupe keeps one container per replica number (the one with the
+// replica's name, else the newest) and removes the others: leftovers of a
+// start-first replacement that was interrupted. It returns the kept
+// containers and every number in use.
+func (p *planner) dedupe(svc *state.Service) ([]state.Container, map[int]bool) {
+	cs := sortedContainers(p.byService[svc.Name])
+	used := make(map[int]bool, len(cs))
+	var out []state.Container
+	for i := 0; i < len(cs); {
+		j := i
+		for j < len(cs) && cs[j].Number == cs[i].Number {
+			j++
+		}
+		group := cs[i:j]
+		used[cs[i].Number] = true
+		keep := 0
+		want := p.replicaName(svc, cs[i].Number)
+		for k, c := range group {
+			if c.Name == want {
+				keep = k
+				break
+			}
+			if c.Created.After(group[keep].Created) {
+				keep = k
+			}
+		}
+		for k, c := range group {
+			if k != keep {
+				stop, _ := p.removeContainer(c, "duplicate of replica "+strconv.Itoa(c.Number), p.stopTimeout(svc))
+				p.orderStop(svc.Name, stop)
+			}
+		}
+		out = append(out, group[keep])
+		i = j
+	}
+	return out, used
+}
+
+// outdated returns why container c must be recreated, or "".
+func (p *planner) outdated(svc *state.Service, c state.Container, forcedReason string) string {
+	if c.Status == state.StatusDead {
+		return "dead"
+	}
+	for _, n := range c.Networks {
+		if p.netRemove[n] != 0 {
+			return "network " + n + " recreated"
+		}
+	}
+	switch {
+	case p.o.NoRecreate:
+		return ""
+	case p.o.ForceRecreate && p.scope[svc.Name]:
+		return "forced"
+	case c.ConfigHash != svc.ConfigHash:
+		return "config changed"
+	}
+	if digest := p.knownDigest(svc); digest != "" && c.ImageDigest != digest {
+		return "image changed"
+	}
+	return forcedReason
+}
+
+// dependencyRecreated says why a service must be recreated because a
+// service it shares a namespace with, or declares restart: true on, is.
+func (p *planner) dependencyRecreated(name string) string {
+	if p.o.NoRecreate {
+		return ""
+	}
+	svc := p.d.Services[name]
+	for _, dep := range p.deps[name] {
+		st := p.svcs[dep]
+		if st == nil || !st.recreated {
+			continue
+		}
+		if svc.DependsOn[dep].Restart || sharesNamespace(svc, dep) {
+			return "dependency " + dep + " recreated"
+		}
+	}
+	return ""
+}
+
+func sharesNamespace(svc *state.Service, dep string) bool {
+	m := "service:" + dep
+	return svc.Container.NetworkMode == m || svc.Container.IPC == m || svc.Container.PID == m
+}
+
+// shouldStart says whether a kept, up-to-date container must be started. A
+// one-shot job that finished successfully is complete, not stopped: it is
+// started again only by a recreate, or the loop would rerun it forever.
+func (p *planner) shouldStart(svc *state.Service, c state.Container) bool {
+	if p.o.NoStart || isUp(c) {
+		return false
+	}
+	if c.Status == state.StatusExited && c.ExitCode == 0 &&
+		(p.completedDeps[svc.Name] || strings.HasPrefix(svc.Container.Restart, "on-failure")) {
+		return false
+	}
+	return true
+}
+
+func startReason(c state.Container) string {
+	if c.Status == state.StatusExited {
+		return "exited (" + strconv.Itoa(c.ExitCode) + ")"
+	}
+	return c.Status
+}
+
+// recreate replaces container c, stop-first by default or start-first as
+// the service's update order says when the old one is up.
+func (p *planner) recreate(st *svcState, g *gate, c state.Container, reason string) {
+	svc := st.svc
+	st.recreated = true
+	r := &replica{number: c.Number}
+	name := p.replicaName(svc, c.Number)
+	startFirst := svc.Update.Order == state.OrderStartFirst && isUp(c) && !p.o.NoStart &&
+		!strings.HasPrefix(reason, "network ")
+	if !startFirst {
+		stop, rm := p.removeContainer(c, reason, p.stopTimeout(svc))
+		p.orderStop(svc.Name, stop)
+		if stop != 0 {
+			st.stops = append(st.stops, stop)
+		}
+		r.create = p.create(svc, c.Number, "", reason, g, rm)
+		r.start = p.start(svc, c.Number, "", r.create)
+	} else {
+		const suffix = "+next"
+		tmp := shortID(c.ID) + "_" + name
+		r.create = p.create(svc, c.Number, tmp, reason, g)
+		p.b.ops[r.create-1].Container.Labels[state.LabelReplace] = c.Name
+		r.start = p.start(svc, c.Number, suffix, r.create)
+		cond := driver.WaitRunning
+		if hasHealthcheck(svc) {
+			cond = driver.WaitHealthy
+		}
+		wait := p.b.add(&Op{Kind: WaitContainer, Object: objectOf(svc.Name, c.Number, suffix), Reason: "until " + cond,
+			IDFrom: r.create, Condition: cond}, r.start)
+		r.waits = map[string]int{cond: wait}
+		r.suffix = suffix
+		_, rm := p.removeContainer(c, "replaced", p.stopTimeout(svc), wait)
+		p.b.add(&Op{Kind: RenameContainer, Object: objectOf(svc.Name, c.Number, suffix), Reason: "replaces " + c.Name,
+			IDFrom: r.create, Name: name}, rm)
+	}
+	st.creates = append(st.creates, r.create)
+	st.replicas = append(st.replicas, r)
+}
+
+// orderStop makes the stops of the service's dependencies wait for stop:
+// dependents go down before what they depend on.
+func (p *planner) orderStop(service string, stop int) {
+	if stop == 0 {
+		return
+	}
+	for _, dep := range p.deps[service] {
+		if st := p.svcs[dep]; st != nil {
+			for _, s := range st.stops {
+				p.b.dep(s, stop)
+			}
+		}
+	}
+}
+
+func shortID(id string) string {
+	id = strings.TrimPrefix(id, "sha256:")
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}
+
+func hasHealthcheck(svc *state.Service) bool {
+	hc := svc.Container.Healthcheck
+	return hc != nil && !hc.Disable && len(hc.Test) > 0 && hc.Test[0] != "NONE"
+}
+
+// replicaName is the name state.Service.Replica gives replica n, without
+// building the whole spec.
+func (p *planner) replicaName(svc *state.Service, n int) string {
+	if svc.Container.Name != "" && svc.Replicas <= 1 && n <= 1 {
+		return svc.Container.Name
+	}
+	return state.ContainerName(p.project(svc), svc.Name, n)
+}
+
+func (p *planner) project(svc *state.Service) string {
+	if svc.Container.Project != "" {
+		return svc.Container.Project
+	}
+	return p.d.Project
+}
+
+// create adds the CreateContainer op of replica n (under name when not
+// empty), after its image, networks, volumes, dependencies and deps.
+func (p *planner) create(svc *state.Service, n int, name, reason string, g *gate, deps ...int) int {
+	spec := svc.Replica(n)
+	if spec.Project == "" {
+		spec.Project = p.d.Project
+		spec.Labels[state.LabelProject] = p.d.Project
+		if svc.Container.Name == "" || svc.Replicas > 1 || n > 1 {
+			spec.Name = state.ContainerName(spec.Project, svc.Name, n)
+		}
+	}
+	suffix := ""
+	if name != "" {
+		spec.Name = name
+		suffix = "+next"
+	}
+	op := &Op{Kind: CreateContainer, Object: objectOf(svc.Name, n, suffix), Reason: reason, Container: &spec}
+	img := p.image(svc)
+	if img.digest != "" {
+		spec.ImageDigest = img.digest
+		spec.Labels[state.LabelImage] = img.digest
+	} else {
+		op.DigestFrom = img.op
+	}
+	id := p.b.add(op, deps...)
+	p.b.dep(id, img.op)
+	for _, a := range spec.Networks {
+		p.b.dep(id, p.netOp[a.Network])
+	}
+	for _, m := range spec.Mounts {
+		if m.Type == state.MountVolume {
+			p.b.dep(id, p.volOp[m.Source])
+		}
+	}
+	g.apply(id)
+	return id
+}
+
+func (p *planner) start(svc *state.Service, n int, suffix string, create int) int {
+	if p.o.NoStart {
+		return 0
+	}
+	return p.b.add(&Op{Kind: StartContainer, Object: objectOf(svc.Name, n, suffix), Reason: "created", IDFrom: create}, create)
+}
+
+// knownDigest is the digest the service's containers should run, when the
+// store already has it and no refresh is planned; "" when unknown until an
+// EnsureImage runs (the next pass compares then).
+func (p *planner) knownDigest(svc *state.Service) string {
+	ref := imageRef(svc)
+	if im := p.images[ref]; im != nil {
+		return im.digest
+	}
+	if p.o.RefreshImages && refreshes(svc.Image) {
+		return p.image(svc).digest
+	}
+	return p.storeImages[ref]
+}
+
+// image returns the service image's state, planning an EnsureImage when
+// the store lacks it or its policy refreshes it.
+func (p *planner) image(svc *state.Service) *imageState {
+	ref := imageRef(svc)
+	if im := p.images[ref]; im != nil {
+		return im
+	}
+	im := &imageState{}
+	dg, ok := p.storeImages[ref]
+	switch {
+	case ok && !(p.o.RefreshImages && refreshes(svc.Image)):
+		im.digest = dg
+	default:
+		spec := svc.Image
+		spec.Ref = ref
+		reason := "missing"
+		if ok {
+			reason = "refresh"
+		}
+		im.op = p.b.add(&Op{Kind: EnsureImage, Object: "image:" + ref, Reason: reason, Image: &spec})
+	}
+	p.images[ref] = im
+	return im
+}
+
+func imageRef(svc *state.Service) string {
+	if svc.Image.Ref != "" {
+		return svc.Image.Ref
+	}
+	return svc.Container.Image
+}
+
+func refreshes(s state.ImageSpec) bool {
+	return s.PullPolicy == "always" || (s.Build != nil && s.PullPolicy == "build")
+}
