@@ -356,11 +356,14 @@ func (s *Store) WriteImage(ctx context.Context, cfg ocispec.Image, layers []ocis
 	if err != nil {
 		return nil, err
 	}
-	m := ocispec.Manifest{
-		MediaType: ocispec.MediaTypeImageManifest,
-		Config:    ocispec.Descriptor{MediaType: ocispec.MediaTypeImageConfig, Digest: cd, Size: int64(len(cb))},
-		Layers:    layers,
-	}
+	config := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageConfig, Digest: cd, Size: int64(len(cb))}
+	return s.writeManifest(ctx, config, layers, names)
+}
+
+// writeManifest stores an OCI manifest for a stored config and layers and
+// points the (normalised) names at it, or keeps it as dangling.
+func (s *Store) writeManifest(ctx context.Context, config ocispec.Descriptor, layers []ocispec.Descriptor, names []string) (*Image, error) {
+	m := ocispec.Manifest{MediaType: ocispec.MediaTypeImageManifest, Config: config, Layers: layers}
 	m.SchemaVersion = 2
 	mb, err := json.Marshal(m)
 	if err != nil {

@@ -7,8 +7,8 @@ import (
 	"errors"
 	"io"
 	"os"
-	"strconv"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -233,7 +233,6 @@ func deepImage(t testing.TB, s *Store, n int) *Image {
 	}
 	return img
 }
-
 
 func TestDeepImageFitsOnePage(t *testing.T) {
 	needRoot(t)
