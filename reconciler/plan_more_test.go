@@ -1,0 +1,130 @@
+package reconciler
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/berth-dev/berth/driver"
+	"github.com/berth-dev/berth/state"
+)
+
+func TestPlanErrors(t *testing.T) {
+	cases := []struct {
+		name string
+		want *state.Desired
+		o    Options
+		err  string
+	}{
+		{"cycle", desired(svc("a", "app:1", "h", 1, dependsOn("b", state.ConditionStarted)),
+			svc("b", "app:1", "h", 1, dependsOn("a", state.ConditionStarted))), Options{}, "dependency cycle: a -> b -> a"},
+		{"undefined required dependency", desired(svc("a", "app:1", "h", 1, dependsOn("nope", state.ConditionStarted))),
+			Options{}, "service a depends on undefined service nope"},
+		{"undefined namespace", desired(svc("a", "app:1", "h", 1, func(s *state.Service) { s.Container.IPC = "service:nope" })),
+			Options{}, "service a shares a namespace with undefined service nope"},
+		{"unknown target", desired(svc("a", "app:1", "h", 1)), Options{Services: []string{"b"}}, "no such service: b"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := PlanUp(tc.want, observed(), tc.o)
+			if err == nil || err.Error() != tc.err {
+				t.Errorf("err = %v, want %q", err, tc.err)
+			}
+		})
+	}
+}
+
+func TestPlanOpPayloads(t *testing.T) {
+	three := 3 * time.Second
+	want := desired(svc("web", "app:1", "hweb", 1, func(s *state.Service) { s.Container.StopGracePeriod = time.Minute }))
+	p, err := PlanUp(want, observed(ctr("web", 1, "old")), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop, create := p.Ops[0], p.Ops[2]
+	if stop.Kind != StopContainer || stop.Timeout != time.Minute || stop.ContainerID != "id-web-1" {
+		t.Errorf("stop op = %+v, want the service's grace period on id-web-1", stop)
+	}
+	c := create.Container
+	if create.Kind != CreateContainer || c.Name != "demo-web-1" || c.ImageDigest != appDigest ||
+		c.Labels[state.LabelConfigHash] != "hweb" || c.Labels[state.LabelImage] != appDigest || c.Labels[state.LabelNumber] != "1" {
+		t.Errorf("create op spec = %+v", c)
+	}
+	if p.Ops[3].IDFrom != create.ID {
+		t.Errorf("start acts on op #%d, want the create #%d", p.Ops[3].IDFrom, create.ID)
+	}
+	p, _ = PlanUp(want, observed(ctr("web", 1, "old")), Options{Timeout: &three})
+	if p.Ops[0].Timeout != three {
+		t.Errorf("timeout option not applied: %v", p.Ops[0].Timeout)
+	}
+	// A pending image feeds the create through DigestFrom.
+	obs := observed()
+	obs.Images = nil
+	p, _ = PlanUp(want, obs, Options{})
+	if p.Ops[0].Kind != EnsureImage || p.Ops[1].DigestFrom != p.Ops[0].ID || p.Ops[1].Container.ImageDigest != "" {
+		t.Errorf("create does not take its digest from the EnsureImage op:\n%s", p)
+	}
+	// start-first labels the replacement with the name it replaces.
+	want = desired(svc("web", "app:1", "hweb", 1, startFirst))
+	p, _ = PlanUp(want, observed(ctr("web", 1, "old")), Options{})
+	if c := p.Ops[0].Container; c.Name != "id-web-1_demo-web-1" || c.Labels[state.LabelReplace] != "demo-web-1" {
+		t.Errorf("start-first replacement spec = %s / %v", c.Name, c.Labels)
+	}
+	if w := p.Ops[2]; w.Kind != WaitContainer || w.Condition != driver.WaitRunning {
+		t.Errorf("start-first without healthcheck waits for %q", w.Condition)
+	}
+}
+
+func TestPlanRefreshImages(t *testing.T) {
+	want := desired(svc("web", "app:1", "hweb", 1, func(s *state.Service) { s.Image.PullPolicy = "always" }))
+	p, _ := PlanUp(want, observed(ctr("web", 1, "hweb")), Options{RefreshImages: true})
+	if got := p.String(); got != "[] -> #1 image:app:1 EnsureImage (refresh)\n" {
+		t.Errorf("plan:\n%s", got)
+	}
+	if p, _ := PlanUp(want, observed(ctr("web", 1, "hweb")), Options{}); !p.Empty() {
+		t.Errorf("without RefreshImages a present image is not pulled again:\n%s", p)
+	}
+}
+
+func TestPlanDown(t *testing.T) {
+	obs := stackUp(state.Container{ID: "id-run", Name: "demo-web-run-1", Project: proj, Service: "web", OneOff: true,
+		Status: state.StatusRunning, Networks: []string{proj + "_default"}})
+	// The depends_on label orders stops when the desired state is unknown.
+	for i := range obs.Containers {
+		switch obs.Containers[i].Service {
+		case "web":
+			obs.Containers[i].Labels = map[string]string{state.LabelDependsOn: "db:service_healthy:false,migrate:service_completed_successfully:false"}
+		case "migrate":
+			obs.Containers[i].Labels = map[string]string{state.LabelDependsOn: "db:service_healthy:false"}
+		}
+	}
+	p, err := PlanDown(obs, DownOptions{Volumes: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `
+[] -> #1 service:web:0+run:demo-web-run-1 StopContainer (down)
+[] -> #2 service:web:1 StopContainer (down)
+[] -> #3 service:web:2 StopContainer (down)
+[1 2 3] -> #4 service:db:1 StopContainer (down)
+[1] -> #5 service:web:0+run:demo-web-run-1 RemoveContainer (down)
+[4] -> #6 service:db:1 RemoveContainer (down)
+[] -> #7 service:migrate:1 RemoveContainer (down)
+[2] -> #8 service:web:1 RemoveContainer (down)
+[3] -> #9 service:web:2 RemoveContainer (down)
+[5 6 7 8 9] -> #10 network:demo_default RemoveNetwork (down)
+[5 6 7 8 9] -> #11 volume:demo_data RemoveVolume (down -v)
+`
+	if got := p.String(); got != strings.TrimPrefix(want, "\n") {
+		t.Errorf("down plan:\n%s\nwant:\n%s", got, strings.TrimPrefix(want, "\n"))
+	}
+	// With the desired state, orphans stay (and so does their network).
+	p, _ = PlanDown(observed(ctr("web", 1, "hweb"), ctr("old", 1, "h")), DownOptions{Desired: desired(svc("web", "app:1", "hweb", 1))})
+	want = `
+[] -> #1 service:web:1 StopContainer (down)
+[1] -> #2 service:web:1 RemoveContainer (down)
+`
+	if got := p.String(); got != strings.TrimPrefix(want, "\n") || len(p.Warnings) != 2 {
+		t.Errorf("down plan:\n%s\nwarnings: %q", got, p.Warnings)
+	}
+}
