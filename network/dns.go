@@ -47,28 +47,23 @@ func ServeDNS(ctx context.Context, o DNSOptions) error {
 	defer release()
 	s := &dnsServer{opt: o, listeners: map[netip.Addr][]*dns.Server{}}
 	defer s.closeAll()
-	var lastMod time.Time
-	var lastSize int64 = -1
 	started := false
 	tick := time.NewTicker(o.Poll)
 	defer tick.Stop()
+	var handled *diskState
 	for {
-		fi, err := os.Stat(filepath.Join(o.StateDir, stateFile))
-		if err == nil && (fi.ModTime() != lastMod || fi.Size() != lastSize) {
-			lastMod, lastSize = fi.ModTime(), fi.Size()
-			st, err := loadState(o.StateDir)
-			if err == nil {
-				s.zone.Store(newZone(st))
-				s.listen(st)
-				if !started {
-					started = true
-					if err := writeFileAtomic(filepath.Join(o.RunDir, "dns.pid"), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
-						return err
-					}
+		s.refresh()
+		if st := s.state.Load(); st != nil && st != handled {
+			handled = st
+			s.listen(st)
+			if !started {
+				started = true
+				if err := writeFileAtomic(filepath.Join(o.RunDir, "dns.pid"), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+					return err
 				}
-				if len(st.Networks) == 0 && s.lastNetworkGone() {
-					return nil
-				}
+			}
+			if len(st.Networks) == 0 && s.lastNetworkGone() {
+				return nil
 			}
 		}
 		select {
@@ -111,8 +106,32 @@ func removeOwnPidfile(runDir string) {
 type dnsServer struct {
 	opt       DNSOptions
 	zone      atomic.Pointer[zone]
+	state     atomic.Pointer[diskState]
 	mu        sync.Mutex
 	listeners map[netip.Addr][]*dns.Server
+
+	fileMu   sync.Mutex
+	fileSeen os.FileInfo
+}
+
+// refresh reloads the zone when the allocation file changed (a new inode
+// after every atomic write) and returns the new state, else nil. Queries
+// call it too, so an answer never lags a finished Attach.
+func (s *dnsServer) refresh() *diskState {
+	s.fileMu.Lock()
+	defer s.fileMu.Unlock()
+	fi, err := os.Stat(filepath.Join(s.opt.StateDir, stateFile))
+	if err != nil || (s.fileSeen != nil && os.SameFile(fi, s.fileSeen) && fi.ModTime() == s.fileSeen.ModTime() && fi.Size() == s.fileSeen.Size()) {
+		return nil
+	}
+	st, err := loadState(s.opt.StateDir)
+	if err != nil {
+		return nil
+	}
+	s.fileSeen = fi
+	s.zone.Store(newZone(st))
+	s.state.Store(st)
+	return st
 }
 
 // lastNetworkGone confirms, under the allocation lock, that no network is
@@ -203,6 +222,7 @@ func (s *dnsServer) handle(w dns.ResponseWriter, req *dns.Msg) {
 	}
 	q := req.Question[0]
 	client := addrOf(w.RemoteAddr())
+	s.refresh()
 	z := s.zone.Load()
 	if z != nil && q.Qclass == dns.ClassINET {
 		if addrs, ok := z.lookup(client, q.Name); ok {

@@ -317,6 +317,11 @@ func (m *Manager) createVeth(n *NetworkInfo, h *netlink.Handle, ns netns.NsHandl
 	if err != nil {
 		return err
 	}
+	// With br_netfilter, a container reaching its own published port is
+	// DNATed at bridge level and must be sent back out of the port it came in.
+	if err := m.nl.LinkSetHairpin(hl, true); err != nil {
+		return err
+	}
 	return m.nl.LinkSetUp(hl)
 }
 

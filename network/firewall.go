@@ -95,8 +95,15 @@ func addNetworkNAT(c *nftables.Conn, t *nftables.Table, post *nftables.Chain, n 
 	}
 	// 127.0.0.1 clients of published ports: the container must be able to answer.
 	c.AddRule(&nftables.Rule{Table: t, Chain: post, Exprs: cat(addrMatch(true, netip.MustParsePrefix("127.0.0.0/8")), ifname(false, n.Bridge, true), masq)})
-	// Hairpin: a container reaching a published port of a peer on its own bridge.
-	c.AddRule(&nftables.Rule{Table: t, Chain: post, Exprs: cat(ifname(true, n.Bridge, true), ifname(false, n.Bridge, true), ctStatusDNAT(), masq)})
+	// Hairpin: a container reaching a published port of itself or a peer on
+	// its own bridge must see the answer come from the gateway it asked.
+	// (Matched by source subnet: with br_netfilter the input interface is
+	// unknown in postrouting.)
+	for _, s := range []netip.Prefix{n.Subnet4, n.Subnet6} {
+		if s.IsValid() {
+			c.AddRule(&nftables.Rule{Table: t, Chain: post, Exprs: cat(addrMatch(true, s), ifname(false, n.Bridge, true), ctStatusDNAT(), masq)})
+		}
+	}
 }
 
 // portGroup is one host IP/port/protocol and the containers behind it.

@@ -29,4 +29,3 @@ func BridgeName(network string) string { return bridgePrefix + shortHash("net", 
 func hostVethName(id, network string) string {
 	return hostVethPrefix + shortHash("veth", id, network)[:12]
 }
-
