@@ -1,0 +1,245 @@
+package runtime
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// call sends one request to the root's monitor, starting the monitor when
+// none answers. A connection that a shutting-down monitor closed before
+// reading is retried: that request was never acted upon.
+func (r *Runtime) call(ctx context.Context, req *request, fds []*os.File) (*response, error) {
+	sock := filepath.Join(r.root, "monitor.sock")
+	req.NFds = len(fds)
+	b, err := json.Marshal(req)
+	if err != nil {
+		return nil, err
+	}
+	b = append(b, '\n')
+	spawned := false
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, sent, err := r.roundTrip(sock, b, fds)
+		if err == nil {
+			return resp, nil
+		}
+		if sent {
+			return nil, fmt.Errorf("monitor: %w", err)
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("monitor did not answer: %w", err)
+		}
+		if !spawned {
+			if err := r.spawnMonitor(); err != nil {
+				return nil, err
+			}
+			spawned = true
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
+}
+
+// roundTrip reports sent=true once the monitor read the request (it
+// answered something, even EOF after reading): retrying is then unsafe.
+func (r *Runtime) roundTrip(sock string, b []byte, fds []*os.File) (*response, bool, error) {
+	conn, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: sock, Net: "unix"})
+	if err != nil {
+		return nil, false, err
+	}
+	defer conn.Close()
+	var oob []byte
+	if len(fds) > 0 {
+		ints := make([]int, len(fds))
+		for i, f := range fds {
+			ints[i] = int(f.Fd())
+		}
+		oob = unix.UnixRights(ints...)
+	}
+	if _, _, err := conn.WriteMsgUnix(b, oob, nil); err != nil {
+		return nil, false, err
+	}
+	line, err := bufio.NewReaderSize(conn, 64<<10).ReadBytes('\n')
+	if err != nil {
+		// Closed unread by a monitor on its way out, or it crashed mid-call;
+		// both look alike here, and only the first is safe to retry. The
+		// monitor closes unread connections before it unlinks the socket,
+		// so a vanished socket says it was the first.
+		if _, serr := os.Stat(sock); serr != nil {
+			return nil, false, err
+		}
+		return nil, len(line) > 0, err
+	}
+	var resp response
+	if err := json.Unmarshal(line, &resp); err != nil {
+		return nil, true, err
+	}
+	return &resp, true, nil
+}
+
+func (r *Runtime) spawnMonitor() error {
+	logf, err := os.OpenFile(filepath.Join(r.root, "monitor.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	null, err := os.Open(os.DevNull)
+	if err != nil {
+		return err
+	}
+	defer null.Close()
+	env := append(os.Environ(), envChild+"="+childMon, envMonitor+"="+r.root)
+	p, err := os.StartProcess("/proc/self/exe", []string{"berth-monitor", r.root}, &os.ProcAttr{
+		Dir:   "/",
+		Env:   env,
+		Files: []*os.File{null, null, logf},
+		Sys:   &syscall.SysProcAttr{Setsid: true},
+	})
+	if err != nil {
+		return fmt.Errorf("start monitor: %w", err)
+	}
+	// Reap it if this process outlives it (tests, watch loops).
+	go p.Wait()
+	return nil
+}
+
+func respErr(resp *response) error {
+	if resp.Error == "" {
+		return nil
+	}
+	var kind error
+	switch resp.Kind {
+	case "notfound":
+		kind = ErrNotFound
+	case "exists":
+		kind = ErrExists
+	case "state":
+		kind = ErrState
+	case "invalid":
+		kind = ErrInvalid
+	default:
+		return errors.New(resp.Error)
+	}
+	return &kindError{msg: resp.Error, kind: kind}
+}
+
+type kindError struct {
+	msg  string
+	kind error
+}
+
+func (e *kindError) Error() string { return e.msg }
+func (e *kindError) Unwrap() error { return e.kind }
+
+func (r *Runtime) do(ctx context.Context, req *request, fds []*os.File) (*State, error) {
+	resp, err := r.call(ctx, req, fds)
+	if err != nil {
+		return nil, err
+	}
+	return resp.State, respErr(resp)
+}
+
+// Create makes a container from a spec (o.Spec, or o.Bundle/config.json)
+// and leaves it "created": its process waits just before exec for Start.
+func (r *Runtime) Create(ctx context.Context, id string, o CreateOptions) (*State, error) {
+	if err := checkID(id); err != nil {
+		return nil, err
+	}
+	if o.Bundle != "" {
+		abs, err := filepath.Abs(o.Bundle)
+		if err != nil {
+			return nil, err
+		}
+		o.Bundle = abs
+	}
+	return r.do(ctx, &request{Op: "create", ID: id, Options: &o, Spec: o.Spec}, o.Stdio)
+}
+
+// Start lets a created container exec its process.
+func (r *Runtime) Start(ctx context.Context, id string) error {
+	_, err := r.do(ctx, &request{Op: "start", ID: id}, nil)
+	return err
+}
+
+// Run is Create then Start.
+func (r *Runtime) Run(ctx context.Context, id string, o CreateOptions) (*State, error) {
+	if _, err := r.Create(ctx, id, o); err != nil {
+		return nil, err
+	}
+	if err := r.Start(ctx, id); err != nil {
+		r.Delete(ctx, id, true)
+		return nil, err
+	}
+	return r.State(id)
+}
+
+// Kill sends sig to the container's init (all: to every process of it).
+// SIGKILL, SIGTERM, SIGINT and SIGQUIT count as a user stop: no restart.
+func (r *Runtime) Kill(ctx context.Context, id string, sig syscall.Signal, all bool) error {
+	_, err := r.do(ctx, &request{Op: "kill", ID: id, Signal: int(sig), All: all}, nil)
+	return err
+}
+
+// Stop sends sig (0: SIGTERM), waits up to timeout, then SIGKILLs.
+func (r *Runtime) Stop(ctx context.Context, id string, sig syscall.Signal, timeout time.Duration) error {
+	_, err := r.do(ctx, &request{Op: "stop", ID: id, Signal: int(sig), Timeout: timeout}, nil)
+	return err
+}
+
+// Delete removes a stopped (or created) container; force kills it first.
+// Deleting a missing container returns an ErrNotFound error.
+func (r *Runtime) Delete(ctx context.Context, id string, force bool) error {
+	_, err := r.do(ctx, &request{Op: "delete", ID: id, Force: force}, nil)
+	return err
+}
+
+// Pause freezes every process of the container.
+func (r *Runtime) Pause(ctx context.Context, id string) error {
+	_, err := r.do(ctx, &request{Op: "pause", ID: id}, nil)
+	return err
+}
+
+// Resume thaws a paused container.
+func (r *Runtime) Resume(ctx context.Context, id string) error {
+	_, err := r.do(ctx, &request{Op: "resume", ID: id}, nil)
+	return err
+}
+
+// Wait blocks until the container has stopped and returns its state.
+func (r *Runtime) Wait(ctx context.Context, id string) (*State, error) {
+	for {
+		s, err := r.State(id)
+		if err != nil {
+			return nil, err
+		}
+		if s.Status == StatusStopped {
+			// The monitor records the exit right after the process ends.
+			for i := 0; i < 100 && s.Finished.IsZero(); i++ {
+				time.Sleep(2 * time.Millisecond)
+				if s2, err := r.readState(id); err == nil {
+					s2.Status = StatusStopped
+					s = s2
+				}
+			}
+			return s, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
+}

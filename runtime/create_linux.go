@@ -1,0 +1,206 @@
+package runtime
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// LoadSpec reads a bundle's config.json.
+func LoadSpec(bundle string) (*specs.Spec, error) {
+	b, err := os.ReadFile(filepath.Join(bundle, "config.json"))
+	if err != nil {
+		return nil, err
+	}
+	var s specs.Spec
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, fmt.Errorf("%w: config.json: %v", ErrInvalid, err)
+	}
+	return &s, nil
+}
+
+func validateSpec(s *specs.Spec) error {
+	if s.Process == nil {
+		return fmt.Errorf("%w: no process", ErrInvalid)
+	}
+	if len(s.Process.Args) == 0 {
+		return fmt.Errorf("%w: process.args is empty", ErrInvalid)
+	}
+	if s.Process.Cwd != "" && !filepath.IsAbs(s.Process.Cwd) {
+		return fmt.Errorf("%w: process.cwd %q is not absolute", ErrInvalid, s.Process.Cwd)
+	}
+	for _, m := range s.Mounts {
+		if !filepath.IsAbs(m.Destination) {
+			return fmt.Errorf("%w: mount destination %q is not absolute", ErrInvalid, m.Destination)
+		}
+	}
+	return ValidateCapabilities(s.Process.Capabilities)
+}
+
+// rootfsOf says where the container's / is built on the host.
+func (r *Runtime) rootfsOf(id string, spec *specs.Spec, o *CreateOptions) (string, error) {
+	if len(o.RootfsMounts) > 0 {
+		d := filepath.Join(r.dir(id), "rootfs")
+		return d, os.MkdirAll(d, 0o755)
+	}
+	if spec.Root == nil || spec.Root.Path == "" {
+		return "", fmt.Errorf("%w: no root.path and no rootfs mounts", ErrInvalid)
+	}
+	p := spec.Root.Path
+	if !filepath.IsAbs(p) {
+		p = filepath.Join(o.Bundle, p)
+	}
+	fi, err := os.Stat(p)
+	if err != nil {
+		return "", fmt.Errorf("%w: rootfs: %v", ErrInvalid, err)
+	}
+	if !fi.IsDir() {
+		return "", fmt.Errorf("%w: rootfs %s is not a directory", ErrInvalid, p)
+	}
+	return p, nil
+}
+
+// launch creates the container's process (blocked before exec on
+// exec.fifo when fifo is set) and records it. It is the monitor's half of
+// Create and of every restart.
+func (r *Runtime) launch(ctx context.Context, s *State, spec *specs.Spec, stdio []*os.File, fifo string) (*child, error) {
+	o := &s.Options
+	plan, err := planNamespaces(spec)
+	if err != nil {
+		return nil, err
+	}
+	filter, err := compileSeccomp(seccompOf(spec))
+	if err != nil {
+		return nil, fmt.Errorf("seccomp: %w", err)
+	}
+	cg, err := newCgroup(spec, s.ID)
+	if err != nil {
+		return nil, err
+	}
+	s.Cgroup = cg.path
+	if err := cg.create(); err != nil {
+		return nil, err
+	}
+	var res *specs.LinuxResources
+	if spec.Linux != nil {
+		res = spec.Linux.Resources
+	}
+	if err := cg.apply(res); err != nil {
+		cg.destroy()
+		return nil, err
+	}
+	c, err := startChild(childInit, plan, stdio)
+	if err != nil {
+		cg.destroy()
+		return nil, err
+	}
+	cfg := &initConfig{
+		Spec: spec, Rootfs: s.Rootfs, RootfsMounts: o.RootfsMounts, ExecFifo: fifo,
+		User: o.User, Init: o.Init, Seccomp: filter, NewCgroupNS: plan.newCgroup, NewUTS: plan.newUTS,
+	}
+	if hasCgroupMount(spec) {
+		cfg.CgroupV1 = v1MountOptions()
+	}
+	err = cg.addPid(c.pid)
+	if err == nil {
+		err = setOOMScoreAdj(c.pid, spec.Process.OOMScoreAdj)
+	}
+	if err == nil {
+		err = c.handshake(ctx, cfg)
+	}
+	if err != nil {
+		c.sync.Close()
+		c.kill()
+		cg.destroy()
+		return nil, err
+	}
+	s.Pid = c.pid
+	s.PidStart, _ = pidStartTime(c.pid)
+	return c, nil
+}
+
+func seccompOf(spec *specs.Spec) *specs.LinuxSeccomp {
+	if spec.Linux == nil {
+		return nil
+	}
+	return spec.Linux.Seccomp
+}
+
+func hasCgroupMount(spec *specs.Spec) bool {
+	for _, m := range spec.Mounts {
+		if m.Type == "cgroup" || m.Type == "cgroup2" {
+			return true
+		}
+	}
+	return false
+}
+
+// openStartFifo is Start's half of the exec.fifo handshake: reading the
+// byte the child wrote lets it exec. It fails when the child is gone.
+func openStartFifo(ctx context.Context, path string, pid int, pidStart uint64) error {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("exec fifo: %w", err)
+	}
+	defer unix.Close(fd)
+	buf := make([]byte, 1)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		n, err := unix.Read(fd, buf)
+		if n == 1 {
+			return nil
+		}
+		if err != nil && err != unix.EAGAIN {
+			return fmt.Errorf("exec fifo: %w", err)
+		}
+		// n == 0 with no error: no writer yet (or any more).
+		if !pidAlive(pid, pidStart) {
+			return fmt.Errorf("%w: container process exited before start", ErrState)
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%w: container did not reach start", ErrState)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Millisecond):
+		}
+	}
+}
+
+func writePidFile(path string, pid int) error {
+	if path == "" {
+		return nil
+	}
+	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
+	if err := os.WriteFile(tmp, []byte(strconv.Itoa(pid)), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// cleanupContainer removes everything a container left: processes and
+// cgroup, the state directory. Mounts live in the container's own mount
+// namespace and vanished with its last process.
+func (r *Runtime) cleanupContainer(s *State) error {
+	var errs []error
+	if s.Cgroup != "" {
+		cg, err := openCgroup(s.Cgroup)
+		if err == nil {
+			err = cg.destroy()
+		}
+		errs = append(errs, err)
+	}
+	if err := os.RemoveAll(r.dir(s.ID)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}

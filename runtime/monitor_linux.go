@@ -1,0 +1,377 @@
+package runtime
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// request is one call to the monitor; stdio fds travel with it as
+// SCM_RIGHTS. One request per connection, one response.
+type request struct {
+	Op      string         `json:"op"`
+	ID      string         `json:"id"`
+	Options *CreateOptions `json:"options,omitempty"`
+	Spec    *specs.Spec    `json:"spec,omitempty"`
+	NFds    int            `json:"nfds,omitempty"`
+	Signal  int            `json:"signal,omitempty"`
+	All     bool           `json:"all,omitempty"`
+	Timeout time.Duration  `json:"timeout,omitempty"`
+	Force   bool           `json:"force,omitempty"`
+}
+
+type response struct {
+	Error string `json:"error,omitempty"`
+	Kind  string `json:"kind,omitempty"` // notfound, exists, state, invalid
+	State *State `json:"state,omitempty"`
+}
+
+// supervised is a container with a live process the monitor watches.
+type supervised struct {
+	id       string
+	spec     *specs.Spec
+	stdio    []*os.File // caller's stdio, kept for restarts
+	logs     *logWriter
+	pipes    []*os.File // read ends of the log FIFOs
+	done     chan struct{}
+	stopping bool // stopped by a user: no restart
+	deleted  bool
+	backoff  time.Duration
+	health   context.CancelFunc
+}
+
+type monitor struct {
+	rt       *Runtime
+	mu       sync.Mutex
+	stateMu  sync.Mutex // read-modify-write of state files
+	live     map[string]*supervised
+	busy     int
+	closing  bool
+	lastBusy time.Time
+	ln       *net.UnixListener
+}
+
+const monitorIdle = 2 * time.Second
+
+func monitorMain(root string) {
+	rt, err := New(root)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "berth monitor:", err)
+		os.Exit(1)
+	}
+	lock, err := os.OpenFile(filepath.Join(rt.root, "monitor.lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		os.Exit(1)
+	}
+	// Wait for a monitor that is shutting down to be gone; a live one keeps
+	// the lock for good, and then this one is not needed.
+	deadline := time.Now().Add(3 * time.Second)
+	for unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB) != nil {
+		if time.Now().After(deadline) {
+			os.Exit(0)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	sock := filepath.Join(rt.root, "monitor.sock")
+	os.Remove(sock)
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "berth monitor:", err)
+		os.Exit(1)
+	}
+	m := &monitor{rt: rt, live: map[string]*supervised{}, lastBusy: time.Now(), ln: ln}
+	m.adopt()
+	go m.idleLoop(sock)
+	for {
+		conn, err := ln.AcceptUnix()
+		if err != nil {
+			m.mu.Lock()
+			closing := m.closing
+			m.mu.Unlock()
+			if closing {
+				select {} // idleLoop exits the process
+			}
+			continue
+		}
+		m.mu.Lock()
+		if m.closing {
+			m.mu.Unlock()
+			conn.Close()
+			continue
+		}
+		m.busy++
+		m.mu.Unlock()
+		go m.serve(conn)
+	}
+}
+
+func (m *monitor) idleLoop(sock string) {
+	for range time.Tick(200 * time.Millisecond) {
+		m.mu.Lock()
+		if m.busy == 0 && len(m.live) == 0 && time.Since(m.lastBusy) > monitorIdle {
+			m.closing = true
+			os.Remove(sock)
+			m.ln.Close()
+			m.mu.Unlock()
+			os.Exit(0)
+		}
+		m.mu.Unlock()
+	}
+}
+
+func (m *monitor) serve(conn *net.UnixConn) {
+	defer func() {
+		conn.Close()
+		m.mu.Lock()
+		m.busy--
+		m.lastBusy = time.Now()
+		m.mu.Unlock()
+	}()
+	req, fds, err := readRequest(conn)
+	var resp response
+	if err == nil {
+		resp = m.handle(req, fds)
+	} else {
+		resp = response{Error: err.Error()}
+	}
+	b, _ := json.Marshal(resp)
+	conn.Write(append(b, '\n'))
+}
+
+func readRequest(conn *net.UnixConn) (*request, []*os.File, error) {
+	buf := make([]byte, 1<<20)
+	oob := make([]byte, unix.CmsgSpace(3*4))
+	var data []byte
+	var fds []*os.File
+	for {
+		n, oobn, _, _, err := conn.ReadMsgUnix(buf, oob)
+		if oobn > 0 {
+			msgs, _ := unix.ParseSocketControlMessage(oob[:oobn])
+			for _, msg := range msgs {
+				rights, _ := unix.ParseUnixRights(&msg)
+				for _, fd := range rights {
+					unix.CloseOnExec(fd)
+					fds = append(fds, os.NewFile(uintptr(fd), "stdio"))
+				}
+			}
+		}
+		data = append(data, buf[:n]...)
+		if len(data) > 0 && data[len(data)-1] == '\n' {
+			break
+		}
+		if err != nil || n == 0 {
+			return nil, fds, fmt.Errorf("read request: %v", err)
+		}
+	}
+	var req request
+	if err := json.Unmarshal(data, &req); err != nil {
+		return nil, fds, err
+	}
+	return &req, fds, nil
+}
+
+func errResponse(err error) response {
+	r := response{Error: err.Error()}
+	switch {
+	case errors.Is(err, ErrNotFound):
+		r.Kind = "notfound"
+	case errors.Is(err, ErrExists):
+		r.Kind = "exists"
+	case errors.Is(err, ErrState):
+		r.Kind = "state"
+	case errors.Is(err, ErrInvalid):
+		r.Kind = "invalid"
+	}
+	return r
+}
+
+func (m *monitor) handle(req *request, fds []*os.File) response {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	var s *State
+	var err error
+	switch req.Op {
+	case "ping":
+		return response{}
+	case "create":
+		s, err = m.create(ctx, req, fds)
+	case "start":
+		s, err = m.start(ctx, req.ID)
+	case "kill":
+		err = m.kill(req.ID, syscall.Signal(req.Signal), req.All)
+	case "stop":
+		err = m.stop(ctx, req.ID, syscall.Signal(req.Signal), req.Timeout)
+	case "delete":
+		err = m.delete(ctx, req.ID, req.Force)
+	case "pause":
+		err = m.pause(req.ID, true)
+	case "resume":
+		err = m.pause(req.ID, false)
+	default:
+		err = fmt.Errorf("%w: unknown op %q", ErrInvalid, req.Op)
+	}
+	if err != nil {
+		return errResponse(err)
+	}
+	return response{State: s}
+}
+
+func (m *monitor) create(ctx context.Context, req *request, fds []*os.File) (*State, error) {
+	o := req.Options
+	if o == nil {
+		o = &CreateOptions{}
+	}
+	if err := checkID(req.ID); err != nil {
+		return nil, err
+	}
+	spec := req.Spec
+	if spec == nil {
+		var err error
+		if spec, err = LoadSpec(o.Bundle); err != nil {
+			return nil, err
+		}
+	}
+	if err := validateSpec(spec); err != nil {
+		return nil, err
+	}
+	dir := m.rt.dir(req.ID)
+	if err := os.Mkdir(dir, 0o711); err != nil {
+		if os.IsExist(err) {
+			return nil, fmt.Errorf("%s: %w", req.ID, ErrExists)
+		}
+		return nil, err
+	}
+	s, sup, err := m.createIn(ctx, req.ID, spec, o, fds)
+	if err != nil {
+		if s != nil {
+			m.rt.cleanupContainer(s)
+		} else {
+			os.RemoveAll(dir)
+		}
+		if sup != nil {
+			sup.closeIO()
+		}
+		return nil, err
+	}
+	return s, nil
+}
+
+func (m *monitor) createIn(ctx context.Context, id string, spec *specs.Spec, o *CreateOptions, fds []*os.File) (*State, *supervised, error) {
+	dir := m.rt.dir(id)
+	s := &State{ID: id, Bundle: o.Bundle, Status: StatusCreating, Created: time.Now().UTC(), Options: *o, Annotations: spec.Annotations}
+	rootfs, err := m.rt.rootfsOf(id, spec, o)
+	if err != nil {
+		return nil, nil, err
+	}
+	s.Rootfs = rootfs
+	b, _ := json.Marshal(spec)
+	if err := writeFileAtomic(filepath.Join(dir, "config.json"), b); err != nil {
+		return nil, nil, err
+	}
+	if err := m.rt.writeState(s); err != nil {
+		return nil, nil, err
+	}
+	fifo := filepath.Join(dir, "exec.fifo")
+	if err := unix.Mkfifo(fifo, 0o600); err != nil {
+		return s, nil, err
+	}
+	sup := &supervised{id: id, spec: spec, stdio: fds, done: make(chan struct{})}
+	stdio := fds
+	if len(fds) == 0 {
+		if stdio, err = sup.openLogs(m.rt, s); err != nil {
+			return s, sup, err
+		}
+	}
+	c, err := m.rt.launch(ctx, s, spec, stdio, fifo)
+	if len(fds) == 0 {
+		for _, f := range stdio {
+			f.Close() // the container holds its own copies
+		}
+	}
+	if err != nil {
+		return s, sup, err
+	}
+	s.Status = StatusCreated
+	if err := m.rt.writeState(s); err != nil {
+		c.kill()
+		return s, sup, err
+	}
+	if err := writePidFile(o.PidFile, s.Pid); err != nil {
+		c.kill()
+		return s, sup, err
+	}
+	m.mu.Lock()
+	m.live[id] = sup
+	m.mu.Unlock()
+	go m.watch(sup, c.proc, s.Pid)
+	return s, sup, nil
+}
+
+// openLogs makes the container's stdout and stderr two FIFOs. The
+// container gets them opened O_RDWR, so it always has a reader: when the
+// monitor dies, writes block once the pipe is full instead of raising
+// SIGPIPE, and a new monitor reopens the FIFOs and drains them.
+func (sup *supervised) openLogs(rt *Runtime, s *State) ([]*os.File, error) {
+	lw, err := openLogWriter(rt.logPath(s), s.Options.LogMaxSize, s.Options.LogMaxFiles)
+	if err != nil {
+		return nil, err
+	}
+	sup.logs = lw
+	stdio := []*os.File{nil}
+	for _, name := range []string{"stdout", "stderr"} {
+		p := filepath.Join(rt.dir(s.ID), name+".fifo")
+		if err := unix.Mkfifo(p, 0o600); err != nil && !os.IsExist(err) {
+			return nil, err
+		}
+		r, err := os.OpenFile(p, os.O_RDONLY|unix.O_NONBLOCK, 0)
+		if err != nil {
+			return nil, err
+		}
+		w, err := os.OpenFile(p, os.O_RDWR, 0)
+		if err != nil {
+			r.Close()
+			return nil, err
+		}
+		sup.pipes = append(sup.pipes, r)
+		stdio = append(stdio, w)
+		go lw.pump(name, r)
+	}
+	return stdio, nil
+}
+
+// reopenLogs is openLogs for a monitor that adopts a running container.
+func (sup *supervised) reopenLogs(rt *Runtime, s *State) {
+	lw, err := openLogWriter(rt.logPath(s), s.Options.LogMaxSize, s.Options.LogMaxFiles)
+	if err != nil {
+		return
+	}
+	sup.logs = lw
+	for _, name := range []string{"stdout", "stderr"} {
+		r, err := os.OpenFile(filepath.Join(rt.dir(s.ID), name+".fifo"), os.O_RDONLY|unix.O_NONBLOCK, 0)
+		if err != nil {
+			continue
+		}
+		sup.pipes = append(sup.pipes, r)
+		go lw.pump(name, r)
+	}
+}
+
+func (sup *supervised) closeIO() {
+	for _, p := range sup.pipes {
+		p.Close()
+	}
+	sup.pipes = nil
+	if sup.logs != nil {
+		sup.logs.close()
+	}
+}

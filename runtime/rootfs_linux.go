@@ -1,0 +1,476 @@
+package runtime
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+var mountFlags = map[string]struct {
+	clear bool
+	flag  uintptr
+}{
+	"ro": {false, unix.MS_RDONLY}, "rw": {true, unix.MS_RDONLY},
+	"nosuid": {false, unix.MS_NOSUID}, "suid": {true, unix.MS_NOSUID},
+	"nodev": {false, unix.MS_NODEV}, "dev": {true, unix.MS_NODEV},
+	"noexec": {false, unix.MS_NOEXEC}, "exec": {true, unix.MS_NOEXEC},
+	"sync": {false, unix.MS_SYNCHRONOUS}, "async": {true, unix.MS_SYNCHRONOUS},
+	"dirsync": {false, unix.MS_DIRSYNC}, "remount": {false, unix.MS_REMOUNT},
+	"mand": {false, unix.MS_MANDLOCK}, "nomand": {true, unix.MS_MANDLOCK},
+	"atime": {true, unix.MS_NOATIME}, "noatime": {false, unix.MS_NOATIME},
+	"diratime": {true, unix.MS_NODIRATIME}, "nodiratime": {false, unix.MS_NODIRATIME},
+	"relatime": {false, unix.MS_RELATIME}, "norelatime": {true, unix.MS_RELATIME},
+	"strictatime": {false, unix.MS_STRICTATIME}, "nostrictatime": {true, unix.MS_STRICTATIME},
+	"bind": {false, unix.MS_BIND}, "rbind": {false, unix.MS_BIND | unix.MS_REC},
+	"defaults": {false, 0},
+}
+
+var propagationFlags = map[string]uintptr{
+	"private": unix.MS_PRIVATE, "rprivate": unix.MS_PRIVATE | unix.MS_REC,
+	"shared": unix.MS_SHARED, "rshared": unix.MS_SHARED | unix.MS_REC,
+	"slave": unix.MS_SLAVE, "rslave": unix.MS_SLAVE | unix.MS_REC,
+	"unbindable": unix.MS_UNBINDABLE, "runbindable": unix.MS_UNBINDABLE | unix.MS_REC,
+}
+
+// parseMountOptions splits spec options into flags, propagation and data.
+func parseMountOptions(opts []string) (flags uintptr, prop []uintptr, data string) {
+	var d []string
+	for _, o := range opts {
+		if f, ok := mountFlags[o]; ok {
+			if f.clear {
+				flags &^= f.flag
+			} else {
+				flags |= f.flag
+			}
+		} else if p, ok := propagationFlags[o]; ok {
+			prop = append(prop, p)
+		} else if o != "tmpcopyup" && !strings.HasPrefix(o, "idmap") && !strings.HasPrefix(o, "ridmap") {
+			d = append(d, o)
+		}
+	}
+	return flags, prop, strings.Join(d, ",")
+}
+
+type defaultDevice struct {
+	path         string
+	major, minor uint32
+}
+
+var defaultDevices = []defaultDevice{
+	{"/dev/null", 1, 3}, {"/dev/zero", 1, 5}, {"/dev/full", 1, 7},
+	{"/dev/random", 1, 8}, {"/dev/urandom", 1, 9}, {"/dev/tty", 5, 0},
+}
+
+func setupRootfs(cfg *initConfig) error {
+	spec := cfg.Spec
+	rootfs := cfg.Rootfs
+	prop := uintptr(unix.MS_SLAVE | unix.MS_REC)
+	if spec.Linux != nil && spec.Linux.RootfsPropagation != "" {
+		p, ok := propagationFlags[spec.Linux.RootfsPropagation]
+		if !ok {
+			return fmt.Errorf("%w: rootfsPropagation %q", ErrInvalid, spec.Linux.RootfsPropagation)
+		}
+		prop = p
+	}
+	// Nothing the container mounts may propagate back to the host.
+	if err := unix.Mount("", "/", "", prop, ""); err != nil {
+		return fmt.Errorf("make / %x: %w", prop, err)
+	}
+	if len(cfg.RootfsMounts) > 0 {
+		for _, m := range cfg.RootfsMounts {
+			flags, _, data := parseMountOptions(m.Options)
+			target := filepath.Join(rootfs, m.Destination)
+			if err := unix.Mount(m.Source, target, m.Type, flags, data); err != nil {
+				return fmt.Errorf("mount rootfs %s on %s: %w", m.Type, target, err)
+			}
+		}
+	} else if err := unix.Mount(rootfs, rootfs, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		return fmt.Errorf("bind rootfs: %w", err)
+	}
+	// pivot_root refuses a shared new root's parent; private is safe since
+	// the slave step above already cut propagation to the host.
+	if err := unix.Mount("", rootfs, "", unix.MS_PRIVATE, ""); err != nil {
+		return fmt.Errorf("make rootfs private: %w", err)
+	}
+	root, err := os.OpenFile(rootfs, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open rootfs: %w", err)
+	}
+	defer root.Close()
+	devTmpfs := false
+	for _, m := range spec.Mounts {
+		if err := mountOne(root, cfg, m); err != nil {
+			return err
+		}
+		if filepath.Clean(m.Destination) == "/dev" && m.Type == "tmpfs" {
+			devTmpfs = true
+		}
+	}
+	if err := createDevices(root, spec, devTmpfs); err != nil {
+		return err
+	}
+	if err := pivotRoot(rootfs); err != nil {
+		return err
+	}
+	if spec.Linux != nil {
+		for _, p := range spec.Linux.MaskedPaths {
+			if err := maskPath(p); err != nil {
+				return err
+			}
+		}
+		for _, p := range spec.Linux.ReadonlyPaths {
+			if err := readonlyPath(p); err != nil {
+				return err
+			}
+		}
+	}
+	if spec.Root != nil && spec.Root.Readonly {
+		if err := remountReadonly("/"); err != nil {
+			return fmt.Errorf("read-only rootfs: %w", err)
+		}
+	}
+	return nil
+}
+
+// openInRoot opens path inside root, never leaving it whatever symlinks
+// the image holds, creating missing directories (and the last component as
+// a file when file is true). strict refuses any symlink on the way: proc,
+// sysfs and /dev must be real directories of the image.
+func openInRoot(root *os.File, path string, file, strict bool) (*os.File, error) {
+	how := unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS}
+	if strict {
+		how.Resolve |= unix.RESOLVE_NO_SYMLINKS
+	}
+	rel := strings.TrimPrefix(filepath.Clean("/"+path), "/")
+	if rel == "" {
+		rel = "."
+	}
+	fd, err := unix.Openat2(int(root.Fd()), rel, &how)
+	if err == nil {
+		return os.NewFile(uintptr(fd), path), nil
+	}
+	if err != unix.ENOENT {
+		return nil, fmt.Errorf("open %s in rootfs: %w", path, err)
+	}
+	parent, err := openInRoot(root, filepath.Dir("/"+rel), false, strict)
+	if err != nil {
+		return nil, err
+	}
+	defer parent.Close()
+	// Reopen the parent as a real directory fd: mkdirat needs one.
+	pdir, err := unix.Openat(int(parent.Fd()), ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open parent of %s: %w", path, err)
+	}
+	defer unix.Close(pdir)
+	base := filepath.Base(rel)
+	if file {
+		f, err := unix.Openat(pdir, base, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o644)
+		if err != nil && err != unix.EEXIST {
+			return nil, fmt.Errorf("create %s: %w", path, err)
+		}
+		if err == nil {
+			unix.Close(f)
+		}
+	} else if err := unix.Mkdirat(pdir, base, 0o755); err != nil && err != unix.EEXIST {
+		return nil, fmt.Errorf("mkdir %s: %w", path, err)
+	}
+	fd, err = unix.Openat2(int(root.Fd()), rel, &how)
+	if err != nil {
+		return nil, fmt.Errorf("open %s in rootfs: %w", path, err)
+	}
+	return os.NewFile(uintptr(fd), path), nil
+}
+
+func fdPath(f *os.File) string { return "/proc/self/fd/" + strconv.Itoa(int(f.Fd())) }
+
+func mountOne(root *os.File, cfg *initConfig, m specs.Mount) error {
+	flags, props, data := parseMountOptions(m.Options)
+	typ := m.Type
+	if typ == "" && flags&unix.MS_BIND != 0 {
+		typ = "bind"
+	}
+	strict := typ == "proc" || typ == "sysfs" || filepath.Clean(m.Destination) == "/dev"
+	file := false
+	if typ == "bind" {
+		fi, err := os.Stat(m.Source)
+		if err != nil {
+			return fmt.Errorf("bind source %s: %w", m.Source, err)
+		}
+		file = !fi.IsDir()
+		flags |= unix.MS_BIND
+	}
+	if typ == "cgroup" || typ == "cgroup2" {
+		return mountCgroup(root, cfg, m, flags)
+	}
+	target, err := openInRoot(root, m.Destination, file, strict)
+	if err != nil {
+		return err
+	}
+	defer target.Close()
+	tp := fdPath(target)
+	src := m.Source
+	if typ == "bind" {
+		err = unix.Mount(src, tp, "", flags&(unix.MS_BIND|unix.MS_REC), "")
+		if err == nil && flags&^(unix.MS_BIND|unix.MS_REC) != 0 {
+			err = remountInRoot(root, m.Destination, flags)
+		}
+	} else {
+		if typ == "mqueue" || typ == "devpts" || typ == "proc" || typ == "sysfs" || typ == "tmpfs" {
+			src = typ
+		}
+		err = unix.Mount(src, tp, typ, flags, data)
+		if err != nil && typ == "sysfs" && err == unix.EPERM {
+			// Sharing the host network namespace: sysfs may only be bound.
+			err = unix.Mount("/sys", tp, "", unix.MS_BIND|unix.MS_REC, "")
+			if err == nil {
+				err = remountInRoot(root, m.Destination, flags|unix.MS_RDONLY)
+			}
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("mount %s (%s) on %s: %w", m.Source, typ, m.Destination, err)
+	}
+	if len(props) == 0 {
+		return nil
+	}
+	// The fd still names the directory under the new mount: reopen.
+	mnt, err := openInRoot(root, m.Destination, file, strict)
+	if err != nil {
+		return err
+	}
+	defer mnt.Close()
+	for _, p := range props {
+		if err := unix.Mount("", fdPath(mnt), "", p, ""); err != nil {
+			return fmt.Errorf("propagation of %s: %w", m.Destination, err)
+		}
+	}
+	return nil
+}
+
+// remountInRoot remounts the mount now on dest (a fd opened before the
+// mount would name the directory underneath it).
+func remountInRoot(root *os.File, dest string, flags uintptr) error {
+	f, err := openInRoot(root, dest, false, false)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := remountBind(fdPath(f), flags); err != nil {
+		return fmt.Errorf("remount %s: %w", dest, err)
+	}
+	return nil
+}
+
+// remountBind applies flags to a bind mount, keeping the flags the kernel
+// locked on the source (nosuid, nodev, noexec, atime) or it refuses.
+func remountBind(target string, flags uintptr) error {
+	flags = flags&^(unix.MS_REC) | unix.MS_BIND | unix.MS_REMOUNT
+	err := unix.Mount("", target, "", flags, "")
+	if err == nil || err != unix.EPERM {
+		return err
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs(target, &st); err != nil {
+		return err
+	}
+	locked := uintptr(st.Flags) & (unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC | unix.MS_NOATIME | unix.MS_NODIRATIME | unix.MS_RELATIME)
+	return unix.Mount("", target, "", flags|locked, "")
+}
+
+func remountReadonly(path string) error { return remountBind(path, unix.MS_RDONLY) }
+
+// mountCgroup gives the container a read-only view of its own cgroups: the
+// cgroup2 filesystem on v2; on v1, a tmpfs holding one mount per hierarchy
+// (namespaced by the container's cgroup namespace).
+func mountCgroup(root *os.File, cfg *initConfig, m specs.Mount, flags uintptr) error {
+	flags &^= unix.MS_BIND | unix.MS_REC
+	flags |= unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC
+	target, err := openInRoot(root, m.Destination, false, true)
+	if err != nil {
+		return err
+	}
+	defer target.Close()
+	if cfg.CgroupV1 == nil {
+		if err := unix.Mount("cgroup2", fdPath(target), "cgroup2", flags, ""); err != nil {
+			return fmt.Errorf("mount cgroup2 on %s: %w", m.Destination, err)
+		}
+		return nil
+	}
+	if err := unix.Mount("tmpfs", fdPath(target), "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=755"); err != nil {
+		return fmt.Errorf("mount cgroup tmpfs on %s: %w", m.Destination, err)
+	}
+	for name, opts := range cfg.CgroupV1 {
+		dir, err := openInRoot(root, filepath.Join(m.Destination, name), false, true)
+		if err != nil {
+			return err
+		}
+		typ := "cgroup"
+		if opts == "" {
+			typ = "cgroup2"
+		}
+		err = unix.Mount("cgroup", fdPath(dir), typ, flags, opts)
+		dir.Close()
+		if err != nil {
+			return fmt.Errorf("mount cgroup %s: %w", name, err)
+		}
+	}
+	if flags&unix.MS_RDONLY != 0 {
+		return remountInRoot(root, m.Destination, unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC)
+	}
+	return nil
+}
+
+func createDevices(root *os.File, spec *specs.Spec, devTmpfs bool) error {
+	var devs []specs.LinuxDevice
+	if devTmpfs {
+		for _, d := range defaultDevices {
+			mode := os.FileMode(0o666)
+			devs = append(devs, specs.LinuxDevice{Path: d.path, Type: "c", Major: int64(d.major), Minor: int64(d.minor), FileMode: &mode})
+		}
+	}
+	if spec.Linux != nil {
+		devs = append(devs, spec.Linux.Devices...)
+	}
+	for _, d := range devs {
+		if err := mknodInRoot(root, d); err != nil {
+			return err
+		}
+	}
+	if !devTmpfs {
+		return nil
+	}
+	links := [][2]string{{"/proc/self/fd", "fd"}, {"/proc/self/fd/0", "stdin"}, {"/proc/self/fd/1", "stdout"},
+		{"/proc/self/fd/2", "stderr"}, {"/proc/kcore", "core"}}
+	dev, err := openInRoot(root, "/dev", false, true)
+	if err != nil {
+		return err
+	}
+	defer dev.Close()
+	dfd, err := unix.Openat(int(dev.Fd()), ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open /dev: %w", err)
+	}
+	defer unix.Close(dfd)
+	var st unix.Stat_t
+	if unix.Fstatat(dfd, "pts/ptmx", &st, unix.AT_SYMLINK_NOFOLLOW) == nil {
+		links = append(links, [2]string{"pts/ptmx", "ptmx"})
+	}
+	for _, l := range links {
+		if err := unix.Symlinkat(l[0], dfd, l[1]); err != nil && err != unix.EEXIST {
+			return fmt.Errorf("symlink /dev/%s: %w", l[1], err)
+		}
+	}
+	return nil
+}
+
+func mknodInRoot(root *os.File, d specs.LinuxDevice) error {
+	parent, err := openInRoot(root, filepath.Dir(d.Path), false, true)
+	if err != nil {
+		return err
+	}
+	defer parent.Close()
+	pfd, err := unix.Openat(int(parent.Fd()), ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open parent of %s: %w", d.Path, err)
+	}
+	defer unix.Close(pfd)
+	var typ uint32
+	switch d.Type {
+	case "c", "u":
+		typ = unix.S_IFCHR
+	case "b":
+		typ = unix.S_IFBLK
+	case "p":
+		typ = unix.S_IFIFO
+	default:
+		return fmt.Errorf("%w: device %s type %q", ErrInvalid, d.Path, d.Type)
+	}
+	perm := uint32(0o666)
+	if d.FileMode != nil {
+		perm = uint32(d.FileMode.Perm())
+	}
+	base := filepath.Base(d.Path)
+	// Whatever the image put there (a symlink to a host path, a file) is
+	// replaced, never followed.
+	unix.Unlinkat(pfd, base, 0)
+	if err := unix.Mknodat(pfd, base, typ|perm, int(unix.Mkdev(uint32(d.Major), uint32(d.Minor)))); err != nil {
+		return fmt.Errorf("mknod %s: %w", d.Path, err)
+	}
+	// mknod applies the umask; the spec's mode is exact.
+	if err := unix.Fchmodat(pfd, base, perm, 0); err != nil {
+		return fmt.Errorf("chmod %s: %w", d.Path, err)
+	}
+	uid, gid := -1, -1
+	if d.UID != nil {
+		uid = int(*d.UID)
+	}
+	if d.GID != nil {
+		gid = int(*d.GID)
+	}
+	if err := unix.Fchownat(pfd, base, uid, gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return fmt.Errorf("chown %s: %w", d.Path, err)
+	}
+	return nil
+}
+
+func pivotRoot(rootfs string) error {
+	oldroot, err := unix.Open("/", unix.O_DIRECTORY|unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(oldroot)
+	newroot, err := unix.Open(rootfs, unix.O_DIRECTORY|unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(newroot)
+	if err := unix.Fchdir(newroot); err != nil {
+		return fmt.Errorf("chdir rootfs: %w", err)
+	}
+	// pivot_root(".", ".") stacks the old root on top of the new one; no
+	// directory in the image is needed and nothing is left to clean up.
+	if err := unix.PivotRoot(".", "."); err != nil {
+		return fmt.Errorf("pivot_root: %w", err)
+	}
+	if err := unix.Fchdir(oldroot); err != nil {
+		return fmt.Errorf("chdir old root: %w", err)
+	}
+	if err := unix.Mount("", ".", "", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
+		return fmt.Errorf("make old root slave: %w", err)
+	}
+	if err := unix.Unmount(".", unix.MNT_DETACH); err != nil {
+		return fmt.Errorf("detach old root: %w", err)
+	}
+	return unix.Chdir("/")
+}
+
+func maskPath(p string) error {
+	err := unix.Mount("/dev/null", p, "", unix.MS_BIND, "")
+	if errors.Is(err, unix.ENOTDIR) || errors.Is(err, unix.EINVAL) {
+		err = unix.Mount("tmpfs", p, "tmpfs", unix.MS_RDONLY, "size=0k")
+	}
+	if err != nil && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("mask %s: %w", p, err)
+	}
+	return nil
+}
+
+func readonlyPath(p string) error {
+	if err := unix.Mount(p, p, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return nil
+		}
+		return fmt.Errorf("read-only %s: %w", p, err)
+	}
+	if err := remountBind(p, unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC); err != nil {
+		return fmt.Errorf("read-only %s: %w", p, err)
+	}
+	return nil
+}

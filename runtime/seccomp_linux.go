@@ -1,0 +1,183 @@
+package runtime
+
+import (
+	"encoding/binary"
+	"fmt"
+	"unsafe"
+
+	mobyseccomp "github.com/moby/profiles/seccomp"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	libseccomp "github.com/seccomp/libseccomp-golang"
+	"golang.org/x/sys/unix"
+)
+
+// DefaultSeccomp is Docker's default seccomp profile for spec (whose
+// capabilities decide which extra syscalls it allows).
+func DefaultSeccomp(spec *specs.Spec) (*specs.LinuxSeccomp, error) {
+	return mobyseccomp.GetDefaultProfile(spec)
+}
+
+var seccompActions = map[specs.LinuxSeccompAction]libseccomp.ScmpAction{
+	specs.ActKill:        libseccomp.ActKillThread,
+	specs.ActKillThread:  libseccomp.ActKillThread,
+	specs.ActKillProcess: libseccomp.ActKillProcess,
+	specs.ActTrap:        libseccomp.ActTrap,
+	specs.ActErrno:       libseccomp.ActErrno,
+	specs.ActTrace:       libseccomp.ActTrace,
+	specs.ActAllow:       libseccomp.ActAllow,
+	specs.ActLog:         libseccomp.ActLog,
+}
+
+var seccompOps = map[specs.LinuxSeccompOperator]libseccomp.ScmpCompareOp{
+	specs.OpNotEqual:     libseccomp.CompareNotEqual,
+	specs.OpLessThan:     libseccomp.CompareLess,
+	specs.OpLessEqual:    libseccomp.CompareLessOrEqual,
+	specs.OpEqualTo:      libseccomp.CompareEqual,
+	specs.OpGreaterEqual: libseccomp.CompareGreaterEqual,
+	specs.OpGreaterThan:  libseccomp.CompareGreater,
+	specs.OpMaskedEqual:  libseccomp.CompareMaskedEqual,
+}
+
+func seccompAction(a specs.LinuxSeccompAction, errno *uint) (libseccomp.ScmpAction, error) {
+	act, ok := seccompActions[a]
+	if !ok {
+		return 0, fmt.Errorf("%w: seccomp action %q not supported", ErrInvalid, a)
+	}
+	if act == libseccomp.ActErrno || act == libseccomp.ActTrace {
+		code := int16(unix.EPERM)
+		if errno != nil {
+			code = int16(*errno)
+		}
+		act = act.SetReturnCode(code)
+	}
+	return act, nil
+}
+
+// compileSeccomp turns a spec profile into a classic BPF program. It runs
+// in the parent, so the container's init only has to hand the program to
+// the kernel right before execve.
+func compileSeccomp(s *specs.LinuxSeccomp) ([]unix.SockFilter, error) {
+	if s == nil {
+		return nil, nil
+	}
+	def, err := seccompAction(s.DefaultAction, s.DefaultErrnoRet)
+	if err != nil {
+		return nil, err
+	}
+	f, err := libseccomp.NewFilter(def)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Release()
+	// The kernel, not libseccomp, sets no_new_privs where the spec asks.
+	if err := f.SetNoNewPrivsBit(false); err != nil {
+		return nil, err
+	}
+	for _, a := range s.Architectures {
+		arch, err := libseccomp.GetArchFromString(archName(a))
+		if err != nil {
+			continue
+		}
+		if err := f.AddArch(arch); err != nil {
+			return nil, err
+		}
+	}
+	for _, sc := range s.Syscalls {
+		act, err := seccompAction(sc.Action, sc.ErrnoRet)
+		if err != nil {
+			return nil, err
+		}
+		if act == def {
+			continue
+		}
+		var conds []libseccomp.ScmpCondition
+		for _, a := range sc.Args {
+			op, ok := seccompOps[a.Op]
+			if !ok {
+				return nil, fmt.Errorf("%w: seccomp operator %q", ErrInvalid, a.Op)
+			}
+			var c libseccomp.ScmpCondition
+			if op == libseccomp.CompareMaskedEqual {
+				c, err = libseccomp.MakeCondition(a.Index, op, a.Value, a.ValueTwo)
+			} else {
+				c, err = libseccomp.MakeCondition(a.Index, op, a.Value)
+			}
+			if err != nil {
+				return nil, err
+			}
+			conds = append(conds, c)
+		}
+		for _, name := range sc.Names {
+			call, err := libseccomp.GetSyscallFromName(name)
+			if err != nil {
+				continue // unknown to this libseccomp/arch: skipped, as runc does
+			}
+			if err := addRule(f, call, act, conds); err != nil {
+				return nil, fmt.Errorf("seccomp rule %s: %w", name, err)
+			}
+		}
+	}
+	raw, err := f.ExportBPFMem()
+	if err != nil {
+		return nil, err
+	}
+	prog := make([]unix.SockFilter, len(raw)/8)
+	for i := range prog {
+		b := raw[i*8:]
+		prog[i] = unix.SockFilter{Code: binary.NativeEndian.Uint16(b), Jt: b[2], Jf: b[3], K: binary.NativeEndian.Uint32(b[4:])}
+	}
+	return prog, nil
+}
+
+// addRule adds conditions the way libseccomp accepts them: several
+// conditions on the same argument must be separate rules (OR), others AND.
+func addRule(f *libseccomp.ScmpFilter, call libseccomp.ScmpSyscall, act libseccomp.ScmpAction, conds []libseccomp.ScmpCondition) error {
+	if len(conds) == 0 {
+		return f.AddRule(call, act)
+	}
+	seen := map[uint]bool{}
+	sameArg := false
+	for _, c := range conds {
+		if seen[c.Argument] {
+			sameArg = true
+		}
+		seen[c.Argument] = true
+	}
+	if !sameArg {
+		return f.AddRuleConditional(call, act, conds)
+	}
+	for _, c := range conds {
+		if err := f.AddRuleConditional(call, act, []libseccomp.ScmpCondition{c}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func archName(a specs.Arch) string {
+	switch a {
+	case specs.ArchX86_64:
+		return "amd64"
+	case specs.ArchX86:
+		return "x86"
+	case specs.ArchX32:
+		return "x32"
+	case specs.ArchAARCH64:
+		return "arm64"
+	case specs.ArchARM:
+		return "arm"
+	}
+	return string(a)
+}
+
+// loadSeccomp installs the program on the calling thread, which then execs.
+func loadSeccomp(prog []unix.SockFilter) error {
+	if len(prog) == 0 {
+		return nil
+	}
+	fprog := unix.SockFprog{Len: uint16(len(prog)), Filter: &prog[0]}
+	if _, _, e := unix.RawSyscall(unix.SYS_SECCOMP, 1 /* SECCOMP_SET_MODE_FILTER */, 0, uintptr(unsafe.Pointer(&fprog))); e != 0 {
+		return fmt.Errorf("load seccomp filter: %w", e)
+	}
+	return nil
+}

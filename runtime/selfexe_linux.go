@@ -1,0 +1,103 @@
+package runtime
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// Every child is started from a sealed in-memory copy of the berth binary,
+// never from the file on disk. A container process that reaches a berth
+// child through /proc/<pid>/exe (CVE-2019-5736) finds a memfd whose seals
+// forbid writing, shrinking and growing, so the host binary cannot be
+// overwritten.
+var selfExe struct {
+	once sync.Once
+	fd   int
+	err  error
+}
+
+func sealedSelf() (string, error) {
+	selfExe.once.Do(func() {
+		selfExe.fd, selfExe.err = makeSealedSelf()
+	})
+	if selfExe.err != nil {
+		return "", selfExe.err
+	}
+	// The path names this process's fd, so that the fd renumbering a
+	// child's stdio setup does cannot change which file is executed.
+	return "/proc/" + strconv.Itoa(os.Getpid()) + "/fd/" + strconv.Itoa(selfExe.fd), nil
+}
+
+func makeSealedSelf() (int, error) {
+	src, err := os.Open("/proc/self/exe")
+	if err != nil {
+		return -1, err
+	}
+	defer src.Close()
+	fd, err := unix.MemfdCreate("berth", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
+	if err != nil {
+		return -1, fmt.Errorf("memfd: %w", err)
+	}
+	dst := os.NewFile(uintptr(fd), "berth-memfd")
+	if _, err := io.Copy(dst, src); err != nil {
+		dst.Close()
+		return -1, fmt.Errorf("copy self: %w", err)
+	}
+	seals := unix.F_SEAL_SEAL | unix.F_SEAL_SHRINK | unix.F_SEAL_GROW | unix.F_SEAL_WRITE
+	if _, err := unix.FcntlInt(uintptr(fd), unix.F_ADD_SEALS, seals); err != nil {
+		dst.Close()
+		return -1, fmt.Errorf("seal self: %w", err)
+	}
+	// Keep the *os.File from closing the fd when collected.
+	newFd, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
+	dst.Close()
+	if err != nil {
+		return -1, err
+	}
+	return newFd, nil
+}
+
+// pidStartTime reads field 22 of /proc/pid/stat: with the pid, it names a
+// process uniquely across pid reuse.
+func pidStartTime(pid int) (uint64, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("bad stat for %d", pid)
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 20 {
+		return 0, fmt.Errorf("bad stat for %d", pid)
+	}
+	return strconv.ParseUint(f[19], 10, 64)
+}
+
+func pidAlive(pid int, start uint64) bool {
+	if pid <= 0 {
+		return false
+	}
+	st, err := pidStartTime(pid)
+	if err != nil {
+		return false
+	}
+	if start != 0 && st != start {
+		return false
+	}
+	// A zombie is dead for our purposes.
+	b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	s := string(b)
+	if i := strings.LastIndexByte(s, ')'); i >= 0 && len(s) > i+2 && s[i+2] == 'Z' {
+		return false
+	}
+	return true
+}

@@ -1,0 +1,203 @@
+package runtime
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+var nsCloneFlags = map[specs.LinuxNamespaceType]uintptr{
+	specs.MountNamespace:   unix.CLONE_NEWNS,
+	specs.UTSNamespace:     unix.CLONE_NEWUTS,
+	specs.IPCNamespace:     unix.CLONE_NEWIPC,
+	specs.PIDNamespace:     unix.CLONE_NEWPID,
+	specs.NetworkNamespace: unix.CLONE_NEWNET,
+}
+
+var nsFileNames = map[specs.LinuxNamespaceType]string{
+	specs.MountNamespace: "mnt", specs.UTSNamespace: "uts", specs.IPCNamespace: "ipc",
+	specs.PIDNamespace: "pid", specs.NetworkNamespace: "net", specs.CgroupNamespace: "cgroup",
+	specs.UserNamespace: "user",
+}
+
+// nsPlan is how a spec's namespaces are made: cloned new, joined by the
+// constructor, or (cgroup) unshared by the child once it is in its cgroup.
+type nsPlan struct {
+	clone     uintptr
+	join      []string
+	fork      bool
+	newCgroup bool
+	newUTS    bool
+}
+
+func planNamespaces(spec *specs.Spec) (nsPlan, error) {
+	// A container always gets its own mount namespace: mounting its rootfs
+	// in the host's would leak mounts and break delete.
+	p := nsPlan{clone: unix.CLONE_NEWNS}
+	if spec.Linux == nil {
+		return p, nil
+	}
+	seen := map[specs.LinuxNamespaceType]bool{}
+	for _, ns := range spec.Linux.Namespaces {
+		if seen[ns.Type] {
+			return p, fmt.Errorf("%w: namespace %s listed twice", ErrInvalid, ns.Type)
+		}
+		seen[ns.Type] = true
+		name, ok := nsFileNames[ns.Type]
+		if !ok {
+			return p, fmt.Errorf("%w: namespace type %q", ErrInvalid, ns.Type)
+		}
+		switch {
+		case ns.Type == specs.UserNamespace:
+			return p, fmt.Errorf("%w: user namespaces are not supported", ErrInvalid)
+		case ns.Type == specs.MountNamespace && ns.Path != "":
+			return p, fmt.Errorf("%w: joining a mount namespace is not supported", ErrInvalid)
+		case ns.Path != "":
+			if _, err := os.Stat(ns.Path); err != nil {
+				return p, fmt.Errorf("%w: namespace %s: %v", ErrInvalid, ns.Type, err)
+			}
+			p.join = append(p.join, name+":"+ns.Path)
+			if ns.Type == specs.PIDNamespace {
+				p.fork = true
+			}
+			if ns.Type == specs.UTSNamespace {
+				p.newUTS = true // hostname in a joined UTS namespace is the owner's business; runc sets it too
+			}
+		case ns.Type == specs.CgroupNamespace:
+			p.newCgroup = true
+		default:
+			p.clone |= nsCloneFlags[ns.Type]
+			if ns.Type == specs.UTSNamespace {
+				p.newUTS = true
+			}
+		}
+	}
+	return p, nil
+}
+
+// child is a started berth child that waits for its config on the sync socket.
+type child struct {
+	proc *os.Process
+	pid  int
+	sync *os.File
+}
+
+// startChild re-execs the sealed berth binary in role with stdio, joining
+// and cloning namespaces as plan says. When the plan forks (a joined PID
+// namespace) the intermediate is reaped here and proc is the real child.
+func startChild(role string, plan nsPlan, stdio []*os.File) (*child, error) {
+	exe, err := sealedSelf()
+	if err != nil {
+		return nil, err
+	}
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	parent, childEnd := os.NewFile(uintptr(fds[0]), "sync"), os.NewFile(uintptr(fds[1]), "sync-child")
+	defer childEnd.Close()
+	env := append(os.Environ(), envChild+"="+role)
+	env = append(env, "_BERTH_NSENTER="+strings.Join(plan.join, ","))
+	files := append(stdioOrNull(stdio), childEnd)
+	var pidR *os.File
+	if plan.fork {
+		r, w, err := os.Pipe()
+		if err != nil {
+			parent.Close()
+			return nil, err
+		}
+		defer w.Close()
+		pidR = r
+		defer pidR.Close()
+		files = append(files, w)
+		env = append(env, "_BERTH_NSFORK=4")
+	}
+	proc, err := os.StartProcess(exe, []string{"berth-" + role}, &os.ProcAttr{
+		Env:   env,
+		Files: files,
+		Sys:   &syscall.SysProcAttr{Cloneflags: plan.clone, Setsid: true},
+	})
+	if err != nil {
+		parent.Close()
+		return nil, fmt.Errorf("start %s child: %w", role, err)
+	}
+	c := &child{proc: proc, pid: proc.Pid, sync: parent}
+	if !plan.fork {
+		return c, nil
+	}
+	st, err := proc.Wait()
+	line, rerr := bufio.NewReader(pidR).ReadString('\n')
+	pid, perr := strconv.Atoi(strings.TrimSpace(line))
+	if err != nil || !st.Success() || rerr != nil || perr != nil {
+		parent.Close()
+		return nil, fmt.Errorf("enter namespaces: %v %v %v %v", err, st, rerr, perr)
+	}
+	c.pid = pid
+	c.proc, err = os.FindProcess(pid)
+	return c, err
+}
+
+func stdioOrNull(stdio []*os.File) []*os.File {
+	out := make([]*os.File, 3)
+	for i := range out {
+		if i < len(stdio) && stdio[i] != nil {
+			out[i] = stdio[i]
+			continue
+		}
+		f, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+		if err == nil {
+			out[i] = f
+		}
+	}
+	return out
+}
+
+// handshake sends the config and waits for the child's verdict.
+func (c *child) handshake(ctx context.Context, cfg *initConfig) error {
+	defer c.sync.Close()
+	b, err := json.Marshal(cfg)
+	if err != nil {
+		return err
+	}
+	if _, err := c.sync.Write(append(b, '\n')); err != nil {
+		return fmt.Errorf("send config: %w", err)
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		c.sync.SetReadDeadline(dl)
+	} else {
+		c.sync.SetReadDeadline(time.Now().Add(time.Minute))
+	}
+	var msg syncMsg
+	if err := json.NewDecoder(c.sync).Decode(&msg); err != nil {
+		return fmt.Errorf("container init died before it was ready: %w", err)
+	}
+	if msg.Error != "" {
+		return fmt.Errorf("container init: %s", msg.Error)
+	}
+	return nil
+}
+
+func (c *child) kill() {
+	c.proc.Kill()
+	c.proc.Wait()
+}
+
+func setOOMScoreAdj(pid int, adj *int) error {
+	if adj == nil {
+		return nil
+	}
+	p := "/proc/" + strconv.Itoa(pid) + "/oom_score_adj"
+	if err := os.WriteFile(p, []byte(strconv.Itoa(*adj)), 0); err != nil {
+		return fmt.Errorf("oom_score_adj %d (lowering it needs CAP_SYS_RESOURCE): %w", *adj, err)
+	}
+	return nil
+}

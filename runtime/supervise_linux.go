@@ -1,0 +1,390 @@
+package runtime
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// watch waits for the container process and records its end; then the
+// restart policy decides.
+func (m *monitor) watch(sup *supervised, proc *os.Process, pid int) {
+	code := 255
+	ran := time.Duration(0)
+	if proc != nil {
+		st, err := proc.Wait()
+		if err == nil {
+			code = exitCode(st.Sys().(syscall.WaitStatus))
+		}
+	} else {
+		waitPidfd(pid)
+	}
+	m.exited(sup, code, ran)
+}
+
+func exitCode(ws syscall.WaitStatus) int {
+	if ws.Signaled() {
+		return 128 + int(ws.Signal())
+	}
+	return ws.ExitStatus()
+}
+
+// waitPidfd waits for a process that is not our child (adopted after a
+// monitor restart); its exit status is not ours to read.
+func waitPidfd(pid int) {
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		return
+	}
+	defer unix.Close(fd)
+	for {
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		if n, err := unix.Poll(fds, -1); n > 0 || (err != nil && err != unix.EINTR) {
+			return
+		}
+	}
+}
+
+func (m *monitor) exited(sup *supervised, code int, _ time.Duration) {
+	if sup.health != nil {
+		sup.health()
+	}
+	s, err := m.rt.readState(sup.id)
+	if err != nil {
+		m.forget(sup)
+		return
+	}
+	now := time.Now().UTC()
+	s.Status, s.ExitCode, s.Finished, s.Pid = StatusStopped, code, now, 0
+	m.mu.Lock()
+	stopping := sup.stopping
+	m.mu.Unlock()
+	s.StoppedByUser = s.StoppedByUser || stopping
+	if s.Health != nil {
+		s.Health.Status = "unhealthy"
+	}
+	m.rt.writeState(s)
+	// Give the log pumps a moment to drain what the process wrote last.
+	time.Sleep(20 * time.Millisecond)
+	sup.closeIO()
+	delay, ok := m.restartDelay(sup, s, now)
+	if !ok {
+		m.forget(sup)
+		close(sup.done)
+		return
+	}
+	close(sup.done)
+	time.Sleep(delay)
+	m.restart(sup)
+}
+
+// restartDelay applies the policy. The backoff doubles from 100 ms up to
+// a minute, and starts over after a run of 10 s or more.
+func (m *monitor) restartDelay(sup *supervised, s *State, now time.Time) (time.Duration, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if sup.stopping || sup.deleted || s.StoppedByUser {
+		return 0, false
+	}
+	p := s.Options.Restart
+	switch p.Name {
+	case "always", "unless-stopped":
+	case "on-failure":
+		if s.ExitCode == 0 || (p.MaxRetries > 0 && s.Restarts >= p.MaxRetries) {
+			return 0, false
+		}
+	default:
+		return 0, false
+	}
+	if !s.Started.IsZero() && now.Sub(s.Started) >= 10*time.Second {
+		sup.backoff = 0
+	}
+	if sup.backoff == 0 {
+		sup.backoff = 100 * time.Millisecond
+	} else if sup.backoff *= 2; sup.backoff > time.Minute {
+		sup.backoff = time.Minute
+	}
+	return sup.backoff, true
+}
+
+func (m *monitor) restart(sup *supervised) {
+	m.mu.Lock()
+	if sup.stopping || sup.deleted {
+		m.mu.Unlock()
+		m.forget(sup)
+		return
+	}
+	sup.done = make(chan struct{})
+	m.mu.Unlock()
+	s, err := m.rt.readState(sup.id)
+	if err != nil {
+		m.forget(sup)
+		return
+	}
+	stdio := sup.stdio
+	if len(stdio) == 0 {
+		if stdio, err = sup.openLogs(m.rt, s); err != nil {
+			m.failRestart(sup, s, err)
+			return
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c, err := m.rt.launch(ctx, s, sup.spec, stdio, "")
+	if len(sup.stdio) == 0 {
+		for _, f := range stdio {
+			if f != nil {
+				f.Close()
+			}
+		}
+	}
+	if err != nil {
+		m.failRestart(sup, s, err)
+		return
+	}
+	s.Status, s.Started, s.Restarts = StatusRunning, time.Now().UTC(), s.Restarts+1
+	m.rt.writeState(s)
+	m.startHealth(sup, s)
+	go m.watch(sup, c.proc, s.Pid)
+}
+
+func (m *monitor) failRestart(sup *supervised, s *State, err error) {
+	fmt.Fprintf(os.Stderr, "berth monitor: restart %s: %v\n", s.ID, err)
+	sup.closeIO()
+	close(sup.done)
+	m.forget(sup)
+}
+
+func (m *monitor) forget(sup *supervised) {
+	m.mu.Lock()
+	if m.live[sup.id] == sup {
+		delete(m.live, sup.id)
+	}
+	m.lastBusy = time.Now()
+	m.mu.Unlock()
+}
+
+func (m *monitor) get(id string) *supervised {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.live[id]
+}
+
+func (m *monitor) start(ctx context.Context, id string) (*State, error) {
+	s, err := m.rt.State(id)
+	if err != nil {
+		return nil, err
+	}
+	if s.Status != StatusCreated {
+		return nil, fmt.Errorf("%w: %s is %s, not created", ErrState, id, s.Status)
+	}
+	if err := openStartFifo(ctx, filepath.Join(m.rt.dir(id), "exec.fifo"), s.Pid, s.PidStart); err != nil {
+		return nil, err
+	}
+	os.Remove(filepath.Join(m.rt.dir(id), "exec.fifo"))
+	s.Status, s.Started = StatusRunning, time.Now().UTC()
+	if err := m.rt.writeState(s); err != nil {
+		return nil, err
+	}
+	if sup := m.get(id); sup != nil {
+		m.startHealth(sup, s)
+	}
+	return s, nil
+}
+
+func isStopSignal(sig syscall.Signal) bool {
+	return sig == syscall.SIGKILL || sig == syscall.SIGTERM || sig == syscall.SIGINT || sig == syscall.SIGQUIT
+}
+
+func (m *monitor) kill(id string, sig syscall.Signal, all bool) error {
+	s, err := m.rt.State(id)
+	if err != nil {
+		return err
+	}
+	if s.Status != StatusRunning && s.Status != StatusCreated && s.Status != StatusPaused {
+		return fmt.Errorf("%w: %s is not running", ErrState, id)
+	}
+	if isStopSignal(sig) {
+		m.markStopping(s)
+	}
+	if all {
+		if cg, err := openCgroup(s.Cgroup); err == nil {
+			pids, _ := cg.pids()
+			for _, p := range pids {
+				syscall.Kill(p, sig)
+			}
+		}
+	}
+	if err := syscall.Kill(s.Pid, sig); err != nil && err != syscall.ESRCH {
+		return err
+	}
+	if s.Status == StatusPaused && sig == syscall.SIGKILL {
+		m.pause(id, false)
+	}
+	return nil
+}
+
+func (m *monitor) markStopping(s *State) {
+	m.mu.Lock()
+	if sup := m.live[s.ID]; sup != nil {
+		sup.stopping = true
+	}
+	m.mu.Unlock()
+	if !s.StoppedByUser {
+		s.StoppedByUser = true
+		if cur, err := m.rt.readState(s.ID); err == nil {
+			cur.StoppedByUser = true
+			m.rt.writeState(cur)
+		}
+	}
+}
+
+// stop sends sig (SIGTERM by default), waits up to timeout, then SIGKILL.
+func (m *monitor) stop(ctx context.Context, id string, sig syscall.Signal, timeout time.Duration) error {
+	if sig == 0 {
+		sig = syscall.SIGTERM
+	}
+	s, err := m.rt.State(id)
+	if err != nil {
+		return err
+	}
+	if s.Status == StatusStopped {
+		return nil
+	}
+	m.markStopping(s)
+	if s.Status == StatusPaused {
+		m.pause(id, false)
+	}
+	syscall.Kill(s.Pid, sig)
+	if m.waitGone(ctx, id, s, timeout) {
+		return nil
+	}
+	syscall.Kill(s.Pid, syscall.SIGKILL)
+	if !m.waitGone(ctx, id, s, 10*time.Second) {
+		return fmt.Errorf("%s did not die after SIGKILL", id)
+	}
+	return nil
+}
+
+func (m *monitor) waitGone(ctx context.Context, id string, s *State, timeout time.Duration) bool {
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	if sup := m.get(id); sup != nil {
+		m.mu.Lock()
+		done := sup.done
+		m.mu.Unlock()
+		select {
+		case <-done:
+			return true
+		case <-t.C:
+			return false
+		case <-ctx.Done():
+			return false
+		}
+	}
+	for pidAlive(s.Pid, s.PidStart) {
+		select {
+		case <-t.C:
+			return false
+		case <-ctx.Done():
+			return false
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	return true
+}
+
+func (m *monitor) delete(ctx context.Context, id string, force bool) error {
+	s, err := m.rt.State(id)
+	if err != nil {
+		return err
+	}
+	if s.Status != StatusStopped {
+		if !force && s.Status != StatusCreated {
+			return fmt.Errorf("%w: %s is %s; stop it first or force", ErrState, id, s.Status)
+		}
+		if err := m.stop(ctx, id, syscall.SIGKILL, 10*time.Second); err != nil {
+			return err
+		}
+	}
+	if sup := m.get(id); sup != nil {
+		m.mu.Lock()
+		sup.deleted = true
+		done := sup.done
+		m.mu.Unlock()
+		<-done
+		m.forget(sup)
+	}
+	return m.rt.cleanupContainer(s)
+}
+
+func (m *monitor) pause(id string, on bool) error {
+	s, err := m.rt.State(id)
+	if err != nil {
+		return err
+	}
+	want := StatusRunning
+	if !on {
+		want = StatusPaused
+	}
+	if s.Status != want {
+		return fmt.Errorf("%w: %s is %s", ErrState, id, s.Status)
+	}
+	cg, err := openCgroup(s.Cgroup)
+	if err != nil {
+		return err
+	}
+	if err := cg.freeze(on); err != nil {
+		return err
+	}
+	if on {
+		s.Status = StatusPaused
+	} else {
+		s.Status = StatusRunning
+	}
+	return m.rt.writeState(s)
+}
+
+// adopt takes over the containers a previous monitor left: live ones are
+// watched through a pidfd (their exit status is lost: recorded as 255),
+// dead ones are marked stopped and, per their policy, restarted.
+func (m *monitor) adopt() {
+	states, err := m.rt.List()
+	if err != nil {
+		return
+	}
+	for _, st := range states {
+		raw, err := m.rt.readState(st.ID)
+		if err != nil || raw.Status == StatusStopped {
+			continue
+		}
+		spec, err := LoadSpec(m.rt.dir(st.ID))
+		if err != nil {
+			continue
+		}
+		sup := &supervised{id: st.ID, spec: spec, done: make(chan struct{})}
+		if raw.Status == StatusCreating {
+			// Killed mid-create: never half-made.
+			if pidAlive(raw.Pid, raw.PidStart) {
+				syscall.Kill(raw.Pid, syscall.SIGKILL)
+			}
+			m.rt.cleanupContainer(raw)
+			continue
+		}
+		m.mu.Lock()
+		m.live[st.ID] = sup
+		m.mu.Unlock()
+		if st.Status == StatusStopped {
+			go m.exited(sup, 255, 0)
+			continue
+		}
+		sup.reopenLogs(m.rt, raw)
+		m.startHealth(sup, raw)
+		go m.watch(sup, nil, raw.Pid)
+	}
+}
