@@ -41,7 +41,7 @@ func (g *gate) compute() {
 				cond = dc.Condition
 			}
 		}
-		ops := append([]int(nil), st.creates...)
+		ops := append(append([]int(nil), st.creates...), st.dones...)
 		ops = append(ops, p.ready(st, cond)...)
 		if required {
 			g.hard = append(g.hard, ops...)

@@ -352,7 +352,7 @@ func TestPlanGolden(t *testing.T) {
 				svc("cache", "app:1", "hc", 1, healthcheck),
 				svc("web", "app:1", "hweb", 1, optionalDep("cache", state.ConditionHealthy), optionalDep("absent", state.ConditionStarted)),
 			),
-			obs:  observed(ctr("cache", 1, "hc", health(state.HealthStarting))),
+			obs: observed(ctr("cache", 1, "hc", health(state.HealthStarting))),
 			plan: `
 [] -> #1 service:cache:1 WaitContainer (until healthy)
 [1?] -> #2 service:web:1 CreateContainer (missing)
@@ -361,7 +361,9 @@ func TestPlanGolden(t *testing.T) {
 		},
 		{
 			name: "a changed volume is kept and reported",
-			want: stack(func(d *state.Desired) { d.Volumes["data"] = state.VolumeSpec{Name: proj + "_data", Key: "data", Project: proj, Hash: "vol2"} }),
+			want: stack(func(d *state.Desired) {
+				d.Volumes["data"] = state.VolumeSpec{Name: proj + "_data", Key: "data", Project: proj, Hash: "vol2"}
+			}),
 			obs:  stackUp(),
 			plan: ``,
 			warn: "volume demo_data changed but is kept (its data would be lost); remove it with down -v to recreate it",

@@ -23,6 +23,10 @@ type Options struct {
 	// RefreshImages ensures the images whose pull policy asks for it on
 	// every up (always; build with policy build) even when present.
 	RefreshImages bool
+	// StartCompleted starts containers that exited 0 under restart policy
+	// no/on-failure too (one berth up, as docker compose up does); a loop
+	// must leave it false or it reruns finished jobs on every pass.
+	StartCompleted bool
 	// Timeout, when set, overrides every service's stop_grace_period.
 	Timeout *time.Duration
 }
@@ -41,17 +45,17 @@ type planner struct {
 	o   Options
 	b   builder
 
-	storeImages   map[string]string // ref -> digest in the store
-	images        map[string]*imageState
-	netOp         map[string]int // network name -> the op that creates it
-	volOp         map[string]int
-	netRemove     map[string]int // recreated network -> its RemoveNetwork op
-	byService     map[string][]state.Container
-	deps          map[string][]string // service -> services it needs (depends_on and namespaces)
-	scope         map[string]bool
-	svcs          map[string]*svcState
-	completedDeps map[string]bool // services depended on with service_completed_successfully
-	warnings      []string
+	storeImages map[string]string // ref -> digest in the store
+	images      map[string]*imageState
+	netOp       map[string]int // network name -> the op that creates it
+	volOp       map[string]int
+	netRemove   map[string]int // recreated network -> its RemoveNetwork op
+	byService   map[string][]state.Container
+	deps        map[string][]string // service -> services it needs (depends_on and namespaces)
+	scope       map[string]bool
+	svcs        map[string]*svcState
+	dupRemoved  map[int][]int // the service being planned: number -> removals of duplicates
+	warnings    []string
 }
 
 type svcState struct {
@@ -60,6 +64,7 @@ type svcState struct {
 	recreated bool
 	stops     []int // stop-first stops of its old containers; dependents stop before them
 	creates   []int
+	dones     []int // renames ending start-first replacements
 }
 
 type replica struct {
@@ -84,14 +89,13 @@ func PlanUp(desired *state.Desired, observed *state.Observed, o Options) (*Plan,
 	}
 	p := &planner{
 		d: desired, obs: observed, o: o,
-		storeImages:   make(map[string]string, len(observed.Images)),
-		images:        map[string]*imageState{},
-		netOp:         map[string]int{},
-		volOp:         map[string]int{},
-		netRemove:     map[string]int{},
-		byService:     make(map[string][]state.Container, len(desired.Services)),
-		svcs:          make(map[string]*svcState, len(desired.Services)),
-		completedDeps: map[string]bool{},
+		storeImages: make(map[string]string, len(observed.Images)),
+		images:      map[string]*imageState{},
+		netOp:       map[string]int{},
+		volOp:       map[string]int{},
+		netRemove:   map[string]int{},
+		byService:   make(map[string][]state.Container, len(desired.Services)),
+		svcs:        make(map[string]*svcState, len(desired.Services)),
 	}
 	for _, im := range observed.Images {
 		p.storeImages[im.Ref] = im.Digest
@@ -146,9 +150,6 @@ func (p *planner) dependencyOrder() ([]string, error) {
 				continue
 			}
 			ds = append(ds, dep)
-			if dc.Condition == state.ConditionCompletedSuccessfully {
-				p.completedDeps[dep] = true
-			}
 		}
 		for _, mode := range []string{svc.Container.NetworkMode, svc.Container.IPC, svc.Container.PID} {
 			if dep, ok := strings.CutPrefix(mode, "service:"); ok {

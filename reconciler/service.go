@@ -94,6 +94,7 @@ func (p *planner) planService(svc *state.Service) error {
 func (p *planner) dedupe(svc *state.Service) ([]state.Container, map[int]bool) {
 	cs := sortedContainers(p.byService[svc.Name])
 	used := make(map[int]bool, len(cs))
+	p.dupRemoved = map[int][]int{}
 	var out []state.Container
 	for i := 0; i < len(cs); {
 		j := i
@@ -115,8 +116,9 @@ func (p *planner) dedupe(svc *state.Service) ([]state.Container, map[int]bool) {
 		}
 		for k, c := range group {
 			if k != keep {
-				stop, _ := p.removeContainer(c, "duplicate of replica "+strconv.Itoa(c.Number), p.stopTimeout(svc))
+				stop, rm := p.removeContainer(c, "duplicate of replica "+strconv.Itoa(c.Number), p.stopTimeout(svc))
 				p.orderStop(svc.Name, stop)
+				p.dupRemoved[c.Number] = append(p.dupRemoved[c.Number], rm)
 			}
 		}
 		out = append(out, group[keep])
@@ -146,7 +148,30 @@ func (p *planner) outdated(svc *state.Service, c state.Container, forcedReason s
 	if digest := p.knownDigest(svc); digest != "" && c.ImageDigest != digest {
 		return "image changed"
 	}
-	return forcedReason
+	if forcedReason != "" {
+		return forcedReason
+	}
+	return p.joinedStale(svc, c)
+}
+
+// joinedStale notices, level-triggered, a container whose namespace (or
+// restart: true) dependency was recreated after it by an earlier pass that
+// did not finish: the dependency's container is newer than it.
+func (p *planner) joinedStale(svc *state.Service, c state.Container) string {
+	if c.Created.IsZero() {
+		return ""
+	}
+	for _, dep := range p.deps[svc.Name] {
+		if !svc.DependsOn[dep].Restart && !sharesNamespace(svc, dep) {
+			continue
+		}
+		for _, dc := range p.byService[dep] {
+			if dc.Created.After(c.Created) {
+				return "dependency " + dep + " recreated"
+			}
+		}
+	}
+	return ""
 }
 
 // dependencyRecreated says why a service must be recreated because a
@@ -173,16 +198,21 @@ func sharesNamespace(svc *state.Service, dep string) bool {
 	return svc.Container.NetworkMode == m || svc.Container.IPC == m || svc.Container.PID == m
 }
 
-// shouldStart says whether a kept, up-to-date container must be started. A
-// one-shot job that finished successfully is complete, not stopped: it is
-// started again only by a recreate, or the loop would rerun it forever.
+// shouldStart says whether a kept, up-to-date container must be started.
+// A container that exited 0 under restart policy no or on-failure has
+// completed (docker's own reading of those policies): it is started again
+// only by a recreate or with StartCompleted, or a loop would rerun a
+// one-shot job forever. A stopped server killed by the stop signal exits
+// non-zero and is started.
 func (p *planner) shouldStart(svc *state.Service, c state.Container) bool {
 	if p.o.NoStart || isUp(c) {
 		return false
 	}
-	if c.Status == state.StatusExited && c.ExitCode == 0 &&
-		(p.completedDeps[svc.Name] || strings.HasPrefix(svc.Container.Restart, "on-failure")) {
-		return false
+	if c.Status == state.StatusExited && c.ExitCode == 0 && !p.o.StartCompleted {
+		switch r := svc.Container.Restart; {
+		case r == "" || r == "no" || strings.HasPrefix(r, "on-failure"):
+			return false
+		}
 	}
 	return true
 }
@@ -226,8 +256,8 @@ func (p *planner) recreate(st *svcState, g *gate, c state.Container, reason stri
 		r.waits = map[string]int{cond: wait}
 		r.suffix = suffix
 		_, rm := p.removeContainer(c, "replaced", p.stopTimeout(svc), wait)
-		p.b.add(&Op{Kind: RenameContainer, Object: objectOf(svc.Name, c.Number, suffix), Reason: "replaces " + c.Name,
-			IDFrom: r.create, Name: name}, rm)
+		st.dones = append(st.dones, p.b.add(&Op{Kind: RenameContainer, Object: objectOf(svc.Name, c.Number, suffix), Reason: "replaces " + c.Name,
+			IDFrom: r.create, Name: name}, rm))
 	}
 	st.creates = append(st.creates, r.create)
 	st.replicas = append(st.replicas, r)
@@ -303,6 +333,7 @@ func (p *planner) create(svc *state.Service, n int, name, reason string, g *gate
 	}
 	id := p.b.add(op, deps...)
 	p.b.dep(id, img.op)
+	p.b.dep(id, p.dupRemoved[n]...) // a leftover may hold the name
 	for _, a := range spec.Networks {
 		p.b.dep(id, p.netOp[a.Network])
 	}

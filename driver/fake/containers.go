@@ -89,7 +89,8 @@ func (d *Driver) serviceContainer(project, service string) *container {
 	var best *container
 	for _, c := range d.containers {
 		if c.obs.Project == project && c.obs.Service == service && !c.obs.OneOff {
-			if best == nil || c.obs.Number < best.obs.Number {
+			up, bestUp := c.obs.Status == state.StatusRunning, best != nil && best.obs.Status == state.StatusRunning
+			if best == nil || (up && !bestUp) || (up == bestUp && c.obs.Number < best.obs.Number) {
 				best = c
 			}
 		}
