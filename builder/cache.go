@@ -1,0 +1,93 @@
+package builder
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// cacheKey chains a step onto its parent: the key of a step covers every
+// step before it, so a changed step invalidates exactly itself and what
+// follows.
+func cacheKey(parent string, parts ...any) string {
+	h := sha256.New()
+	h.Write([]byte(parent))
+	for _, p := range parts {
+		h.Write([]byte{0})
+		switch v := p.(type) {
+		case string:
+			h.Write([]byte(v))
+		default:
+			b, err := json.Marshal(v)
+			if err != nil {
+				panic(fmt.Sprintf("cache key part %T: %v", p, err))
+			}
+			h.Write(b)
+		}
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil))
+}
+
+// cacheRecord is what a filesystem step produced.
+type cacheRecord struct {
+	Layer *Layer `json:"layer,omitempty"` // nil: the step changed nothing
+}
+
+// cacheIndex maps step keys to results, one small file per key under the
+// state root, written atomically so it survives crashes and restarts.
+type cacheIndex struct {
+	dir string
+}
+
+func openCacheIndex(dir string) (*cacheIndex, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	return &cacheIndex{dir: dir}, nil
+}
+
+func (c *cacheIndex) path(key string) string {
+	return filepath.Join(c.dir, "sha256-"+key[len("sha256:"):]+".json")
+}
+
+func (c *cacheIndex) get(key string) (*cacheRecord, bool) {
+	data, err := os.ReadFile(c.path(key))
+	if err != nil {
+		return nil, false
+	}
+	var r cacheRecord
+	if json.Unmarshal(data, &r) != nil {
+		return nil, false
+	}
+	return &r, true
+}
+
+func (c *cacheIndex) put(key string, r *cacheRecord) error {
+	data, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(c.dir, ".tmp-")
+	if err != nil {
+		return err
+	}
+	_, err = tmp.Write(data)
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), c.path(key))
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return errors.Join(errors.New("cache index write"), err)
+	}
+	return nil
+}

@@ -1,0 +1,216 @@
+package builder
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	"github.com/moby/buildkit/frontend/dockerfile/parser"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// workdir sets the working directory and creates it, owned by the current
+// USER as buildkit does.
+func (r *buildRun) workdir(ctx context.Context, st *stageState, c *instructions.WorkdirCommand) (bool, error) {
+	wd := c.Path
+	if !path.IsAbs(wd) {
+		base := st.img.Config.WorkingDir
+		if base == "" {
+			base = "/"
+		}
+		wd = path.Join(base, wd)
+	}
+	st.img.Config.WorkingDir = path.Clean(wd)
+	key := cacheKey(st.key, "WORKDIR", st.img.Config.WorkingDir, st.img.Config.User)
+	return r.fsStep(ctx, st, key, c.String(), func(rf Rootfs) error {
+		root, err := openRootDir(rf.Path())
+		if err != nil {
+			return err
+		}
+		defer root.Close()
+		o := copyOptions{uid: -1, gid: -1}
+		if st.img.Config.User != "" {
+			uid, gid, _, err := resolveUser(root, st.img.Config.User)
+			if err != nil {
+				return err
+			}
+			o.uid, o.gid = uid, gid
+		}
+		d, err := root.mkdirAll(st.img.Config.WorkingDir, o)
+		if err != nil {
+			return err
+		}
+		return d.Close()
+	})
+}
+
+// run executes a RUN instruction through the Runner.
+func (r *buildRun) run(ctx context.Context, st *stageState, c *instructions.RunCommand, out *step) (bool, error) {
+	args, script, err := runArgs(st.img, c)
+	if err != nil {
+		return false, err
+	}
+	network := instructions.GetNetwork(c)
+	if network == "" {
+		network = r.o.Network
+	}
+	if network == "" {
+		network = "default"
+	}
+	mounts := instructions.GetMounts(c)
+	env := r.runEnv(st, false)
+	key := cacheKey(st.key, "RUN", args, script, env, network, mounts)
+	return r.fsStep(ctx, st, key, c.String(), func(rf Rootfs) error {
+		root, err := openRootDir(rf.Path())
+		if err != nil {
+			return err
+		}
+		uid, gid, groups, err := resolveUser(root, st.img.Config.User)
+		root.Close()
+		if err != nil {
+			return err
+		}
+		ms, release, err := r.runMounts(ctx, st, mounts, script)
+		defer release()
+		if err != nil {
+			return err
+		}
+		cwd := st.img.Config.WorkingDir
+		if cwd == "" {
+			cwd = "/"
+		}
+		p := &Process{Rootfs: rf, Args: args, Env: r.runEnv(st, true), Cwd: cwd,
+			UID: uid, GID: gid, Groups: groups, Network: network, Mounts: ms, Output: out}
+		if err := r.b.runner.Run(ctx, p); err != nil {
+			if ee, ok := err.(*ExitError); ok && ee.Tail == "" {
+				ee.Tail = out.tail.String()
+			}
+			return fmt.Errorf("process %q did not complete successfully: %w", strings.Join(args, " "), err)
+		}
+		return nil
+	})
+}
+
+// runArgs builds argv, turning heredocs into what buildkit runs: a single
+// heredoc's body is the shell script (or, with a shebang, an executable
+// file mounted at /dev/pipes); several are handed to the shell verbatim.
+func runArgs(img *Image, c *instructions.RunCommand) ([]string, *instructions.ShellInlineFile, error) {
+	args := c.CmdLine
+	var script *instructions.ShellInlineFile
+	if len(c.Files) > 0 {
+		if len(args) != 1 || !c.PrependShell {
+			return nil, nil, fmt.Errorf("invalid heredoc RUN: %v", args)
+		}
+		if hd := parser.MustParseHeredoc(args[0]); hd != nil && len(c.Files) == 1 {
+			data := c.Files[0].Data
+			if c.Files[0].Chomp {
+				data = parser.ChompHeredocContent(data)
+			}
+			if strings.HasPrefix(data, "#!") {
+				f := instructions.ShellInlineFile{Name: c.Files[0].Name, Data: data}
+				return []string{path.Join("/dev/pipes", f.Name)}, &f, nil
+			}
+			args = []string{data}
+		} else {
+			var b strings.Builder
+			b.WriteString(args[0])
+			for _, f := range c.Files {
+				b.WriteString("\n" + f.Data + f.Name)
+			}
+			args = []string{b.String()}
+		}
+	}
+	if c.PrependShell {
+		return append(append([]string(nil), shellOf(img)...), strings.Join(args, " ")), script, nil
+	}
+	return append([]string(nil), args...), script, nil
+}
+
+// runEnv is a RUN's environment: ENV, then declared ARGs that ENV does not
+// override, then (for the process only, never the cache key) proxy args.
+func (r *buildRun) runEnv(st *stageState, withProxy bool) []string {
+	env := envVars(st.img)
+	for _, k := range st.args.keys {
+		if _, ok := env.Get(k); !ok {
+			env.Set(k, st.args.vals[k])
+		}
+	}
+	if withProxy {
+		for _, k := range sortedKeys(r.o.BuildArgs) {
+			if _, ok := env.Get(k); !ok && proxyArgs[k] {
+				env.Set(k, r.o.BuildArgs[k])
+			}
+		}
+	}
+	return env.List()
+}
+
+// runMounts resolves RUN --mount flags to host mounts. Cache mounts live
+// under the builder root and survive builds; bind mounts come from the
+// context or a stage, read-only unless rw is asked (writes are discarded).
+func (r *buildRun) runMounts(ctx context.Context, st *stageState, ms []*instructions.Mount, script *instructions.ShellInlineFile) ([]specs.Mount, func(), error) {
+	var out []specs.Mount
+	var cleanups []func()
+	release := func() {
+		for i := len(cleanups) - 1; i >= 0; i-- {
+			cleanups[i]()
+		}
+	}
+	if script != nil {
+		dir, err := os.MkdirTemp("", "berth-heredoc-")
+		if err != nil {
+			return nil, release, err
+		}
+		cleanups = append(cleanups, func() { os.RemoveAll(dir) })
+		if err := os.WriteFile(filepath.Join(dir, filepath.Base(script.Name)), []byte(script.Data), 0o755); err != nil {
+			return nil, release, err
+		}
+		out = append(out, specs.Mount{Type: "bind", Source: dir, Destination: "/dev/pipes", Options: []string{"rbind", "ro"}})
+	}
+	for _, m := range ms {
+		target := m.Target
+		if !path.IsAbs(target) {
+			target = path.Join(orRoot(st.img.Config.WorkingDir), target)
+		}
+		switch m.Type {
+		case instructions.MountTypeCache:
+			src, unlock, err := r.b.cacheMount(m)
+			if err != nil {
+				return nil, release, err
+			}
+			cleanups = append(cleanups, unlock)
+			out = append(out, specs.Mount{Type: "bind", Source: src, Destination: target, Options: []string{"rbind", "rw"}})
+		case instructions.MountTypeBind:
+			src, done, err := r.bindSource(ctx, st, m)
+			if err != nil {
+				return nil, release, err
+			}
+			cleanups = append(cleanups, done)
+			opt := "ro"
+			if !m.ReadOnly {
+				opt = "rw"
+			}
+			out = append(out, specs.Mount{Type: "bind", Source: src, Destination: target, Options: []string{"rbind", opt}})
+		case instructions.MountTypeTmpfs:
+			opts := []string{"nosuid", "nodev"}
+			if m.SizeLimit > 0 {
+				opts = append(opts, fmt.Sprintf("size=%d", m.SizeLimit))
+			}
+			out = append(out, specs.Mount{Type: "tmpfs", Source: "tmpfs", Destination: target, Options: opts})
+		default:
+			return nil, release, fmt.Errorf("--mount=type=%s is not supported by berth", m.Type)
+		}
+	}
+	return out, release, nil
+}
+
+func orRoot(p string) string {
+	if p == "" {
+		return "/"
+	}
+	return p
+}

@@ -1,0 +1,216 @@
+package builder
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/berth-dev/berth/store"
+	digest "github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// LayerStore adapts berth's layer store to what the builder consumes. Each
+// step's rootfs is a store snapshot whose overlay is mounted under
+// <store root>/builder-mnt while the step runs.
+type LayerStore struct {
+	S        *store.Store
+	Progress io.Writer // pull progress
+}
+
+// Image implements Store.
+func (l *LayerStore) Image(ctx context.Context, ref string) (*BaseImage, error) {
+	img, err := l.S.Resolve(ref)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("%s: %w", ref, ErrNotFound)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return l.base(img)
+}
+
+// Pull implements Store.
+func (l *LayerStore) Pull(ctx context.Context, ref string) (*BaseImage, error) {
+	img, err := l.S.Pull(ctx, ref, store.RegistryOptions{Progress: l.Progress})
+	if err != nil {
+		return nil, err
+	}
+	return l.base(img)
+}
+
+func (l *LayerStore) base(img *store.Image) (*BaseImage, error) {
+	cfg, err := l.S.ReadBlob(img.ConfigDigest)
+	if err != nil {
+		return nil, err
+	}
+	bi := &BaseImage{ID: img.ConfigDigest, Config: cfg}
+	for i, d := range img.Layers {
+		bi.Layers = append(bi.Layers, Layer{Digest: d.Digest, DiffID: img.DiffIDs()[i], Size: d.Size, MediaType: d.MediaType})
+	}
+	return bi, nil
+}
+
+// HasLayer implements Store.
+func (l *LayerStore) HasLayer(ctx context.Context, layer Layer) bool { return l.S.Has(layer.Digest) }
+
+// PutImage implements Store. The config is stored byte for byte (it carries
+// Docker's Healthcheck, OnBuild and Shell, which ocispec.Image lacks).
+func (l *LayerStore) PutImage(ctx context.Context, config []byte, layers []Layer, tags []string) (digest.Digest, error) {
+	md, _, err := l.writeManifest(ctx, config, layers)
+	if err != nil {
+		return "", err
+	}
+	for _, t := range tags {
+		if err := l.S.SetRef(ctx, t, md); err != nil {
+			return "", fmt.Errorf("tag %s: %w", t, err)
+		}
+	}
+	return digest.FromBytes(config), nil
+}
+
+func (l *LayerStore) writeManifest(ctx context.Context, config []byte, layers []Layer) (digest.Digest, *ocispec.Manifest, error) {
+	cd, err := l.S.WriteBlob(ctx, config)
+	if err != nil {
+		return "", nil, err
+	}
+	m := ocispec.Manifest{MediaType: ocispec.MediaTypeImageManifest,
+		Config: ocispec.Descriptor{MediaType: ocispec.MediaTypeImageConfig, Digest: cd, Size: int64(len(config))}}
+	m.SchemaVersion = 2
+	m.Layers = []ocispec.Descriptor{}
+	for _, ly := range layers {
+		if !l.S.Has(ly.Digest) {
+			return "", nil, fmt.Errorf("layer %s is missing from the store", ly.Digest)
+		}
+		m.Layers = append(m.Layers, ocispec.Descriptor{MediaType: ly.MediaType, Digest: ly.Digest, Size: ly.Size})
+	}
+	mb, err := json.Marshal(m)
+	if err != nil {
+		return "", nil, err
+	}
+	md, err := l.S.WriteBlob(ctx, mb)
+	return md, &m, err
+}
+
+// Prepare implements Store: a snapshot over layers, mounted for the builder.
+func (l *LayerStore) Prepare(ctx context.Context, layers []Layer) (Rootfs, error) {
+	cfg := ocispec.Image{RootFS: ocispec.RootFS{Type: "layers", DiffIDs: []digest.Digest{}}}
+	cfg.OS, cfg.Architecture = "linux", store.DefaultPlatform().Architecture
+	for _, ly := range layers {
+		cfg.RootFS.DiffIDs = append(cfg.RootFS.DiffIDs, ly.DiffID)
+	}
+	cb, err := json.Marshal(cfg)
+	if err != nil {
+		return nil, err
+	}
+	md, m, err := l.writeManifest(ctx, cb, layers)
+	if err != nil {
+		return nil, err
+	}
+	img := &store.Image{ManifestDigest: md, ConfigDigest: m.Config.Digest, Manifest: *m, Config: cfg, Layers: m.Layers}
+	var rnd [8]byte
+	rand.Read(rnd[:])
+	key := "build-" + hex.EncodeToString(rnd[:])
+	mounts, err := l.S.Prepare(ctx, key, img)
+	if err != nil {
+		return nil, err
+	}
+	rf := &storeRootfs{s: l.S, key: key, mounts: mounts}
+	if err := rf.mount(); err != nil {
+		rf.Release(ctx)
+		return nil, err
+	}
+	return rf, nil
+}
+
+type storeRootfs struct {
+	s       *store.Store
+	key     string
+	mounts  []specs.Mount
+	dir     string
+	mounted bool
+}
+
+func (r *storeRootfs) mount() error {
+	base := filepath.Join(r.s.Root(), "builder-mnt")
+	if err := os.MkdirAll(base, 0o700); err != nil {
+		return err
+	}
+	r.dir = filepath.Join(base, r.key)
+	if err := os.Mkdir(r.dir, 0o755); err != nil {
+		return err
+	}
+	for _, m := range r.mounts {
+		if m.Destination != "/" {
+			return fmt.Errorf("unexpected snapshot mount at %s", m.Destination)
+		}
+		if err := unix.Mount(m.Source, r.dir, m.Type, 0, strings.Join(m.Options, ",")); err != nil {
+			return fmt.Errorf("mount %s rootfs: %w", m.Type, err)
+		}
+		r.mounted = true
+	}
+	return nil
+}
+
+func (r *storeRootfs) Path() string          { return r.dir }
+func (r *storeRootfs) Mounts() []specs.Mount { return r.mounts }
+
+func (r *storeRootfs) unmount() error {
+	if !r.mounted {
+		return nil
+	}
+	if err := unix.Unmount(r.dir, 0); err != nil {
+		if err := unix.Unmount(r.dir, unix.MNT_DETACH); err != nil {
+			return fmt.Errorf("unmount %s: %w", r.dir, err)
+		}
+	}
+	r.mounted = false
+	return nil
+}
+
+// Commit unmounts the overlay (so its upper directory is settled) and
+// stores the upper directory as a layer; an empty upper is no layer.
+func (r *storeRootfs) Commit(ctx context.Context) (*Layer, error) {
+	if err := r.unmount(); err != nil {
+		return nil, err
+	}
+	names, err := readDirNames(r.s.UpperDir(r.key))
+	if err != nil {
+		return nil, err
+	}
+	if len(names) == 0 {
+		return nil, nil
+	}
+	sl, err := r.s.Commit(ctx, r.key)
+	if err != nil {
+		return nil, err
+	}
+	return &Layer{Digest: sl.Descriptor.Digest, DiffID: sl.DiffID, Size: sl.Descriptor.Size, MediaType: sl.Descriptor.MediaType}, nil
+}
+
+func readDirNames(dir string) ([]string, error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return f.Readdirnames(-1)
+}
+
+// Release implements Rootfs.
+func (r *storeRootfs) Release(ctx context.Context) error {
+	err := r.unmount()
+	if r.dir != "" && err == nil {
+		os.Remove(r.dir)
+	}
+	return errors.Join(err, r.s.RemoveSnapshot(ctx, r.key))
+}
