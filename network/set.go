@@ -34,6 +34,20 @@ func (m *Manager) Set(ctx context.Context, cfg Config) error {
 			}
 		}
 	}
+	// Containers that stay but leave a network that goes let go of it first.
+	for id, r := range st.Endpoints {
+		if !wantEP[id] {
+			continue
+		}
+		for _, i := range r.Interfaces {
+			if !wantNet[i.Network] {
+				if err := m.Detach(ctx, id); err != nil {
+					return err
+				}
+				break
+			}
+		}
+	}
 	for name := range st.Networks {
 		if !wantNet[name] {
 			if err := m.RemoveNetwork(ctx, name); err != nil {
@@ -42,10 +56,21 @@ func (m *Manager) Set(ctx context.Context, cfg Config) error {
 		}
 	}
 	for _, n := range cfg.Networks {
-		if !n.External {
-			if _, err := m.EnsureNetwork(ctx, n); err != nil {
-				return err
+		if n.External {
+			continue
+		}
+		_, err := m.EnsureNetwork(ctx, n)
+		if errors.Is(err, ErrInUse) {
+			// The network must be rebuilt: its containers re-attach below.
+			for _, id := range usersOfName(m, n.Name) {
+				if err := m.Detach(ctx, id); err != nil {
+					return err
+				}
 			}
+			_, err = m.EnsureNetwork(ctx, n)
+		}
+		if err != nil {
+			return err
 		}
 	}
 	eps := append([]Endpoint(nil), cfg.Endpoints...)
@@ -59,6 +84,14 @@ func (m *Manager) Set(ctx context.Context, cfg Config) error {
 		}
 	}
 	return m.collect(ctx)
+}
+
+func usersOfName(m *Manager, network string) []string {
+	st, err := m.read()
+	if err != nil {
+		return nil
+	}
+	return usersOf(st, network)
 }
 
 // collect removes what berth made but no longer records: bridges and host
