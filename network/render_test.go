@@ -65,7 +65,7 @@ func TestRenderNetworkAndEndpoint(t *testing.T) {
 			t.Errorf("rendering lacks %q", want)
 		}
 	}
-	if strings.Contains(got, "ip saddr 10.213.11.0/24 oifname") {
+	if strings.Contains(got, "ip saddr 10.213.11.0/24 oifname !=") {
 		t.Errorf("internal network is masqueraded")
 	}
 	if t.Failed() {
