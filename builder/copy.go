@@ -51,8 +51,12 @@ func (r *rootDir) Close() error { return r.f.Close() }
 
 func (r *rootDir) openIn(p string, flags int) (*os.File, error) {
 	how := unix.OpenHow{Flags: uint64(flags | unix.O_CLOEXEC), Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS}
+	rel := strings.TrimLeft(p, "/")
+	if rel == "" {
+		rel = "."
+	}
 	for {
-		fd, err := unix.Openat2(int(r.f.Fd()), strings.TrimPrefix(p, "/"), &how)
+		fd, err := unix.Openat2(int(r.f.Fd()), rel, &how)
 		if err == unix.EINTR || err == unix.EAGAIN {
 			continue
 		}

@@ -73,6 +73,15 @@ func errAt(file string, loc []parser.Range, format string, a ...any) error {
 	return &Error{File: file, Line: line, Err: fmt.Errorf(format, a...)}
 }
 
+// wrapAt locates err at a buildkit source range, keeping it unwrappable.
+func wrapAt(file string, loc []parser.Range, what string, err error) error {
+	line := 0
+	if len(loc) > 0 {
+		line = loc[0].Start.Line
+	}
+	return &Error{File: file, Line: line, Err: fmt.Errorf("%s: %w", what, err)}
+}
+
 // Parse parses a Dockerfile. Directives (# syntax, # escape, # check),
 // heredocs and line continuations are handled by buildkit's parser; the
 // "# check" directive only feeds the warnings.

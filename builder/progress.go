@@ -118,7 +118,7 @@ func (t *tailBuffer) Write(b []byte) (int, error) {
 		if i < 0 {
 			break
 		}
-		t.lines = append(t.lines, string(t.part.Next(i+1)[:i]))
+		t.lines = append(t.lines, string(t.part.Next(i + 1)[:i]))
 		if len(t.lines) > t.max {
 			t.lines = t.lines[1:]
 		}

@@ -19,7 +19,7 @@ func (r *buildRun) stage(ctx context.Context, s *PlannedStage) (*stageState, err
 	st, err := r.base(ctx, s)
 	if err != nil {
 		step.failed(err)
-		return nil, errAt(r.plan.Dockerfile.Name, s.Stage.Location, "%v", err)
+		return nil, wrapAt(r.plan.Dockerfile.Name, s.Stage.Location, "FROM", err)
 	}
 	step.done()
 	triggers, err := onbuildCommands(st.img.Config.OnBuild)
@@ -37,7 +37,7 @@ func (r *buildRun) stage(ctx context.Context, s *PlannedStage) (*stageState, err
 		cached, err := r.step(ctx, st, c, step)
 		if err != nil {
 			step.failed(err)
-			return nil, errAt(r.plan.Dockerfile.Name, c.Location(), "%s: %v", strings.ToUpper(c.Name()), err)
+			return nil, wrapAt(r.plan.Dockerfile.Name, c.Location(), strings.ToUpper(c.Name()), err)
 		}
 		if cached {
 			step.cached()
@@ -133,7 +133,7 @@ func (st *stageState) expander() instructions.SingleWordExpander {
 // cache.
 func (r *buildRun) step(ctx context.Context, st *stageState, c instructions.Command, out *step) (bool, error) {
 	if a, ok := c.(*instructions.ArgCommand); ok {
-		return true, r.arg(st, a)
+		return false, r.arg(st, a)
 	}
 	if ex, ok := c.(instructions.SupportsSingleWordExpansion); ok {
 		if err := ex.Expand(st.expander()); err != nil {
@@ -158,7 +158,7 @@ func (r *buildRun) step(ctx context.Context, st *stageState, c instructions.Comm
 	if meta {
 		st.key = cacheKey(st.key, c.Name(), c)
 		addHistory(st.img, r.created, c.(fmt.Stringer).String(), true)
-		return true, nil
+		return false, nil
 	}
 	switch c := c.(type) {
 	case *instructions.WorkdirCommand:

@@ -1,0 +1,316 @@
+package builder
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/berth-dev/berth/store"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// testEnv is a store with a busybox base image and a builder over it.
+type testEnv struct {
+	t     *testing.T
+	root  string
+	store *store.Store
+	b     *Builder
+	ls    *LayerStore
+}
+
+func needRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: overlay mounts and namespaces")
+	}
+}
+
+// busyboxRootfs writes a minimal image tree: busybox, its applets, a user
+// "app" (1000) and a world-writable /tmp.
+func busyboxRootfs(t testing.TB, dir string) {
+	t.Helper()
+	must := func(err error) {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, d := range []string{"bin", "etc", "tmp", "root", "home/app"} {
+		must(os.MkdirAll(filepath.Join(dir, d), 0o755))
+	}
+	must(os.Chmod(filepath.Join(dir, "tmp"), 0o1777))
+	must(os.Chown(filepath.Join(dir, "home/app"), 1000, 1000))
+	data, err := os.ReadFile("/bin/busybox")
+	must(err)
+	must(os.WriteFile(filepath.Join(dir, "bin/busybox"), data, 0o755))
+	for _, a := range []string{"sh", "echo", "cat", "id", "ls", "pwd", "mkdir", "touch", "false", "true", "test", "env", "sleep", "wc", "printf", "stat", "tar", "readlink"} {
+		must(os.Symlink("busybox", filepath.Join(dir, "bin", a)))
+	}
+	must(os.WriteFile(filepath.Join(dir, "etc/passwd"), []byte("root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\n"), 0o644))
+	must(os.WriteFile(filepath.Join(dir, "etc/group"), []byte("root:x:0:\napp:x:1000:\nstaff:x:50:app\n"), 0o644))
+}
+
+func newTestEnv(t *testing.T) *testEnv {
+	t.Helper()
+	needRoot(t)
+	root := t.TempDir()
+	s, err := store.Open(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := filepath.Join(root, "base")
+	busyboxRootfs(t, base)
+	if _, err := s.ImportRootfs(context.Background(), base, "busybox:test", ocispec.ImageConfig{Cmd: []string{"sh"}}); err != nil {
+		t.Fatal(err)
+	}
+	ls := &LayerStore{S: s}
+	b, err := New(filepath.Join(root, "builder"), ls, NamespaceRunner{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { assertNoResidue(t, s) })
+	return &testEnv{t: t, root: root, store: s, b: b, ls: ls}
+}
+
+// assertNoResidue checks that no snapshot or mount of the build is left.
+func assertNoResidue(t *testing.T, s *store.Store) {
+	t.Helper()
+	snaps, err := s.Snapshots()
+	if err != nil {
+		t.Error(err)
+	}
+	if len(snaps) != 0 {
+		t.Errorf("%d snapshots left behind", len(snaps))
+	}
+	mi, _ := os.ReadFile("/proc/self/mountinfo")
+	if strings.Contains(string(mi), s.Root()) {
+		t.Errorf("mounts left behind under %s", s.Root())
+	}
+}
+
+func writeFiles(t testing.TB, dir string, files map[string]string) {
+	t.Helper()
+	for name, content := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func (e *testEnv) build(ctxDir string, o Options) (*Result, string, error) {
+	var out bytes.Buffer
+	o.ContextDir = ctxDir
+	o.Progress = &out
+	res, err := e.b.Build(context.Background(), o)
+	return res, out.String(), err
+}
+
+// readImageFile reads a file from a built image's filesystem.
+func (e *testEnv) readImageFile(res *Result, name string) string {
+	e.t.Helper()
+	rf, err := e.ls.Prepare(context.Background(), res.Layers)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer rf.Release(context.Background())
+	data, err := os.ReadFile(filepath.Join(rf.Path(), name))
+	if err != nil {
+		e.t.Fatalf("image file %s: %v", name, err)
+	}
+	return string(data)
+}
+
+func imageConfig(t *testing.T, res *Result) *Image {
+	t.Helper()
+	img, err := parseImage(res.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+const multiStage = `# syntax=docker/dockerfile:1
+ARG BASE=busybox:test
+FROM ${BASE} AS build
+ARG MSG=default
+WORKDIR /src
+COPY hello.txt .
+RUN echo "$MSG" > msg && cat hello.txt >> msg
+
+FROM busybox:test AS unused
+RUN false
+
+FROM busybox:test
+USER app
+WORKDIR /home/app/work
+COPY --from=build /src/msg /msg
+RUN id -u > /tmp/uid && pwd > /tmp/pwd
+ENV A=1
+HEALTHCHECK --interval=5s CMD true
+ENTRYPOINT ["/bin/sh", "-c"]
+CMD ["echo hi"]
+`
+
+func TestBuildMultiStage(t *testing.T) {
+	e := newTestEnv(t)
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"Dockerfile": multiStage, "hello.txt": "hello\n"})
+	res, out, err := e.build(dir, Options{BuildArgs: map[string]string{"MSG": "override", "SOURCE_DATE_EPOCH": "1700000000"}, Tags: []string{"app:test"}})
+	if err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	if got := e.readImageFile(res, "msg"); got != "override\nhello\n" {
+		t.Errorf("/msg = %q", got)
+	}
+	if got := e.readImageFile(res, "tmp/uid"); got != "1000\n" {
+		t.Errorf("RUN as USER app: uid %q", got)
+	}
+	if got := e.readImageFile(res, "tmp/pwd"); got != "/home/app/work\n" {
+		t.Errorf("RUN in WORKDIR: pwd %q", got)
+	}
+	if strings.Contains(out, "RUN false") {
+		t.Errorf("stage not needed by the target was built:\n%s", out)
+	}
+	img := imageConfig(t, res)
+	if img.Config.User != "app" || img.Config.WorkingDir != "/home/app/work" {
+		t.Errorf("user %q workdir %q", img.Config.User, img.Config.WorkingDir)
+	}
+	if !contains(img.Config.Env, "A=1") || img.Config.Healthcheck == nil || img.Config.Healthcheck.Test[0] != "CMD-SHELL" {
+		t.Errorf("env %v healthcheck %+v", img.Config.Env, img.Config.Healthcheck)
+	}
+	if strings.Join(img.Config.Entrypoint, " ") != "/bin/sh -c" || strings.Join(img.Config.Cmd, " ") != "echo hi" {
+		t.Errorf("entrypoint %v cmd %v", img.Config.Entrypoint, img.Config.Cmd)
+	}
+	if len(img.RootFS.DiffIDs) != len(res.Layers) || len(img.History) == 0 || img.Created.Unix() != 1700000000 {
+		t.Errorf("diff ids %d layers %d history %d created %v", len(img.RootFS.DiffIDs), len(res.Layers), len(img.History), img.Created)
+	}
+	stored, err := e.store.Resolve("app:test")
+	if err != nil || stored.ConfigDigest != res.ID {
+		t.Fatalf("tag app:test: %v (%v vs %v)", err, stored, res.ID)
+	}
+	var raw map[string]any
+	cfg, _ := e.store.ReadBlob(res.ID)
+	json.Unmarshal(cfg, &raw)
+	if raw["config"].(map[string]any)["Healthcheck"] == nil {
+		t.Errorf("stored config lost the Healthcheck: %s", cfg)
+	}
+
+	// a second build is fully cached and reproducible
+	res2, out2, err := e.build(dir, Options{BuildArgs: map[string]string{"MSG": "override", "SOURCE_DATE_EPOCH": "1700000000"}, Tags: []string{"app:test"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res2.ID != res.ID || strings.Count(out2, "CACHED") < 5 {
+		t.Errorf("rebuild: id %s vs %s\n%s", res2.ID, res.ID, out2)
+	}
+	// a changed copied file rebuilds that COPY and what follows, not before
+	writeFiles(t, dir, map[string]string{"hello.txt": "changed\n"})
+	res3, out3, err := e.build(dir, Options{BuildArgs: map[string]string{"MSG": "override"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := e.readImageFile(res3, "msg"); got != "override\nchanged\n" {
+		t.Errorf("after change /msg = %q\n%s", got, out3)
+	}
+	if !strings.Contains(stepLine(out3, "WORKDIR /src"), "CACHED") || strings.Contains(stepLine(out3, "COPY hello.txt"), "CACHED") {
+		t.Errorf("cache after change:\n%s", out3)
+	}
+}
+
+// stepLine returns the status line (DONE/CACHED/ERROR) of the step whose
+// header contains text.
+func stepLine(out, text string) string {
+	lines := strings.Split(out, "\n")
+	for i, l := range lines {
+		if strings.Contains(l, text) && strings.HasPrefix(l, "#") {
+			id := strings.Fields(l)[0]
+			for _, m := range lines[i+1:] {
+				if strings.HasPrefix(m, id+" CACHED") || strings.HasPrefix(m, id+" DONE") || strings.HasPrefix(m, id+" ERROR") {
+					return m
+				}
+			}
+		}
+	}
+	return ""
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func TestBuildRunFailure(t *testing.T) {
+	e := newTestEnv(t)
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"Dockerfile": "FROM busybox:test\nRUN echo first\nRUN echo about to fail; echo more; exit 3\n"})
+	_, out, err := e.build(dir, Options{})
+	var ee *ExitError
+	if err == nil || !errors.As(err, &ee) || ee.Code != 3 {
+		t.Fatalf("want exit code 3, got %v\n%s", err, out)
+	}
+	if !strings.Contains(err.Error(), "Dockerfile:3") || !strings.Contains(err.Error(), "about to fail") {
+		t.Errorf("error lacks line or output: %v", err)
+	}
+}
+
+func TestBuildSymlinkEscape(t *testing.T) {
+	e := newTestEnv(t)
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"Dockerfile": "FROM busybox:test\nCOPY link /x\n"})
+	if err := os.Symlink("/etc/passwd", filepath.Join(dir, "link")); err != nil {
+		t.Fatal(err)
+	}
+	_, out, err := e.build(dir, Options{})
+	if err == nil || !strings.Contains(err.Error(), "outside the build context") {
+		t.Fatalf("want escape error, got %v\n%s", err, out)
+	}
+}
+
+func TestBuildRunNetworkAndMounts(t *testing.T) {
+	e := newTestEnv(t)
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		"Dockerfile": "FROM busybox:test\n" +
+			"RUN --network=none cat /proc/net/dev | wc -l > /netdevs\n" +
+			"RUN --mount=type=cache,target=/cache echo x >> /cache/log && wc -l < /cache/log > /count\n" +
+			"RUN --mount=type=bind,source=src,target=/mnt cat /mnt/a > /a\n" +
+			"COPY <<EOF /inline.txt\ninline $A\nEOF\n" +
+			"RUN <<EOT\necho heredoc > /heredoc\nEOT\n",
+		"src/a": "from-bind\n",
+	})
+	res, out, err := e.build(dir, Options{})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if got := strings.TrimSpace(e.readImageFile(res, "netdevs")); got != "3" { // 2 header lines + lo
+		t.Errorf("--network=none sees %s lines of /proc/net/dev", got)
+	}
+	if got := e.readImageFile(res, "a"); got != "from-bind\n" {
+		t.Errorf("bind mount: %q", got)
+	}
+	if got := e.readImageFile(res, "heredoc"); got != "heredoc\n" {
+		t.Errorf("heredoc RUN: %q", got)
+	}
+	if got := e.readImageFile(res, "inline.txt"); got != "inline \n" {
+		t.Errorf("heredoc COPY: %q", got)
+	}
+	res2, out2, err := e.build(dir, Options{NoCache: true})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out2)
+	}
+	if got := strings.TrimSpace(e.readImageFile(res2, "count")); got != "2" {
+		t.Errorf("cache mount did not persist: count %s", got)
+	}
+}
