@@ -94,7 +94,7 @@ func (p *planner) planService(svc *state.Service) error {
 func (p *planner) dedupe(svc *state.Service) ([]state.Container, map[int]bool) {
 	cs := sortedContainers(p.byService[svc.Name])
 	used := make(map[int]bool, len(cs))
-	p.dupRemoved = map[int][]int{}
+	p.dupRemoved = nil
 	var out []state.Container
 	for i := 0; i < len(cs); {
 		j := i
@@ -118,6 +118,9 @@ func (p *planner) dedupe(svc *state.Service) ([]state.Container, map[int]bool) {
 			if k != keep {
 				stop, rm := p.removeContainer(c, "duplicate of replica "+strconv.Itoa(c.Number), p.stopTimeout(svc))
 				p.orderStop(svc.Name, stop)
+				if p.dupRemoved == nil {
+					p.dupRemoved = map[int][]int{}
+				}
 				p.dupRemoved[c.Number] = append(p.dupRemoved[c.Number], rm)
 			}
 		}
