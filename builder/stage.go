@@ -135,21 +135,8 @@ func (r *buildRun) step(ctx context.Context, st *stageState, c instructions.Comm
 	if a, ok := c.(*instructions.ArgCommand); ok {
 		return false, r.arg(st, a)
 	}
-	if ex, ok := c.(instructions.SupportsSingleWordExpansion); ok {
-		if err := ex.Expand(st.expander()); err != nil {
-			return false, err
-		}
-	}
-	if ex, ok := c.(instructions.SupportsSingleWordExpansionRaw); ok {
-		lex := shell.NewLex('\\')
-		lex.SkipProcessQuotes = true
-		env := overlay{env: envVars(st.img), args: st.args}
-		if err := ex.ExpandRaw(func(w string) (string, error) {
-			s, _, err := lex.ProcessWord(w, env)
-			return s, err
-		}); err != nil {
-			return false, err
-		}
+	if err := expandCommand(st, c); err != nil {
+		return false, err
 	}
 	meta, err := applyMeta(st, c)
 	if err != nil {
@@ -171,6 +158,27 @@ func (r *buildRun) step(ctx context.Context, st *stageState, c instructions.Comm
 		return r.add(ctx, st, c)
 	}
 	return false, fmt.Errorf("instruction %s is not supported", c.Name())
+}
+
+// expandCommand substitutes variables in place: ENV over ARG, with the
+// Dockerfile rules of buildkit's lexer; heredoc bodies marked for expansion
+// get the raw variant that keeps quotes.
+func expandCommand(st *stageState, c instructions.Command) error {
+	if ex, ok := c.(instructions.SupportsSingleWordExpansion); ok {
+		if err := ex.Expand(st.expander()); err != nil {
+			return err
+		}
+	}
+	if ex, ok := c.(instructions.SupportsSingleWordExpansionRaw); ok {
+		lex := shell.NewLex('\\')
+		lex.SkipProcessQuotes = true
+		env := overlay{env: envVars(st.img), args: st.args}
+		return ex.ExpandRaw(func(w string) (string, error) {
+			s, _, err := lex.ProcessWord(w, env)
+			return s, err
+		})
+	}
+	return nil
 }
 
 // arg declares ARGs in the stage: a --build-arg wins, then the default,
