@@ -2,6 +2,8 @@ package compose
 
 import (
 	"context"
+	"encoding/json"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -11,7 +13,7 @@ import (
 )
 
 // writeTree creates files (path → content) under dir.
-func writeTree(t *testing.T, dir string, files map[string]string) {
+func writeTree(t testing.TB, dir string, files map[string]string) {
 	t.Helper()
 	for p, content := range files {
 		full := filepath.Join(dir, p)
@@ -289,5 +291,26 @@ func edit(t *testing.T, path, old, new string) {
 	}
 	if err := os.WriteFile(path, []byte(strings.Replace(string(b), old, new, 1)), 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestCacheRoundTrip: what the cache serves is what a fresh load computes,
+// x- extensions of any shape included.
+func TestCacheRoundTrip(t *testing.T) {
+	dir := t.TempDir()
+	files := maps.Clone(cacheProject)
+	files["proj/compose.yaml"] = strings.Replace(files["proj/compose.yaml"], "  web:\n", "  web:\n    x-meta: {a: [1, two, {b: true}], c: 1.5}\n    ports: [\"8080:80\"]\n    healthcheck: {test: [CMD, \"true\"], interval: 5s}\n", 1)
+	writeTree(t, dir, files)
+	o := cacheOptions(dir)
+	settle()
+	fresh := mustLoadDesired(t, o)
+	cached := mustLoadDesired(t, o)
+	if !cached.Cached {
+		t.Fatal("not cached")
+	}
+	a, _ := json.Marshal(fresh.Desired)
+	b, _ := json.Marshal(cached.Desired)
+	if string(a) != string(b) {
+		t.Errorf("cached desired state differs from the fresh one:\n%s", lineDiff(string(a), string(b)))
 	}
 }

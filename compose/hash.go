@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"reflect"
 	"slices"
 
 	"github.com/compose-spec/compose-go/v2/types"
@@ -55,6 +56,10 @@ func stripped(s types.ServiceConfig) types.ServiceConfig {
 		d := *s.Deploy
 		d.Replicas = nil
 		s.Deploy = &d
+		// a deploy: section holding only replicas must hash like none
+		if reflect.DeepEqual(d, types.DeployConfig{}) {
+			s.Deploy = nil
+		}
 	}
 	s.Configs = slices.Clone(s.Configs)
 	s.Secrets = slices.Clone(s.Secrets)
