@@ -3,6 +3,7 @@ package runtime
 import (
 	"fmt"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -29,16 +30,35 @@ var DefaultCapabilities = []string{
 	"CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
 }
 
-// AllCapabilities lists every capability the running kernel knows (privileged).
+// AllCapabilities lists every capability this process holds (privileged):
+// a capability the runtime lacks (here CAP_SYS_RESOURCE) cannot be given.
 func AllCapabilities() []string {
 	last := lastCap()
+	held := ownPermitted()
 	var out []string
 	for name, n := range capNames {
-		if n <= last {
+		if n <= last && held&(1<<uint(n)) != 0 {
 			out = append(out, name)
 		}
 	}
+	sort.Strings(out)
 	return out
+}
+
+func ownPermitted() uint64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return ^uint64(0)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "CapPrm:"); ok {
+			n, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			if err == nil {
+				return n
+			}
+		}
+	}
+	return ^uint64(0)
 }
 
 func lastCap() int {

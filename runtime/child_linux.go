@@ -90,8 +90,11 @@ func childMain(role string) {
 	sync := os.NewFile(syncFd, "sync")
 	fail := func(err error) {
 		b, _ := json.Marshal(syncMsg{Error: err.Error()})
-		sync.Write(append(b, '\n'))
-		os.Exit(1)
+		if _, werr := sync.Write(append(b, '\n')); werr != nil {
+			// Past the handshake: the parent is gone, stderr is the log.
+			fmt.Fprintf(os.Stderr, "berth: %v\n", err)
+		}
+		os.Exit(127)
 	}
 	var cfg initConfig
 	if err := json.NewDecoder(sync).Decode(&cfg); err != nil {
@@ -140,11 +143,6 @@ func initContainer(cfg *initConfig, sync *os.File) error {
 	if cfg.NewUTS && spec.Domainname != "" {
 		if err := unix.Setdomainname([]byte(spec.Domainname)); err != nil {
 			return fmt.Errorf("setdomainname: %w", err)
-		}
-	}
-	if spec.Linux != nil {
-		if err := writeSysctls(spec.Linux.Sysctl); err != nil {
-			return err
 		}
 	}
 	p := spec.Process

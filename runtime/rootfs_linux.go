@@ -119,6 +119,10 @@ func setupRootfs(cfg *initConfig) error {
 		return err
 	}
 	if spec.Linux != nil {
+		// Before /proc/sys turns read-only.
+		if err := writeSysctls(spec.Linux.Sysctl); err != nil {
+			return err
+		}
 		for _, p := range spec.Linux.MaskedPaths {
 			if err := maskPath(p); err != nil {
 				return err

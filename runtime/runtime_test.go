@@ -29,9 +29,11 @@ func busyboxRootfs(t *testing.T) string {
 			busybox.err = err
 			return
 		}
+		os.Chmod(dir, 0o755)
 		for _, d := range []string{"bin", "etc", "proc", "sys", "dev", "tmp", "root", "home/app"} {
 			os.MkdirAll(filepath.Join(dir, d), 0o755)
 		}
+		os.Chmod(filepath.Join(dir, "tmp"), 0o1777)
 		b, err := os.ReadFile("/bin/busybox")
 		if err != nil {
 			busybox.err = err
@@ -54,6 +56,17 @@ func busyboxRootfs(t *testing.T) string {
 		t.Fatalf("busybox rootfs: %v", busybox.err)
 	}
 	return busybox.dir
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if busybox.dir != "" {
+		os.RemoveAll(busybox.dir)
+	}
+	if probeBin.path != "" {
+		os.RemoveAll(filepath.Dir(probeBin.path))
+	}
+	os.Exit(code)
 }
 
 func needRoot(t *testing.T) {

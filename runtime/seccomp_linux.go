@@ -3,6 +3,8 @@ package runtime
 import (
 	"encoding/binary"
 	"fmt"
+	"io"
+	"os"
 	"unsafe"
 
 	mobyseccomp "github.com/moby/profiles/seccomp"
@@ -117,7 +119,7 @@ func compileSeccomp(s *specs.LinuxSeccomp) ([]unix.SockFilter, error) {
 			}
 		}
 	}
-	raw, err := f.ExportBPFMem()
+	raw, err := exportBPF(f)
 	if err != nil {
 		return nil, err
 	}
@@ -180,4 +182,22 @@ func loadSeccomp(prog []unix.SockFilter) error {
 		return fmt.Errorf("load seccomp filter: %w", e)
 	}
 	return nil
+}
+
+// exportBPF goes through a memfd: ExportBPFMem needs libseccomp 2.6,
+// Debian 12 ships 2.5.
+func exportBPF(f *libseccomp.ScmpFilter) ([]byte, error) {
+	fd, err := unix.MemfdCreate("berth-seccomp", unix.MFD_CLOEXEC)
+	if err != nil {
+		return nil, err
+	}
+	mf := os.NewFile(uintptr(fd), "seccomp")
+	defer mf.Close()
+	if err := f.ExportBPF(mf); err != nil {
+		return nil, err
+	}
+	if _, err := mf.Seek(0, io.SeekStart); err != nil {
+		return nil, err
+	}
+	return io.ReadAll(mf)
 }
