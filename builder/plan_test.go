@@ -161,12 +161,12 @@ FROM scratch AS unrelated
 
 func TestParseErrorsHaveLines(t *testing.T) {
 	for src, want := range map[string]string{
-		"FROM busybox\nRUN true\nFROOM x\n":            "Dockerfile:3:",
-		"FROM busybox\nCOPY onlyone\n":                  "Dockerfile:2:",
-		"ARG X\n":                                       "no build stage",
-		"FROM busybox\nCOPY --from=$X a b\n":            "Dockerfile:2:",
+		"FROM busybox\nRUN true\nFROOM x\n":  "Dockerfile:3:",
+		"FROM busybox\nCOPY onlyone\n":       "Dockerfile:2:",
+		"ARG X\n":                            "no build stage",
+		"FROM busybox\nCOPY --from=$X a b\n": "Dockerfile:2:",
 		"FROM busybox AS a\nCOPY --from=b /x /x\nFROM busybox AS b\n": "Dockerfile:2:",
-		"FROM --platform=linux/s390x busybox\n":         "host platform",
+		"FROM --platform=linux/s390x busybox\n":                       "host platform",
 	} {
 		df, err := Parse("Dockerfile", []byte(src))
 		if err == nil {

@@ -153,7 +153,18 @@ func (r *storeRootfs) mount() error {
 		if m.Destination != "/" {
 			return fmt.Errorf("unexpected snapshot mount at %s", m.Destination)
 		}
-		if err := unix.Mount(m.Source, r.dir, m.Type, 0, strings.Join(m.Options, ",")); err != nil {
+		opts := m.Options
+		if m.Type == "overlay" {
+			// a step's upper dir is thrown away after a crash anyway:
+			// volatile skips the sync of the whole upper filesystem
+			// that unmounting an overlay otherwise costs
+			opts = append(append([]string(nil), opts...), "volatile")
+		}
+		err := unix.Mount(m.Source, r.dir, m.Type, 0, strings.Join(opts, ","))
+		if err == unix.EINVAL && m.Type == "overlay" {
+			err = unix.Mount(m.Source, r.dir, m.Type, 0, strings.Join(m.Options, ","))
+		}
+		if err != nil {
 			return fmt.Errorf("mount %s rootfs: %w", m.Type, err)
 		}
 		r.mounted = true

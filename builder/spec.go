@@ -1,0 +1,49 @@
+package builder
+
+import (
+	"io"
+	"path/filepath"
+
+	"github.com/berth-dev/berth/state"
+	"github.com/berth-dev/berth/store"
+)
+
+// Open returns a builder over the layer store of a berth state root, with
+// its cache under <stateRoot>/builder and RUN steps in namespaces.
+func Open(stateRoot string, pullProgress io.Writer) (*Builder, error) {
+	s, err := store.Open(stateRoot)
+	if err != nil {
+		return nil, err
+	}
+	return New(filepath.Join(stateRoot, "builder"), &LayerStore{S: s, Progress: pullProgress}, NamespaceRunner{})
+}
+
+// SpecOptions turns a compose service's image spec into build options: the
+// image is tagged with the service's image reference and build.tags.
+func SpecOptions(img state.ImageSpec) Options {
+	b := img.Build
+	o := Options{
+		ContextDir:         b.Context,
+		Dockerfile:         b.Dockerfile,
+		DockerfileInline:   b.DockerfileInline,
+		Target:             b.Target,
+		BuildArgs:          map[string]string{},
+		Labels:             b.Labels,
+		AdditionalContexts: b.AdditionalContexts,
+		NoCache:            b.NoCache,
+		Pull:               b.Pull,
+		Network:            b.Network,
+	}
+	for k, v := range b.Args {
+		o.BuildArgs[k] = v
+	}
+	if img.Ref != "" {
+		o.Tags = append(o.Tags, img.Ref)
+	}
+	for _, t := range b.Tags {
+		if t != img.Ref {
+			o.Tags = append(o.Tags, t)
+		}
+	}
+	return o
+}

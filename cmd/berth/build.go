@@ -1,0 +1,150 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/berth-dev/berth/builder"
+	"github.com/spf13/cobra"
+)
+
+func init() { register(newBuildCmd) }
+
+type buildFlags struct {
+	noCache    bool
+	pull       bool
+	quiet      bool
+	buildArgs  []string
+	tags       []string
+	context    string
+	dockerfile string
+	target     string
+}
+
+func newBuildCmd() *cobra.Command {
+	var f buildFlags
+	c := &cobra.Command{
+		Use:   "build [OPTIONS] [SERVICE...]",
+		Short: "Build the images of services (or, with --context, one Dockerfile)",
+		Long: "Build the images of the project's services that have a build: section, with berth's own\n" +
+			"builder and layer store. With --context, build a single Dockerfile as `docker build` does.",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, cancel := signalContext(cmd)
+			defer cancel()
+			var out io.Writer = os.Stdout
+			if f.quiet || global.progress == "quiet" {
+				out = nil
+			}
+			b, err := builder.Open(global.root, out)
+			if err != nil {
+				return err
+			}
+			buildArgs, err := parseBuildArgs(f.buildArgs)
+			if err != nil {
+				return err
+			}
+			jobs, err := buildJobs(cmd, f, args)
+			if err != nil {
+				return err
+			}
+			for _, j := range jobs {
+				j.NoCache = j.NoCache || f.noCache
+				j.Pull = j.Pull || f.pull
+				j.Progress = out
+				if j.BuildArgs == nil {
+					j.BuildArgs = map[string]string{}
+				}
+				for k, v := range buildArgs {
+					j.BuildArgs[k] = v
+				}
+				res, err := b.Build(ctx, j.Options)
+				if err != nil {
+					if j.service != "" {
+						return fmt.Errorf("service %q: %w", j.service, err)
+					}
+					return err
+				}
+				if f.quiet {
+					fmt.Println(res.ID)
+				}
+			}
+			return nil
+		},
+	}
+	fl := c.Flags()
+	fl.BoolVar(&f.noCache, "no-cache", false, "Do not use the build cache")
+	fl.BoolVar(&f.pull, "pull", false, "Always pull base images")
+	fl.BoolVarP(&f.quiet, "quiet", "q", false, "Print only the image IDs")
+	fl.StringArrayVar(&f.buildArgs, "build-arg", nil, "Set a build argument (KEY=VALUE, or KEY to take it from the environment)")
+	fl.StringArrayVarP(&f.tags, "tag", "t", nil, "Name the image (with --context; added to service images otherwise)")
+	fl.StringVar(&f.context, "context", "", "Build this directory's Dockerfile instead of the project's services")
+	fl.StringVar(&f.dockerfile, "dockerfile", "", "Dockerfile path, relative to the context (with --context)")
+	fl.StringVar(&f.target, "target", "", "Stage to build (with --context)")
+	return c
+}
+
+type buildJob struct {
+	builder.Options
+	service string
+}
+
+// buildJobs lists what to build: one standalone Dockerfile, or the
+// services with a build: section (all, or those named), each image once.
+func buildJobs(cmd *cobra.Command, f buildFlags, services []string) ([]buildJob, error) {
+	if f.context != "" {
+		return []buildJob{{Options: builder.Options{ContextDir: f.context, Dockerfile: f.dockerfile, Target: f.target, Tags: f.tags}}}, nil
+	}
+	_, d, err := loadProject(cmd.Context())
+	if err != nil {
+		return nil, err
+	}
+	names := services
+	if len(names) == 0 {
+		names = d.ServiceNames()
+	}
+	seen := map[string]bool{}
+	var jobs []buildJob
+	for _, n := range names {
+		s, ok := d.Services[n]
+		if !ok {
+			return nil, fmt.Errorf("no such service: %s", n)
+		}
+		if s.Image.Build == nil {
+			if len(services) > 0 {
+				fmt.Fprintf(os.Stderr, "berth: service %s has no build section, skipped\n", n)
+			}
+			continue
+		}
+		o := builder.SpecOptions(s.Image)
+		o.Tags = append(o.Tags, f.tags...)
+		key := strings.Join(o.Tags, ",")
+		if seen[key] {
+			continue
+		}
+		seen[key] = true
+		jobs = append(jobs, buildJob{Options: o, service: n})
+	}
+	sort.SliceStable(jobs, func(i, j int) bool { return jobs[i].service < jobs[j].service })
+	return jobs, nil
+}
+
+func parseBuildArgs(list []string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, a := range list {
+		k, v, ok := strings.Cut(a, "=")
+		if k == "" {
+			return nil, fmt.Errorf("invalid --build-arg %q", a)
+		}
+		if !ok {
+			var set bool
+			if v, set = os.LookupEnv(k); !set {
+				continue
+			}
+		}
+		out[k] = v
+	}
+	return out, nil
+}
