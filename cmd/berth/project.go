@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/sirupsen/logrus"
+
 	"github.com/berth-dev/berth/compose"
 	"github.com/berth-dev/berth/state"
 )
@@ -50,6 +52,16 @@ func loadDesired(ctx context.Context) (*state.Desired, error) {
 	}
 	warnUnimplemented(l.Unimplemented)
 	return l.Desired, nil
+}
+
+// compose-go reports through logrus (unset variables, obsolete version:
+// ...); print those like berth's own warnings.
+func init() { logrus.SetFormatter(berthWarnings{}) }
+
+type berthWarnings struct{}
+
+func (berthWarnings) Format(e *logrus.Entry) ([]byte, error) {
+	return []byte("berth: " + e.Level.String() + ": " + e.Message + "\n"), nil
 }
 
 func warnUnimplemented(paths []string) {
