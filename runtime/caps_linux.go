@@ -150,6 +150,11 @@ func applyCaps(c *specs.LinuxCapabilities) error {
 		if masks[3]&(1<<uint(i)) == 0 {
 			continue
 		}
+		// The kernel only raises an ambient capability that is also
+		// permitted and inheritable; like runc, others are skipped.
+		if masks[1]&masks[2]&(1<<uint(i)) == 0 {
+			continue
+		}
 		if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_RAISE, uintptr(i), 0, 0); err != nil {
 			return fmt.Errorf("raise ambient capability %d: %w", i, err)
 		}

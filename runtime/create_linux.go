@@ -89,10 +89,7 @@ func (r *Runtime) launch(ctx context.Context, s *State, spec *specs.Spec, stdio 
 	if err := cg.create(); err != nil {
 		return nil, err
 	}
-	var res *specs.LinuxResources
-	if spec.Linux != nil {
-		res = spec.Linux.Resources
-	}
+	res := withDeviceRules(spec)
 	if err := cg.apply(res); err != nil {
 		cg.destroy()
 		return nil, err
@@ -203,4 +200,35 @@ func (r *Runtime) cleanupContainer(s *State) error {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// withDeviceRules appends, as runc does, allow rules for the standard
+// device nodes and the spec's devices to the spec's device cgroup rules:
+// the runtime must be able to create them, and the container to use them.
+func withDeviceRules(spec *specs.Spec) *specs.LinuxResources {
+	if spec.Linux == nil || spec.Linux.Resources == nil {
+		return nil
+	}
+	res := *spec.Linux.Resources
+	if len(res.Devices) == 0 {
+		return &res
+	}
+	res.Devices = append([]specs.LinuxDeviceCgroup(nil), res.Devices...)
+	allow := func(t string, major, minor int64) {
+		res.Devices = append(res.Devices, specs.LinuxDeviceCgroup{Allow: true, Type: t, Major: &major, Minor: &minor, Access: "rwm"})
+	}
+	for _, d := range defaultDevices {
+		allow("c", int64(d.major), int64(d.minor))
+	}
+	allow("c", 5, 1)    // /dev/console
+	allow("c", 5, 2)    // /dev/ptmx
+	allow("c", 136, -1) // /dev/pts/*
+	for _, d := range spec.Linux.Devices {
+		t := d.Type
+		if t == "u" {
+			t = "c"
+		}
+		allow(t, d.Major, d.Minor)
+	}
+	return &res
 }
