@@ -39,7 +39,7 @@ func (m *Manager) dnsPid() int {
 // check and the start happen under the allocation lock, which the
 // responder also takes before deciding to exit.
 func (m *Manager) ensureDNS(ctx context.Context) error {
-	if m.opt.NoDNS {
+	if m.opt.NoDNS || m.dnsPid() != 0 {
 		return nil
 	}
 	var child *exec.Cmd

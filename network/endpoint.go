@@ -78,7 +78,8 @@ func (m *Manager) Attach(ctx context.Context, ep Endpoint) (Attachment, error) {
 		if err != nil {
 			return err
 		}
-		if old == nil || len(old.Ports) > 0 || len(rec.Ports) > 0 || !reflect.DeepEqual(old.Interfaces, rec.Interfaces) {
+		// The table only depends on endpoints through their published ports.
+		if (old != nil && len(old.Ports) > 0) || len(rec.Ports) > 0 {
 			if err := m.applyFirewall(st); err != nil {
 				return err
 			}
@@ -94,7 +95,7 @@ func (m *Manager) Attach(ctx context.Context, ep Endpoint) (Attachment, error) {
 func (m *Manager) attach(st *diskState, ep Endpoint, old *endpointRecord) (*endpointRecord, error) {
 	rec := &endpointRecord{Endpoint: ep}
 	mode := ep.NetworkMode
-	if mode == "host" || strings.HasPrefix(mode, "container:") || strings.HasPrefix(mode, "service:") {
+	if mode == "host" || strings.HasPrefix(mode, "container:") {
 		if old != nil {
 			if err := m.teardown(old); err != nil {
 				return nil, err

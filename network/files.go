@@ -111,7 +111,7 @@ func (m *Manager) writeFiles(st *diskState, r *endpointRecord) error {
 	}
 	rc := m.containerResolv(st, ep, ifaces)
 	for name, content := range map[string]string{"hosts": hosts.String(), "resolv.conf": rc.String(), "hostname": host + "\n"} {
-		if err := writeFileAtomic(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+		if err := writeRuntimeFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
 			return err
 		}
 	}

@@ -1,6 +1,7 @@
 package network
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -50,17 +51,37 @@ func loadState(dir string) (*diskState, error) {
 	return st, nil
 }
 
+// saveState writes st unless the file already says exactly that (most
+// converging calls change nothing, and each write costs an fsync).
 func saveState(dir string, st *diskState) error {
-	b, err := json.MarshalIndent(st, "", "  ")
+	b, err := json.Marshal(st)
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(dir, stateFile), b, 0o644)
+	path := filepath.Join(dir, stateFile)
+	if cur, err := os.ReadFile(path); err == nil && bytes.Equal(cur, b) {
+		return nil
+	}
+	return writeFileAtomic(path, b, 0o644)
 }
 
 // writeFileAtomic leaves either the old or the new content at path, never a
 // torn file, even across a crash.
 func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
+	return writeFile(path, data, mode, true)
+}
+
+// writeRuntimeFile replaces path atomically without forcing it to disk:
+// for files under the runtime root, which Attach regenerates anyway. An
+// unchanged file is left alone.
+func writeRuntimeFile(path string, data []byte, mode os.FileMode) error {
+	if cur, err := os.ReadFile(path); err == nil && bytes.Equal(cur, data) {
+		return nil
+	}
+	return writeFile(path, data, mode, false)
+}
+
+func writeFile(path string, data []byte, mode os.FileMode, durable bool) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
@@ -77,9 +98,11 @@ func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
 		tmp.Close()
 		return err
 	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
+	if durable {
+		if err := tmp.Sync(); err != nil {
+			tmp.Close()
+			return err
+		}
 	}
 	if err := tmp.Close(); err != nil {
 		return err
