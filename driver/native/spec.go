@@ -2,6 +2,7 @@ package native
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/berth-dev/berth/driver"
+	"github.com/berth-dev/berth/runtime"
 	"github.com/berth-dev/berth/state"
 )
 
@@ -30,25 +32,6 @@ type specInput struct {
 	// the network files), in the order they must be mounted.
 	Mounts []specs.Mount
 }
-
-// The capabilities Docker grants by default.
-var defaultCaps = []string{
-	"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD",
-	"CAP_NET_RAW", "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP",
-	"CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
-}
-
-// Paths runc and Docker hide from containers or make read-only.
-var (
-	maskedPaths = []string{
-		"/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
-		"/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",
-		"/sys/firmware", "/sys/devices/virtual/powercap",
-	}
-	readonlyPaths = []string{
-		"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
-	}
-)
 
 // processArgs merges entrypoint and command with the image's as Docker does:
 // an entrypoint given in the file drops the image's CMD too.
@@ -94,14 +77,12 @@ func mergeEnv(image, file []string, extra ...string) []string {
 // capabilities applies cap_add and cap_drop ("ALL" allowed) to the default set.
 func capabilities(c state.ContainerSpec) ([]string, error) {
 	set := map[string]bool{}
+	base := runtime.DefaultCapabilities
 	if c.Privileged {
-		for _, n := range allCaps {
-			set[n] = true
-		}
-	} else {
-		for _, n := range defaultCaps {
-			set[n] = true
-		}
+		base = runtime.AllCapabilities()
+	}
+	for _, n := range base {
+		set[n] = true
 	}
 	norm := func(n string) (string, error) {
 		n = strings.ToUpper(n)
@@ -111,7 +92,7 @@ func capabilities(c state.ContainerSpec) ([]string, error) {
 		if !strings.HasPrefix(n, "CAP_") {
 			n = "CAP_" + n
 		}
-		if !knownCap[n] {
+		if !slices.Contains(runtime.AllCapabilities(), n) {
 			return "", fmt.Errorf("service %s: unknown capability %q: %w", c.Service, n, driver.ErrInvalid)
 		}
 		return n, nil
@@ -133,7 +114,7 @@ func capabilities(c state.ContainerSpec) ([]string, error) {
 			return nil, err
 		}
 		if n == "ALL" {
-			for _, k := range allCaps {
+			for _, k := range runtime.AllCapabilities() {
 				set[k] = true
 			}
 			continue
@@ -147,25 +128,6 @@ func capabilities(c state.ContainerSpec) ([]string, error) {
 	sort.Strings(out)
 	return out, nil
 }
-
-var allCaps = []string{
-	"CAP_AUDIT_CONTROL", "CAP_AUDIT_READ", "CAP_AUDIT_WRITE", "CAP_BLOCK_SUSPEND", "CAP_BPF",
-	"CAP_CHECKPOINT_RESTORE", "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER",
-	"CAP_FSETID", "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_KILL", "CAP_LEASE", "CAP_LINUX_IMMUTABLE",
-	"CAP_MAC_ADMIN", "CAP_MAC_OVERRIDE", "CAP_MKNOD", "CAP_NET_ADMIN", "CAP_NET_BIND_SERVICE",
-	"CAP_NET_BROADCAST", "CAP_NET_RAW", "CAP_PERFMON", "CAP_SETFCAP", "CAP_SETGID", "CAP_SETPCAP",
-	"CAP_SETUID", "CAP_SYSLOG", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_CHROOT", "CAP_SYS_MODULE",
-	"CAP_SYS_NICE", "CAP_SYS_PACCT", "CAP_SYS_PTRACE", "CAP_SYS_RAWIO", "CAP_SYS_RESOURCE",
-	"CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_WAKE_ALARM",
-}
-
-var knownCap = func() map[string]bool {
-	m := map[string]bool{}
-	for _, c := range allCaps {
-		m[c] = true
-	}
-	return m
-}()
 
 // rlimitNames maps compose's ulimit names to the kernel's.
 var rlimitNames = map[string]string{
@@ -194,8 +156,8 @@ func rlimits(c state.ContainerSpec) ([]specs.POSIXRlimit, error) {
 	return out, nil
 }
 
-func resources(r state.Resources) *specs.LinuxResources {
-	res := &specs.LinuxResources{Devices: defaultDeviceRules()}
+// setResources fills the limits into the default spec's resources.
+func setResources(res *specs.LinuxResources, r state.Resources) {
 	if r.MemoryLimit > 0 || r.MemoryReservation > 0 {
 		res.Memory = &specs.LinuxMemory{}
 		if r.MemoryLimit > 0 {
@@ -221,54 +183,15 @@ func resources(r state.Resources) *specs.LinuxResources {
 		l := r.PidsLimit
 		res.Pids = &specs.LinuxPids{Limit: &l}
 	}
-	return res
 }
 
-// defaultDeviceRules is Docker's device cgroup allow-list: deny all, then
-// the standard nodes and pseudo-terminals.
-func defaultDeviceRules() []specs.LinuxDeviceCgroup {
-	i := func(v int64) *int64 { return &v }
-	return []specs.LinuxDeviceCgroup{
-		{Allow: false, Access: "rwm"},
-		{Allow: true, Type: "c", Major: i(1), Minor: i(3), Access: "rwm"},    // null
-		{Allow: true, Type: "c", Major: i(1), Minor: i(5), Access: "rwm"},    // zero
-		{Allow: true, Type: "c", Major: i(1), Minor: i(7), Access: "rwm"},    // full
-		{Allow: true, Type: "c", Major: i(1), Minor: i(8), Access: "rwm"},    // random
-		{Allow: true, Type: "c", Major: i(1), Minor: i(9), Access: "rwm"},    // urandom
-		{Allow: true, Type: "c", Major: i(5), Minor: i(0), Access: "rwm"},    // tty
-		{Allow: true, Type: "c", Major: i(5), Minor: i(1), Access: "rwm"},    // console
-		{Allow: true, Type: "c", Major: i(5), Minor: i(2), Access: "rwm"},    // ptmx
-		{Allow: true, Type: "c", Major: i(136), Access: "rwm"},               // pts/*
-		{Allow: true, Type: "c", Major: i(10), Minor: i(200), Access: "rwm"}, // tun
-	}
-}
-
-// baseMounts are the filesystems every container has.
-func baseMounts(shmSize int64) []specs.Mount {
-	if shmSize <= 0 {
-		shmSize = 64 << 20
-	}
-	return []specs.Mount{
-		{Destination: "/proc", Type: "proc", Source: "proc", Options: []string{"nosuid", "noexec", "nodev"}},
-		{Destination: "/dev", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "strictatime", "mode=755", "size=65536k"}},
-		{Destination: "/dev/pts", Type: "devpts", Source: "devpts", Options: []string{"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"}},
-		{Destination: "/dev/shm", Type: "tmpfs", Source: "shm", Options: []string{"nosuid", "noexec", "nodev", "mode=1777", "size=" + strconv.FormatInt(shmSize, 10)}},
-		{Destination: "/dev/mqueue", Type: "mqueue", Source: "mqueue", Options: []string{"nosuid", "noexec", "nodev"}},
-		{Destination: "/sys", Type: "sysfs", Source: "sysfs", Options: []string{"nosuid", "noexec", "nodev", "ro"}},
-		{Destination: "/sys/fs/cgroup", Type: "cgroup", Source: "cgroup", Options: []string{"nosuid", "noexec", "nodev", "relatime", "ro"}},
-	}
-}
-
-// namespaces lists the namespaces to create or join.
+// namespaces lists the namespaces to create or join: a path joins one,
+// "host" modes leave the namespace out.
 func namespaces(in specInput) []specs.LinuxNamespace {
 	ns := []specs.LinuxNamespace{
-		{Type: specs.MountNamespace},
-		{Type: specs.UTSNamespace},
-		{Type: specs.CgroupNamespace},
+		{Type: specs.MountNamespace}, {Type: specs.UTSNamespace}, {Type: specs.CgroupNamespace},
 	}
-	switch c := in.Container; {
-	case c.PID == "host":
-	default:
+	if in.Container.PID != "host" {
 		ns = append(ns, specs.LinuxNamespace{Type: specs.PIDNamespace, Path: in.PIDNS})
 	}
 	if in.Container.IPC != "host" {
@@ -281,7 +204,8 @@ func namespaces(in specInput) []specs.LinuxNamespace {
 }
 
 // buildSpec turns a container's desired state into the OCI runtime spec the
-// runtime runs. The root filesystem comes separately, as the store's mounts.
+// runtime runs, starting from the runtime's Docker-like defaults. The root
+// filesystem comes separately, as the store's mounts.
 func buildSpec(in specInput) (*specs.Spec, error) {
 	c := in.Container
 	args, err := processArgs(c, in.Image)
@@ -296,87 +220,66 @@ func buildSpec(in specInput) (*specs.Spec, error) {
 	if err != nil {
 		return nil, err
 	}
-	cwd := c.WorkingDir
-	if cwd == "" {
-		cwd = in.Image.WorkingDir
+	s := runtime.DefaultSpec(args)
+	if c.Privileged {
+		runtime.Privileged(s)
 	}
-	if cwd == "" {
-		cwd = "/"
-	}
-	user := c.User
-	if user == "" {
-		user = in.Image.User
-	}
+	s.Hostname, s.Domainname = in.Hostname, c.Domainname
+	s.Root.Readonly = c.ReadOnly
+	p := s.Process
+	p.Terminal = c.Tty
+	p.Cwd = firstOf(c.WorkingDir, in.Image.WorkingDir, "/")
 	extra := []string{"HOSTNAME=" + in.Hostname}
 	if c.Tty {
 		extra = append(extra, "TERM=xterm")
 	}
-	noNewPrivs := false
+	p.Env = mergeEnv(in.Image.Env, c.Env, extra...)
+	p.Rlimits = rl
+	p.Capabilities = &specs.LinuxCapabilities{Bounding: caps, Effective: caps, Permitted: caps}
 	for _, o := range c.SecurityOpt {
-		if o == "no-new-privileges" || o == "no-new-privileges:true" || o == "no-new-privileges=true" {
-			noNewPrivs = true
+		switch o {
+		case "no-new-privileges", "no-new-privileges:true", "no-new-privileges=true":
+			p.NoNewPrivileges = true
 		}
-	}
-	s := &specs.Spec{
-		Version:    specs.Version,
-		Hostname:   in.Hostname,
-		Domainname: c.Domainname,
-		Root:       &specs.Root{Path: "rootfs", Readonly: c.ReadOnly},
-		Process: &specs.Process{
-			Terminal:        c.Tty,
-			Args:            args,
-			Env:             mergeEnv(in.Image.Env, c.Env, extra...),
-			Cwd:             cwd,
-			NoNewPrivileges: noNewPrivs,
-			Rlimits:         rl,
-			Capabilities: &specs.LinuxCapabilities{
-				Bounding: caps, Effective: caps, Permitted: caps,
-			},
-		},
-		Mounts:      append(baseMounts(c.ShmSize), in.Mounts...),
-		Annotations: map[string]string{},
-		Linux: &specs.Linux{
-			Namespaces: namespaces(in),
-			Resources:  resources(c.Resources),
-			Sysctl:     c.Sysctls,
-		},
-	}
-	if user != "" {
-		// The runtime resolves names against the image's /etc/passwd and
-		// /etc/group once the rootfs is in place.
-		s.Annotations[AnnotationUser] = user
-	}
-	if len(c.GroupAdd) > 0 {
-		s.Annotations[AnnotationGroupAdd] = strings.Join(c.GroupAdd, ",")
 	}
 	if c.OomScoreAdj != 0 {
 		v := c.OomScoreAdj
-		s.Process.OOMScoreAdj = &v
+		p.OOMScoreAdj = &v
 	}
-	if !c.Privileged {
-		s.Linux.MaskedPaths = maskedPaths
-		s.Linux.ReadonlyPaths = readonlyPaths
-	} else {
-		s.Linux.Resources.Devices = []specs.LinuxDeviceCgroup{{Allow: true, Access: "rwm"}}
+	if c.ShmSize > 0 {
 		for i := range s.Mounts {
-			if s.Mounts[i].Destination == "/sys" || s.Mounts[i].Destination == "/sys/fs/cgroup" {
-				s.Mounts[i].Options = withoutOption(s.Mounts[i].Options, "ro")
+			if s.Mounts[i].Destination == "/dev/shm" {
+				s.Mounts[i].Options = append(withoutPrefix(s.Mounts[i].Options, "size="), "size="+strconv.FormatInt(c.ShmSize, 10))
 			}
 		}
+	}
+	s.Mounts = append(s.Mounts, in.Mounts...)
+	s.Linux.Namespaces = namespaces(in)
+	setResources(s.Linux.Resources, c.Resources)
+	s.Linux.Sysctl = c.Sysctls
+	if !c.Privileged {
+		sc, err := runtime.DefaultSeccomp(s)
+		if err != nil {
+			return nil, fmt.Errorf("seccomp profile: %w", err)
+		}
+		s.Linux.Seccomp = sc
 	}
 	return s, nil
 }
 
-// Annotations the runtime reads for what the OCI spec has no field for.
-const (
-	AnnotationUser     = "org.berth.user"
-	AnnotationGroupAdd = "org.berth.group-add"
-)
+func firstOf(v ...string) string {
+	for _, s := range v {
+		if s != "" {
+			return s
+		}
+	}
+	return ""
+}
 
-func withoutOption(opts []string, o string) []string {
+func withoutPrefix(opts []string, prefix string) []string {
 	var out []string
 	for _, x := range opts {
-		if x != o {
+		if !strings.HasPrefix(x, prefix) {
 			out = append(out, x)
 		}
 	}

@@ -1,0 +1,157 @@
+package native
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/berth-dev/berth/driver"
+	"github.com/berth-dev/berth/network"
+	"github.com/berth-dev/berth/runtime"
+	"github.com/berth-dev/berth/state"
+	"github.com/berth-dev/berth/store"
+)
+
+// CreateContainer checks that what the container needs exists and records
+// it. Nothing else is made until it starts, so a failed or interrupted
+// create leaves either no container or one that StartContainer completes.
+func (d *Driver) CreateContainer(ctx context.Context, s state.ContainerSpec) (string, error) {
+	if s.Name == "" {
+		return "", fmt.Errorf("container without a name: %w", driver.ErrInvalid)
+	}
+	if err := d.checkRefs(ctx, s); err != nil {
+		return "", err
+	}
+	unlock, err := d.lockNames()
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
+	if taken, err := d.nameTaken(s.Name, ""); err != nil {
+		return "", err
+	} else if taken {
+		return "", fmt.Errorf("container name %s: %w", s.Name, driver.ErrAlreadyExists)
+	}
+	r := &record{ID: newID(), Name: s.Name, Spec: s, Created: time.Now().UTC()}
+	if r.Spec.Labels == nil {
+		r.Spec.Labels = map[string]string{}
+	}
+	r.Spec.Labels[state.LabelImage] = s.ImageDigest
+	if err := d.writeRecord(r); err != nil {
+		os.RemoveAll(d.containerDir(r.ID))
+		return "", err
+	}
+	return r.ID, nil
+}
+
+// checkRefs fails with ErrNotFound when an image, network or volume the
+// container names does not exist.
+func (d *Driver) checkRefs(ctx context.Context, s state.ContainerSpec) error {
+	if _, err := d.image(s); err != nil {
+		return err
+	}
+	for _, a := range s.Networks {
+		if _, err := d.net.Network(ctx, a.Network); errors.Is(err, network.ErrNotFound) {
+			return fmt.Errorf("container %s: network %s: %w", s.Name, a.Network, driver.ErrNotFound)
+		} else if err != nil {
+			return err
+		}
+	}
+	for _, m := range s.Mounts {
+		if m.Type != state.MountVolume || m.Source == "" {
+			continue
+		}
+		if _, err := d.vols.Inspect(ctx, m.Source); err != nil {
+			return fmt.Errorf("container %s: volume %s: %w", s.Name, m.Source, driver.ErrNotFound)
+		}
+	}
+	return nil
+}
+
+// image resolves the container's image, by digest when the executor gave
+// one (the tag may have moved since).
+func (d *Driver) image(s state.ContainerSpec) (*store.Image, error) {
+	ref := s.Image
+	if s.ImageDigest != "" {
+		ref = s.ImageDigest
+	}
+	img, err := d.store.Resolve(ref)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("container %s: image %s: %w", s.Name, ref, driver.ErrNotFound)
+	}
+	return img, err
+}
+
+// RemoveContainer kills and deletes the container, its sandbox, snapshot,
+// anonymous volumes and record, in that order; each step is idempotent so
+// an interrupted removal is finished by the next one.
+func (d *Driver) RemoveContainer(ctx context.Context, id string) error {
+	r, err := d.readRecord(id)
+	if errors.Is(err, driver.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := d.rt.Delete(ctx, id, true); err != nil && !errors.Is(err, runtime.ErrNotFound) {
+		return fmt.Errorf("remove container %s: %w", r.Name, err)
+	}
+	if err := d.net.RemoveSandbox(ctx, id); err != nil {
+		return fmt.Errorf("remove container %s: network: %w", r.Name, err)
+	}
+	if err := d.store.RemoveSnapshot(ctx, id); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("remove container %s: snapshot: %w", r.Name, err)
+	}
+	if err := d.removeAnonymousVolumes(ctx, id); err != nil {
+		return err
+	}
+	return os.RemoveAll(d.containerDir(id))
+}
+
+func (d *Driver) removeAnonymousVolumes(ctx context.Context, id string) error {
+	vols, err := d.vols.List(ctx)
+	if err != nil {
+		return err
+	}
+	for _, v := range vols {
+		if v.Labels[labelAnonymous] == id {
+			if err := d.vols.Remove(ctx, v.Name); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// RenameContainer renames a container (and its DNS name when it runs).
+func (d *Driver) RenameContainer(ctx context.Context, id, name string) error {
+	unlock, err := d.lockNames()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	r, err := d.readRecord(id)
+	if err != nil {
+		return err
+	}
+	if r.Name == name {
+		return nil
+	}
+	if taken, err := d.nameTaken(name, id); err != nil {
+		return err
+	} else if taken {
+		return fmt.Errorf("container name %s: %w", name, driver.ErrAlreadyExists)
+	}
+	r.Name, r.Spec.Name = name, name
+	if err := d.writeRecord(r); err != nil {
+		return err
+	}
+	if st, err := d.rt.State(id); err == nil && st.Status == runtime.StatusRunning {
+		if _, err := d.attach(ctx, r); err != nil {
+			return fmt.Errorf("rename %s: network names: %w", name, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,304 @@
+package native
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/berth-dev/berth/driver"
+	"github.com/berth-dev/berth/network"
+	"github.com/berth-dev/berth/runtime"
+	"github.com/berth-dev/berth/state"
+	"github.com/berth-dev/berth/store"
+)
+
+// StartContainer makes what a container runs in (rootfs snapshot, network
+// sandbox and endpoints, mounts) and starts it. A running container is left
+// alone; a stopped one is started again from its spec, keeping its rootfs.
+func (d *Driver) StartContainer(ctx context.Context, id string) error {
+	r, err := d.readRecord(id)
+	if err != nil {
+		return err
+	}
+	if st, err := d.rt.State(id); err == nil {
+		switch st.Status {
+		case runtime.StatusRunning, runtime.StatusPaused:
+			return nil
+		case runtime.StatusCreated:
+			return wrap(d.rt.Start(ctx, id), "start %s", r.Name)
+		}
+		if err := d.rt.Delete(ctx, id, true); err != nil && !errors.Is(err, runtime.ErrNotFound) {
+			return fmt.Errorf("start %s: clearing the previous run: %w", r.Name, err)
+		}
+	}
+	opts, err := d.createOptions(ctx, r)
+	if err != nil {
+		return fmt.Errorf("start %s: %w", r.Name, err)
+	}
+	if _, err := d.rt.Create(ctx, id, opts); err != nil {
+		return fmt.Errorf("start %s: %w", r.Name, err)
+	}
+	if !r.Started {
+		r.Started = true
+		if err := d.writeRecord(r); err != nil {
+			return err
+		}
+	}
+	if err := d.rt.Start(ctx, id); err != nil {
+		return fmt.Errorf("start %s: %w", r.Name, err)
+	}
+	return nil
+}
+
+// createOptions prepares everything the runtime needs for one run.
+func (d *Driver) createOptions(ctx context.Context, r *record) (runtime.CreateOptions, error) {
+	c := r.Spec
+	img, err := d.image(c)
+	if err != nil {
+		return runtime.CreateOptions{}, err
+	}
+	rootfs, err := d.store.Mounts(r.ID)
+	if errors.Is(err, store.ErrNotFound) {
+		rootfs, err = d.store.Prepare(ctx, r.ID, img)
+	}
+	if err != nil {
+		return runtime.CreateOptions{}, fmt.Errorf("rootfs: %w", err)
+	}
+	att, err := d.attach(ctx, r)
+	if err != nil {
+		return runtime.CreateOptions{}, fmt.Errorf("network: %w", err)
+	}
+	mounts, err := d.mounts(ctx, r, rootfs, att)
+	if err != nil {
+		return runtime.CreateOptions{}, err
+	}
+	in := specInput{Container: c, Image: img.Config.Config, ID: r.ID, Hostname: hostname(r), NetNS: att.NetnsPath, Mounts: mounts}
+	if in.PIDNS, err = d.sharedNamespace(c, c.PID, "pid"); err != nil {
+		return runtime.CreateOptions{}, err
+	}
+	if in.IPCNS, err = d.sharedNamespace(c, c.IPC, "ipc"); err != nil {
+		return runtime.CreateOptions{}, err
+	}
+	spec, err := buildSpec(in)
+	if err != nil {
+		return runtime.CreateOptions{}, err
+	}
+	return runtime.CreateOptions{
+		Bundle:       d.containerDir(r.ID),
+		Spec:         spec,
+		RootfsMounts: rootfs,
+		Restart:      restartPolicy(c.Restart),
+		Healthcheck:  healthcheck(c.Healthcheck),
+		Init:         c.Init,
+		User:         firstOf(c.User, img.Config.Config.User),
+	}, nil
+}
+
+func hostname(r *record) string {
+	if r.Spec.Hostname != "" {
+		return r.Spec.Hostname
+	}
+	return shortID(r.ID)
+}
+
+// attach converges the container's network endpoints and returns its
+// namespace and files; service:/container: modes join another container's.
+func (d *Driver) attach(ctx context.Context, r *record) (network.Attachment, error) {
+	c := r.Spec
+	mode := c.NetworkMode
+	if target, ok := strings.CutPrefix(mode, "service:"); ok {
+		other, err := d.serviceContainer(c.Project, target)
+		if err != nil {
+			return network.Attachment{}, err
+		}
+		mode = "container:" + other.ID
+	} else if target, ok := strings.CutPrefix(mode, "container:"); ok {
+		other, err := d.lookup(target)
+		if err != nil {
+			return network.Attachment{}, err
+		}
+		mode = "container:" + other.ID
+	}
+	return d.net.Attach(ctx, network.Endpoint{
+		ID: r.ID, Name: r.Name, Project: c.Project, Service: c.Service,
+		Hostname: hostname(r), Domainname: c.Domainname, NetworkMode: mode,
+		Networks: c.Networks, Ports: c.Ports, ExtraHosts: c.ExtraHosts,
+		DNS: c.DNS, DNSSearch: c.DNSSearch, DNSOpt: c.DNSOpt, MacAddress: c.MacAddress,
+	})
+}
+
+// serviceContainer finds a running container of a service of the project,
+// the lowest-numbered first, for service: namespace sharing.
+func (d *Driver) serviceContainer(project, service string) (*record, error) {
+	recs, err := d.records()
+	if err != nil {
+		return nil, err
+	}
+	var best *record
+	for _, r := range recs {
+		if r.Spec.Project != project || r.Spec.Service != service || r.Spec.OneOff {
+			continue
+		}
+		if st, err := d.rt.State(r.ID); err != nil || st.Status != runtime.StatusRunning {
+			continue
+		}
+		if best == nil || r.Spec.Number < best.Spec.Number {
+			best = r
+		}
+	}
+	if best == nil {
+		return nil, fmt.Errorf("no running container of service %s: %w", service, driver.ErrNotFound)
+	}
+	return best, nil
+}
+
+// sharedNamespace resolves pid:/ipc: "service:X" and "container:X" to the
+// namespace path of that container's process.
+func (d *Driver) sharedNamespace(c state.ContainerSpec, mode, kind string) (string, error) {
+	var other *record
+	var err error
+	if target, ok := strings.CutPrefix(mode, "service:"); ok {
+		other, err = d.serviceContainer(c.Project, target)
+	} else if target, ok := strings.CutPrefix(mode, "container:"); ok {
+		other, err = d.lookup(target)
+	} else {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("%s namespace %s: %w", kind, mode, err)
+	}
+	st, err := d.rt.State(other.ID)
+	if err != nil || st.Pid == 0 {
+		return "", fmt.Errorf("%s namespace %s: container is not running: %w", kind, mode, driver.ErrNotFound)
+	}
+	return filepath.Join("/proc", strconv.Itoa(st.Pid), "ns", kind), nil
+}
+
+func restartPolicy(s string) runtime.RestartPolicy {
+	name, max, _ := strings.Cut(s, ":")
+	n, _ := strconv.Atoi(max)
+	if name == "" {
+		name = "no"
+	}
+	return runtime.RestartPolicy{Name: name, MaxRetries: n}
+}
+
+func healthcheck(h *state.Healthcheck) *runtime.Healthcheck {
+	if h == nil || h.Disable || len(h.Test) == 0 || h.Test[0] == "NONE" {
+		return nil
+	}
+	return &runtime.Healthcheck{
+		Test: h.Test, Interval: h.Interval, Timeout: h.Timeout, StartPeriod: h.StartPeriod,
+		StartInterval: h.StartInterval, Retries: h.Retries,
+	}
+}
+
+// StopContainer stops a running container with its stop signal and grace
+// period, then releases its network endpoints; stopping a stopped or
+// missing container is a no-op.
+func (d *Driver) StopContainer(ctx context.Context, id string, timeout time.Duration) error {
+	r, err := d.readRecord(id)
+	if errors.Is(err, driver.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if st, err := d.rt.State(id); err == nil && (st.Status == runtime.StatusRunning || st.Status == runtime.StatusPaused || st.Status == runtime.StatusCreated) {
+		sig, err := stopSignal(r)
+		if err != nil {
+			return err
+		}
+		if err := d.rt.Stop(ctx, id, sig, timeout); err != nil && !errors.Is(err, runtime.ErrNotFound) {
+			return fmt.Errorf("stop %s: %w", r.Name, err)
+		}
+	}
+	return wrap(d.net.RemoveSandbox(ctx, id), "stop %s: network", r.Name)
+}
+
+func stopSignal(r *record) (syscall.Signal, error) {
+	name := r.Spec.StopSignal
+	if name == "" {
+		return syscall.SIGTERM, nil
+	}
+	if n, err := strconv.Atoi(name); err == nil {
+		return syscall.Signal(n), nil
+	}
+	name = strings.ToUpper(name)
+	if !strings.HasPrefix(name, "SIG") {
+		name = "SIG" + name
+	}
+	if s := unix.SignalNum(name); s != 0 {
+		return s, nil
+	}
+	return 0, fmt.Errorf("container %s: unknown stop signal %q: %w", r.Name, r.Spec.StopSignal, driver.ErrInvalid)
+}
+
+// WaitContainer polls the runtime's state until the condition holds or can
+// no longer hold (see driver.Driver).
+func (d *Driver) WaitContainer(ctx context.Context, id, condition string) error {
+	r, err := d.readRecord(id)
+	if err != nil {
+		return err
+	}
+	if condition == driver.WaitHealthy && healthcheck(r.Spec.Healthcheck) == nil {
+		return fmt.Errorf("container %s has no healthcheck: %w", r.Name, driver.ErrInvalid)
+	}
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		st, err := d.rt.State(id)
+		if err == nil {
+			done, err := reached(r, st, condition)
+			if done || err != nil {
+				return err
+			}
+		} else if !errors.Is(err, runtime.ErrNotFound) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+}
+
+func reached(r *record, st *runtime.State, condition string) (bool, error) {
+	// The monitor records the exit status just after the process ends:
+	// until Finished is set, the exit code is not known yet.
+	exited := st.Status == runtime.StatusStopped && !st.Finished.IsZero() && !restarting(st)
+	switch condition {
+	case driver.WaitRunning:
+		if st.Status == runtime.StatusRunning || !st.Started.IsZero() {
+			return true, nil
+		}
+	case driver.WaitHealthy:
+		if st.Health != nil && st.Health.Status == state.HealthHealthy && st.Status == runtime.StatusRunning {
+			return true, nil
+		}
+		if st.Health != nil && st.Health.Status == state.HealthUnhealthy {
+			return false, fmt.Errorf("container %s is unhealthy", r.Name)
+		}
+		if exited {
+			return false, fmt.Errorf("container %s exited (%d) before becoming healthy", r.Name, st.ExitCode)
+		}
+	case driver.WaitExitedSuccessfully:
+		if exited && st.ExitCode == 0 {
+			return true, nil
+		}
+		if exited {
+			return false, fmt.Errorf("container %s exited with code %d", r.Name, st.ExitCode)
+		}
+	default:
+		return false, fmt.Errorf("unknown wait condition %q: %w", condition, driver.ErrInvalid)
+	}
+	return false, nil
+}
