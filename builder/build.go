@@ -68,7 +68,7 @@ type buildRun struct {
 	o       Options
 	plan    *Plan
 	ctx     *Context
-	created time.Time
+	epoch   *time.Time // SOURCE_DATE_EPOCH: every timestamp of the image
 	out     *progress
 
 	mu      sync.Mutex
@@ -95,11 +95,11 @@ func (b *Builder) Build(ctx context.Context, o Options) (*Result, error) {
 		return nil, err
 	}
 	defer bctx.Close()
-	created, err := createdTime(o.BuildArgs)
+	epoch, err := sourceDateEpoch(o.BuildArgs)
 	if err != nil {
 		return nil, err
 	}
-	r := &buildRun{b: b, o: o, plan: plan, ctx: bctx, created: created,
+	r := &buildRun{b: b, o: o, plan: plan, ctx: bctx, epoch: epoch,
 		out: newProgress(o.Progress), results: map[*PlannedStage]*stageState{}}
 	for _, w := range df.Warnings {
 		r.out.printf("WARNING: %s\n", w)
@@ -152,21 +152,33 @@ func readDockerfile(o Options) (string, []byte, error) {
 	return name, data, nil
 }
 
-// createdTime is SOURCE_DATE_EPOCH (build arg, then environment) for
-// reproducible images, else now.
-func createdTime(args map[string]string) (time.Time, error) {
+// sourceDateEpoch reads SOURCE_DATE_EPOCH (build arg, then environment),
+// which fixes every timestamp of the image for reproducible digests.
+func sourceDateEpoch(args map[string]string) (*time.Time, error) {
 	v, ok := args["SOURCE_DATE_EPOCH"]
 	if !ok {
 		v = os.Getenv("SOURCE_DATE_EPOCH")
 	}
 	if v == "" {
-		return time.Now().UTC(), nil
+		return nil, nil
 	}
 	n, err := strconv.ParseInt(v, 10, 64)
 	if err != nil {
-		return time.Time{}, fmt.Errorf("invalid SOURCE_DATE_EPOCH %q", v)
+		return nil, fmt.Errorf("invalid SOURCE_DATE_EPOCH %q", v)
 	}
-	return time.Unix(n, 0).UTC(), nil
+	t := time.Unix(n, 0).UTC()
+	return &t, nil
+}
+
+// stamp is the time recorded for the next history entry of a stage.
+// Without SOURCE_DATE_EPOCH it is when the stage's newest layer was built
+// (taken from the cache on a hit), so a fully cached rebuild yields the
+// very same image and does not recreate containers.
+func (r *buildRun) stamp(st *stageState) time.Time {
+	if r.epoch != nil {
+		return *r.epoch
+	}
+	return st.time
 }
 
 // export writes the target stage's image into the store.
@@ -179,7 +191,10 @@ func (r *buildRun) export(ctx context.Context) (*Result, error) {
 	for k, v := range r.o.Labels {
 		img.Config.Labels[k] = v
 	}
-	t := r.created
+	t := r.stamp(st)
+	if t.IsZero() {
+		t = time.Now().UTC()
+	}
 	img.Created = &t
 	img.RootFS.Type = "layers"
 	img.RootFS.DiffIDs = nil
@@ -203,6 +218,7 @@ type stageState struct {
 	img    *Image
 	layers []Layer
 	key    string
+	time   time.Time // newest layer of the stage, see buildRun.stamp
 	args   *vars
 	cmdSet bool
 	lex    *shell.Lex

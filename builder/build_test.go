@@ -223,6 +223,14 @@ func TestBuildMultiStage(t *testing.T) {
 	if !strings.Contains(stepLine(out3, "WORKDIR /src"), "CACHED") || strings.Contains(stepLine(out3, "COPY hello.txt"), "CACHED") {
 		t.Errorf("cache after change:\n%s", out3)
 	}
+	// without SOURCE_DATE_EPOCH a fully cached rebuild is still the same image
+	res4, _, err := e.build(dir, Options{BuildArgs: map[string]string{"MSG": "override"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res4.ID != res3.ID {
+		t.Errorf("cached rebuild changed the image: %s vs %s", res4.ID, res3.ID)
+	}
 }
 
 // stepLine returns the status line (DONE/CACHED/ERROR) of the step whose

@@ -1,6 +1,7 @@
 package builder
 
 import (
+	"time"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -34,7 +35,8 @@ func cacheKey(parent string, parts ...any) string {
 
 // cacheRecord is what a filesystem step produced.
 type cacheRecord struct {
-	Layer *Layer `json:"layer,omitempty"` // nil: the step changed nothing
+	Layer   *Layer    `json:"layer,omitempty"` // nil: the step changed nothing
+	Created time.Time `json:"created"`
 }
 
 // cacheIndex maps step keys to results, one small file per key under the

@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/moby/buildkit/frontend/dockerfile/shell"
@@ -41,7 +40,7 @@ func describe(name string, data []byte, o PlanOptions) string {
 		fmt.Fprintf(&b, " [%s]", strings.Join(names, " "))
 	}
 	b.WriteString("\n")
-	r := &buildRun{o: Options{BuildArgs: o.BuildArgs}, plan: plan, created: time.Unix(0, 0).UTC()}
+	r := &buildRun{o: Options{BuildArgs: o.BuildArgs}, plan: plan}
 	for _, s := range plan.Stages {
 		var deps []string
 		for _, d := range s.Deps {
@@ -213,12 +212,12 @@ func TestCacheKeyChaining(t *testing.T) {
 	}
 }
 
-func TestCreatedTime(t *testing.T) {
-	ts, err := createdTime(map[string]string{"SOURCE_DATE_EPOCH": "10"})
+func TestSourceDateEpoch(t *testing.T) {
+	ts, err := sourceDateEpoch(map[string]string{"SOURCE_DATE_EPOCH": "10"})
 	if err != nil || ts.Unix() != 10 {
 		t.Errorf("%v %v", ts, err)
 	}
-	if _, err := createdTime(map[string]string{"SOURCE_DATE_EPOCH": "x"}); err == nil {
+	if _, err := sourceDateEpoch(map[string]string{"SOURCE_DATE_EPOCH": "x"}); err == nil {
 		t.Error("bad epoch accepted")
 	}
 }

@@ -1,6 +1,7 @@
 package builder
 
 import (
+	"time"
 	"context"
 	"errors"
 	"fmt"
@@ -59,6 +60,7 @@ func (r *buildRun) base(ctx context.Context, s *PlannedStage) (*stageState, erro
 		st.img = cloneImage(prev.img)
 		st.layers = append([]Layer(nil), prev.layers...)
 		st.key = prev.key
+		st.time = prev.time
 	case strings.EqualFold(s.Base, "scratch"):
 		st.img = scratchImage()
 		st.key = cacheKey("", "scratch")
@@ -71,6 +73,9 @@ func (r *buildRun) base(ctx context.Context, s *PlannedStage) (*stageState, erro
 			return nil, err
 		}
 		st.layers = append([]Layer(nil), bi.Layers...)
+		if st.img.Created != nil {
+			st.time = st.img.Created.UTC()
+		}
 		st.key = cacheKey("", "image", bi.ID.String())
 	}
 	if _, ok := getEnv(st.img, "PATH"); !ok {
@@ -144,7 +149,7 @@ func (r *buildRun) step(ctx context.Context, st *stageState, c instructions.Comm
 	}
 	if meta {
 		st.key = cacheKey(st.key, c.Name(), c)
-		addHistory(st.img, r.created, c.(fmt.Stringer).String(), true)
+		addHistory(st.img, r.stamp(st), c.(fmt.Stringer).String(), true)
 		return false, nil
 	}
 	switch c := c.(type) {
@@ -201,7 +206,7 @@ func (r *buildRun) arg(st *stageState, c *instructions.ArgCommand) error {
 		v, _ := st.args.Get(a.Key)
 		st.key = cacheKey(st.key, "ARG", a.Key, v)
 	}
-	addHistory(st.img, r.created, c.String(), true)
+	addHistory(st.img, r.stamp(st), c.String(), true)
 	return nil
 }
 
@@ -227,7 +232,7 @@ func (r *buildRun) fsStep(ctx context.Context, st *stageState, key, createdBy st
 	if err != nil {
 		return false, fmt.Errorf("commit layer: %w", err)
 	}
-	rec := &cacheRecord{Layer: l}
+	rec := &cacheRecord{Layer: l, Created: time.Now().UTC()}
 	if err := r.b.cache.put(key, rec); err != nil {
 		return false, err
 	}
@@ -240,5 +245,8 @@ func (r *buildRun) apply(st *stageState, key, createdBy string, rec *cacheRecord
 	if rec.Layer != nil {
 		st.addLayer(*rec.Layer)
 	}
-	addHistory(st.img, r.created, createdBy, rec.Layer == nil)
+	if rec.Created.After(st.time) {
+		st.time = rec.Created
+	}
+	addHistory(st.img, r.stamp(st), createdBy, rec.Layer == nil)
 }

@@ -71,6 +71,9 @@ func (l *LayerStore) PutImage(ctx context.Context, config []byte, layers []Layer
 		return "", err
 	}
 	for _, t := range tags {
+		if img, err := l.S.Resolve(t); err == nil && img.ManifestDigest == md {
+			continue
+		}
 		if err := l.S.SetRef(ctx, t, md); err != nil {
 			return "", fmt.Errorf("tag %s: %w", t, err)
 		}
@@ -79,7 +82,7 @@ func (l *LayerStore) PutImage(ctx context.Context, config []byte, layers []Layer
 }
 
 func (l *LayerStore) writeManifest(ctx context.Context, config []byte, layers []Layer) (digest.Digest, *ocispec.Manifest, error) {
-	cd, err := l.S.WriteBlob(ctx, config)
+	cd, err := l.writeBlob(ctx, config)
 	if err != nil {
 		return "", nil, err
 	}
@@ -97,8 +100,16 @@ func (l *LayerStore) writeManifest(ctx context.Context, config []byte, layers []
 	if err != nil {
 		return "", nil, err
 	}
-	md, err := l.S.WriteBlob(ctx, mb)
+	md, err := l.writeBlob(ctx, mb)
 	return md, &m, err
+}
+
+// writeBlob skips blobs the store has: a cached rebuild writes nothing.
+func (l *LayerStore) writeBlob(ctx context.Context, b []byte) (digest.Digest, error) {
+	if d := digest.FromBytes(b); l.S.Has(d) {
+		return d, nil
+	}
+	return l.S.WriteBlob(ctx, b)
 }
 
 // Prepare implements Store: a snapshot over layers, mounted for the builder.
