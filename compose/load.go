@@ -100,38 +100,11 @@ func Load(ctx context.Context, o Options) (p *Project, err error) {
 	}
 	rec := &recorder{}
 	var unimplemented []string
-	files := make([]string, len(o.Files))
-	for i, f := range o.Files {
-		files[i] = absFrom(cwd, f)
-	}
-	projDir := ""
-	if o.ProjectDirectory != "" {
-		projDir = absFrom(cwd, o.ProjectDirectory)
-	}
-	po, err := cli.NewProjectOptions(files,
-		cli.WithWorkingDirectory(projDir),
-		cli.WithEnv(o.environ()),
-		cli.WithEnv([]string{"PWD=" + cwd}),
-		pinDir(cwd, files),
-		rec.dotEnvCandidate(),
-		cli.WithEnvFiles(absAll(cwd, o.EnvFiles)...),
-		cli.WithDotEnv,
-		unpinDir(projDir),
-		configFileEnv(cwd),
-		discover(rec, cwd),
-		rec.dotEnvCandidate(),
-		cli.WithEnvFiles(absAll(cwd, o.EnvFiles)...),
-		cli.WithDotEnv,
-		cli.WithDefaultProfiles(o.Profiles...),
-		cli.WithName(o.ProjectName),
-		cli.WithInterpolation(!o.NoInterpolate),
-		cli.WithResolvedPaths(true),
-		cli.WithLoadOptions(loader.WithSupportedAttributes(supportedAttributes(), func(found []loader.UnsupportedAttribute) {
-			for _, f := range found {
-				unimplemented = append(unimplemented, f.Path.String())
-			}
-		})),
-	)
+	po, err := projectOptions(o, cwd, rec, func(found []loader.UnsupportedAttribute) {
+		for _, f := range found {
+			unimplemented = append(unimplemented, f.Path.String())
+		}
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -156,6 +129,36 @@ func Load(ctx context.Context, o Options) (p *Project, err error) {
 	}
 	rec.references(po.ConfigPaths, tp)
 	return &Project{Project: tp, Inputs: rec.sorted(), Unimplemented: dedupe(unimplemented), EnvFiles: slices.Clone(po.EnvFiles)}, nil
+}
+
+// projectOptions mirrors the order docker compose applies its options in:
+// .env of the working directory first (it may set COMPOSE_FILE,
+// COMPOSE_PROFILES, COMPOSE_PROJECT_NAME), then file selection, then the
+// .env of the project directory the selected files imply.
+func projectOptions(o Options, cwd string, rec *recorder, report func([]loader.UnsupportedAttribute)) (*cli.ProjectOptions, error) {
+	files := absAll(cwd, o.Files)
+	projDir := absFrom(cwd, o.ProjectDirectory)
+	envFiles := absAll(cwd, o.EnvFiles)
+	return cli.NewProjectOptions(files,
+		cli.WithWorkingDirectory(projDir),
+		cli.WithEnv(o.environ()),
+		cli.WithEnv([]string{"PWD=" + cwd}),
+		pinDir(cwd, files),
+		rec.dotEnvCandidate(),
+		cli.WithEnvFiles(envFiles...),
+		cli.WithDotEnv,
+		unpinDir(projDir),
+		configFileEnv(cwd),
+		discover(rec, cwd),
+		rec.dotEnvCandidate(),
+		cli.WithEnvFiles(envFiles...),
+		cli.WithDotEnv,
+		cli.WithDefaultProfiles(o.Profiles...),
+		cli.WithName(o.ProjectName),
+		cli.WithInterpolation(!o.NoInterpolate),
+		cli.WithResolvedPaths(true),
+		cli.WithLoadOptions(loader.WithSupportedAttributes(supportedAttributes(), report)),
+	)
 }
 
 func workingDirOf(po *cli.ProjectOptions, cwd string) string {
