@@ -42,6 +42,7 @@ services:
   web:
     image: "busybox:${TAG}"
     env_file: web.env
+    label_file: web.labels
     configs: [conf]
     secrets: [tok]
 configs:
@@ -53,6 +54,8 @@ secrets:
 `,
 	"proj/.env":               "TAG=1\n",
 	"proj/web.env":            "FROM_ENV_FILE=a\n",
+	"proj/web.labels":         "role=a\n",
+	"proj/alt.env":            "TAG=alt\n",
 	"proj/app.conf":           "conf-v1\n",
 	"proj/token":              "tok-v1\n",
 	"proj/inc/inc.env":        "INC_TAG=1\n",
@@ -118,6 +121,17 @@ func TestCacheInvalidation(t *testing.T) {
 		{"env_file", func(t *testing.T, dir string, o *Options) {
 			edit(t, filepath.Join(dir, "proj/web.env"), "=a", "=b")
 		}, env("web", "FROM_ENV_FILE=b")},
+		{"label_file", func(t *testing.T, dir string, o *Options) {
+			edit(t, filepath.Join(dir, "proj/web.labels"), "=a", "=b")
+		}, func(t *testing.T, l *Loaded) {
+			if got := l.Desired.Services["web"].Container.Labels["role"]; got != "b" {
+				t.Errorf("label role=%q, want b", got)
+			}
+		}},
+		{"--env-file content", func(t *testing.T, dir string, o *Options) {
+			// the entry under test is the one keyed with --env-file
+			edit(t, filepath.Join(dir, "proj/alt.env"), "TAG=alt", "TAG=alt2")
+		}, image("web", "busybox:alt2")},
 		{"include target", func(t *testing.T, dir string, o *Options) {
 			edit(t, filepath.Join(dir, "proj/inc/included.yaml"), "${INC_TAG}", "inc-${INC_TAG}")
 		}, image("worker", "busybox:inc-1")},
@@ -139,6 +153,9 @@ func TestCacheInvalidation(t *testing.T) {
 			dir := t.TempDir()
 			writeTree(t, dir, cacheProject)
 			o := cacheOptions(dir)
+			if strings.HasPrefix(tc.name, "--env-file") {
+				o.EnvFiles = []string{"alt.env"}
+			}
 			settle()
 			if l := mustLoadDesired(t, o); l.Cached {
 				t.Fatal("first load served from an empty cache")
