@@ -68,6 +68,7 @@ var Unimplemented = []string{
 	"services.*.networks.*.driver_opts",
 	"services.*.networks.*.link_local_ips",
 	"services.*.networks.*.priority",
+	"services.*.networks.*.use_service_name_alias",
 	"services.*.oom_kill_disable",
 	"services.*.pre_start",
 	"services.*.provider",
