@@ -217,7 +217,10 @@ func ipNet(a netip.Addr, bits int) *net.IPNet {
 func (m *Manager) ensureBridge(n *NetworkInfo) error {
 	link, err := m.nl.LinkByName(n.Bridge)
 	if err != nil {
-		br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: n.Bridge, MTU: n.MTU, TxQLen: -1}}
+		// A bridge without an address of its own takes its lowest port's,
+		// and changes it when that container goes: every peer's ARP entry
+		// for the gateway then points nowhere for seconds.
+		br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: n.Bridge, MTU: n.MTU, TxQLen: -1, HardwareAddr: bridgeMAC(n.Spec.Name)}}
 		if err := m.nl.LinkAdd(br); err != nil && !errors.Is(err, syscall.EEXIST) {
 			return fmt.Errorf("create bridge %s: %w", n.Bridge, err)
 		}
@@ -227,6 +230,11 @@ func (m *Manager) ensureBridge(n *NetworkInfo) error {
 	}
 	if link.Type() != "bridge" {
 		return fmt.Errorf("%s exists and is a %s, not a bridge", n.Bridge, link.Type())
+	}
+	if mac := bridgeMAC(n.Spec.Name); link.Attrs().HardwareAddr.String() != mac.String() {
+		if err := m.nl.LinkSetHardwareAddr(link, mac); err != nil {
+			return err
+		}
 	}
 	if n.MTU > 0 && link.Attrs().MTU != n.MTU {
 		if err := m.nl.LinkSetMTU(link, n.MTU); err != nil {

@@ -75,9 +75,20 @@ func otherMachine(t testing.TB, host testHost) (string, string) {
 }
 
 func TestEndToEnd(t *testing.T) {
+	for _, brnf := range []string{"1", "0"} {
+		// br_netfilter on (packets between bridge ports see nftables) and
+		// off (only routed packets do): published ports work either way.
+		t.Run("br_netfilter="+brnf, func(t *testing.T) { endToEnd(t, brnf) })
+	}
+}
+
+func endToEnd(t *testing.T, brnf string) {
 	// An upstream resolver on the host's loopback answers what berth forwards.
-	e := newTestEnv(t, "e2e", "127.0.0.1:5353")
+	e := newTestEnv(t, "e2e"+brnf, "127.0.0.1:5353")
 	ctx := context.Background()
+	if err := writeSysctl(e.m.host, "net/bridge/bridge-nf-call-iptables", brnf); err != nil {
+		t.Fatal(err)
+	}
 	startUpstream(t, e.host.path, "127.0.0.1:5353")
 	machine, machineGW := otherMachine(t, e.host)
 	for _, n := range []string{"p_front", "p_back"} {
@@ -91,7 +102,7 @@ func TestEndToEnd(t *testing.T) {
 	}
 	lb := state.Port{HostPort: 9090, ContainerPort: 80, Protocol: "tcp"}
 	eps := []Endpoint{
-		ep("web1", "web", 1, "p_front", state.Port{HostPort: 8080, ContainerPort: 80}),
+		ep("web1", "web", 1, "p_front", state.Port{HostPort: 8080, ContainerPort: 80}, state.Port{HostPort: 5300, ContainerPort: 53, Protocol: "udp"}),
 		ep("client1", "client", 1, "p_front"),
 		ep("other1", "other", 1, "p_back"),
 		ep("api1", "api", 1, "p_front", lb), ep("api2", "api", 2, "p_front", lb), ep("api3", "api", 3, "p_front", lb),
@@ -159,6 +170,36 @@ func TestEndToEnd(t *testing.T) {
 		}
 	})
 
+	t.Run("udp", func(t *testing.T) {
+		var pc net.PacketConn
+		if err := inSandbox(t, atts["web1"].NetnsPath, func() (err error) { pc, err = net.ListenPacket("udp", ":53"); return err }); err != nil {
+			t.Fatal(err)
+		}
+		defer pc.Close()
+		go func() {
+			buf := make([]byte, 512)
+			for {
+				n, from, err := pc.ReadFrom(buf)
+				if err != nil {
+					return
+				}
+				pc.WriteTo(append([]byte("echo "), buf[:n]...), from)
+			}
+		}()
+		var c net.Conn
+		if err := inSandbox(t, e.host.path, func() (err error) { c, err = net.Dial("udp", "127.0.0.1:5300"); return err }); err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(2 * time.Second))
+		buf := make([]byte, 64)
+		c.Write([]byte("ping"))
+		n, err := c.Read(buf)
+		if err != nil || string(buf[:n]) != "echo ping" {
+			t.Errorf("udp through 127.0.0.1:5300: %q %v", buf[:n], err)
+		}
+	})
+
 	t.Run("balanced", func(t *testing.T) {
 		seen := map[string]int{}
 		for i := 0; i < 9; i++ {
@@ -175,6 +216,12 @@ func TestEndToEnd(t *testing.T) {
 		if err := e.m.RemoveSandbox(ctx, "api3"); err != nil {
 			t.Fatal(err)
 		}
+		defer func() {
+			if t.Failed() {
+				log, _ := os.ReadFile(filepath.Join(e.opt.RunRoot, "network", "dns.log"))
+				t.Logf("dns pid %d log:\n%s", e.m.dnsPid(), log)
+			}
+		}()
 		waitFor(t, "api scaled to 2", func() error {
 			m, err := query(t, atts["client1"].NetnsPath, gw, "api", dns.TypeA)
 			if err != nil || len(answers(m)) != 2 {

@@ -133,7 +133,7 @@ func (m *Manager) attach(st *diskState, ep Endpoint, old *endpointRecord) (*endp
 	if err != nil {
 		return rec, err
 	}
-	ports, err := resolvePorts(st, ep, old)
+	ports, err := resolvePorts(st, ep, old, m.hostPortFree)
 	rec.Ports = ports
 	return rec, err
 }

@@ -3,6 +3,7 @@ package network
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"net"
 )
 
 // Interface names are limited to 15 bytes, so berth's are a fixed prefix plus
@@ -28,4 +29,10 @@ func BridgeName(network string) string { return bridgePrefix + shortHash("net", 
 // hostVethName is the host end of a container's endpoint on a network.
 func hostVethName(id, network string) string {
 	return hostVethPrefix + shortHash("veth", id, network)[:12]
+}
+
+// bridgeMAC is a stable, locally administered unicast address for a bridge.
+func bridgeMAC(network string) net.HardwareAddr {
+	h := sha256.Sum256([]byte("mac\x00" + network))
+	return net.HardwareAddr{0x02, h[0], h[1], h[2], h[3], h[4]}
 }

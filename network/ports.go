@@ -16,7 +16,9 @@ const (
 // ranges are paired, random host ports are chosen (and kept across calls),
 // and a host port another service already publishes is refused. Replicas
 // of one service may share a host port: they are load-balanced.
-func resolvePorts(st *diskState, ep Endpoint, old *endpointRecord) ([]PublishedPort, error) {
+// hostFree says whether nothing on the host listens on a port; random host
+// ports are only chosen among free ones.
+func resolvePorts(st *diskState, ep Endpoint, old *endpointRecord, hostFree func(PublishedPort) bool) ([]PublishedPort, error) {
 	var out []PublishedPort
 	owner := portOwners(st, ep.ID)
 	for _, p := range ep.Ports {
@@ -35,7 +37,7 @@ func resolvePorts(st *diskState, ep Endpoint, old *endpointRecord) ([]PublishedP
 			case p.HostPort == 0:
 				pp.HostPort = keptRandom(old, pp)
 				if pp.HostPort == 0 {
-					hp, err := pickRandomPort(owner, pp)
+					hp, err := pickRandomPort(owner, pp, hostFree)
 					if err != nil {
 						return nil, err
 					}
@@ -101,13 +103,34 @@ func firstFree(owner map[string]Endpoint, pp PublishedPort, lo, hi int) int {
 	return 0
 }
 
-func pickRandomPort(owner map[string]Endpoint, pp PublishedPort) (int, error) {
+func pickRandomPort(owner map[string]Endpoint, pp PublishedPort, hostFree func(PublishedPort) bool) (int, error) {
 	for hp := randomPortLow; hp <= randomPortHigh; hp++ {
 		pp.HostPort = hp
-		if _, taken := owner[portKey(pp)]; taken {
+		if _, taken := owner[portKey(pp)]; taken || (hostFree != nil && !hostFree(pp)) {
 			continue
 		}
 		return hp, nil
 	}
 	return 0, fmt.Errorf("no free host port for %d/%s", pp.ContainerPort, pp.Protocol)
+}
+
+// hostPortFree tries to bind the port in the host namespace.
+func (m *Manager) hostPortFree(p PublishedPort) bool {
+	free := false
+	inNS(m.host, func() error {
+		addr := net.JoinHostPort(p.HostIP, strconv.Itoa(p.HostPort))
+		if p.Protocol == "udp" {
+			if c, err := net.ListenPacket("udp", addr); err == nil {
+				c.Close()
+				free = true
+			}
+			return nil
+		}
+		if l, err := net.Listen("tcp", addr); err == nil {
+			l.Close()
+			free = true
+		}
+		return nil
+	})
+	return free
 }
