@@ -67,7 +67,10 @@ func benchBuild(b *testing.B, before func(ctxDir, root string)) {
 }
 
 func BenchmarkBuildCold(b *testing.B) {
-	benchBuild(b, func(ctxDir, root string) { os.RemoveAll(filepath.Join(root, "builder", "cache")); os.MkdirAll(filepath.Join(root, "builder", "cache"), 0o700) })
+	benchBuild(b, func(ctxDir, root string) {
+		os.RemoveAll(filepath.Join(root, "builder", "cache"))
+		os.MkdirAll(filepath.Join(root, "builder", "cache"), 0o700)
+	})
 }
 
 func BenchmarkBuildCached(b *testing.B) {

@@ -64,12 +64,12 @@ func New(root string, s Store, r Runner) (*Builder, error) {
 
 // buildRun is the state of one Build call.
 type buildRun struct {
-	b       *Builder
-	o       Options
-	plan    *Plan
-	ctx     *Context
-	epoch   *time.Time // SOURCE_DATE_EPOCH: every timestamp of the image
-	out     *progress
+	b     *Builder
+	o     Options
+	plan  *Plan
+	ctx   *Context
+	epoch *time.Time // SOURCE_DATE_EPOCH: every timestamp of the image
+	out   *progress
 
 	mu      sync.Mutex
 	results map[*PlannedStage]*stageState

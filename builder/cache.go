@@ -1,7 +1,6 @@
 package builder
 
 import (
-	"time"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -9,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 )
 
 // cacheKey chains a step onto its parent: the key of a step covers every
