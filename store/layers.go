@@ -13,7 +13,6 @@ import (
 	"github.com/berth-dev/berth/store/archive"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
-	"golang.org/x/sys/unix"
 )
 
 const shortLen = 12
@@ -75,16 +74,15 @@ func (s *Store) unpackLayer(ctx context.Context, desc ocispec.Descriptor, diffID
 	if err := os.WriteFile(filepath.Join(tmp, "diffid"), []byte(diffID), 0o600); err != nil {
 		return err
 	}
-	return renameDurable(tmp, s.layerDir(chain))
+	return renameInto(tmp, s.layerDir(chain))
 }
 
-// renameDurable flushes the new tree and renames it into place; losing the
-// race to another unpacker of the same chain is success.
-func renameDurable(tmp, dst string) error {
-	if fd, err := unix.Open(tmp, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err == nil {
-		unix.Syncfs(fd)
-		unix.Close(fd)
-	}
+// renameInto renames the new tree into place; losing the race to another
+// unpacker of the same chain is success. Unpacked trees are not fsynced
+// (syncfs would flush every other writer's data on the filesystem too):
+// they are a cache that a kill cannot tear, because they appear by rename,
+// and that can be rebuilt from the verified blobs.
+func renameInto(tmp, dst string) error {
 	err := os.Rename(tmp, dst)
 	if err != nil && exists(dst) {
 		return nil
@@ -166,7 +164,7 @@ func (s *Store) flatten(ctx context.Context, img *Image, n int) (string, error) 
 				return "", fmt.Errorf("flatten layer %d: %w", i, err)
 			}
 		}
-		if err := renameDurable(tmp, s.flatDir(chain)); err != nil {
+		if err := renameInto(tmp, s.flatDir(chain)); err != nil {
 			return "", err
 		}
 	}

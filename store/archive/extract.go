@@ -63,14 +63,16 @@ type dirMeta struct {
 }
 
 type extractor struct {
-	ctx     context.Context
-	root    int
-	opts    Options
-	stats   Stats
-	chown   bool
-	buf     []byte
-	dirs    []dirMeta
-	created map[string]bool // Flatten: names this layer created, spared by its opaque whiteouts
+	ctx      context.Context
+	root     int
+	opts     Options
+	stats    Stats
+	chown    bool
+	buf      []byte
+	dirs     []dirMeta
+	created  map[string]bool // Flatten: names this layer created, spared by its opaque whiteouts
+	symlinks bool            // the archive made a symlink: names may alias
+	seen     map[string]bool // Overlay: names created so far; others cannot exist in the empty target
 
 	cacheDir string // last parent directory resolved, and its O_PATH fd
 	cacheFD  int
@@ -95,6 +97,8 @@ func Extract(ctx context.Context, dir string, r io.Reader, o Options) (Stats, er
 		buf: make([]byte, 1<<20), cacheFD: -1}
 	if o.Mode == Flatten {
 		x.created = map[string]bool{}
+	} else {
+		x.seen = map[string]bool{}
 	}
 	defer x.invalidate()
 	tr := tar.NewReader(r)
@@ -191,7 +195,8 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 		return err
 	}
 	var st unix.Stat_t
-	if err := unix.Fstatat(pfd, base, &st, unix.AT_SYMLINK_NOFOLLOW); err == nil {
+	checked := x.mayExist(name)
+	if checked && unix.Fstatat(pfd, base, &st, unix.AT_SYMLINK_NOFOLLOW) == nil {
 		if !(hdr.Typeflag == tar.TypeDir && st.Mode&unix.S_IFMT == unix.S_IFDIR) {
 			if err := removeAt(pfd, base); err != nil {
 				return err
@@ -207,12 +212,32 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 	if x.created != nil {
 		x.created[name] = true
 	}
+	if x.seen != nil {
+		x.seen[name] = true
+	}
+	err = x.create(pfd, name, base, hdr, r)
+	if err == unix.EEXIST && !checked {
+		// A directory implied by an earlier entry's path, now replaced.
+		if err := removeAt(pfd, base); err != nil {
+			return err
+		}
+		x.invalidate()
+		if pfd, err = x.parent(dir); err != nil {
+			return err
+		}
+		err = x.create(pfd, name, base, hdr, r)
+	}
+	return err
+}
+
+func (x *extractor) create(pfd int, name, base string, hdr *tar.Header, r io.Reader) error {
 	switch hdr.Typeflag {
 	case tar.TypeDir:
 		return x.mkdir(pfd, name, base, hdr)
 	case tar.TypeReg, tar.TypeRegA, tar.TypeGNUSparse:
 		return x.file(pfd, base, hdr, r)
 	case tar.TypeSymlink:
+		x.symlinks = true
 		if err := unix.Symlinkat(hdr.Linkname, pfd, base); err != nil {
 			return err
 		}
@@ -231,19 +256,40 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 	return nil // unknown types are skipped, as tar(1) does
 }
 
+// mayExist saves a stat per entry when extracting into an empty directory:
+// there, only names an earlier entry created can exist. A name reached
+// through a symlink is not in seen under that spelling, so anything below
+// a symlink is always checked.
+func (x *extractor) mayExist(name string) bool {
+	if x.seen == nil || x.symlinks {
+		return true
+	}
+	return x.seen[name]
+}
+
 func mode(hdr *tar.Header) uint32 { return uint32(hdr.Mode & 0o7777) }
 
 func (x *extractor) mkdir(pfd int, name, base string, hdr *tar.Header) error {
 	if err := unix.Mkdirat(pfd, base, 0o700); err != nil && err != unix.EEXIST {
 		return err
 	}
-	fd, err := unix.Openat(pfd, base, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return err
-	}
-	defer unix.Close(fd)
-	if err := x.fdMeta(fd, hdr); err != nil {
-		return err
+	if len(hdr.PAXRecords) == 0 {
+		// No xattrs: owner by name, never following a final symlink.
+		if x.chown {
+			if err := unix.Fchownat(pfd, base, hdr.Uid, hdr.Gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+				return err
+			}
+		}
+	} else {
+		fd, err := unix.Openat(pfd, base, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		err = x.fdMeta(fd, hdr)
+		unix.Close(fd)
+		if err != nil {
+			return err
+		}
 	}
 	// Mode and times last: children would change the times, and a
 	// read-only mode would stop an unprivileged extraction.

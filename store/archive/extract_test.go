@@ -164,3 +164,60 @@ func FuzzExtract(f *testing.F) {
 		}
 	})
 }
+
+func TestReplaceAndWhiteouts(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	data := mkTar(t, ent{name: "a/b/c", body: "1"}, ent{name: "a/b", body: "file now"},
+		ent{name: "d/", typ: tar.TypeDir, mode: 0o750}, ent{name: "d/.wh..wh..opq"}, ent{name: "e/.wh.gone"})
+	if _, err := Extract(ctx, dir, bytes.NewReader(data), Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "a/b")); string(b) != "file now" {
+		t.Errorf("a/b = %q", b)
+	}
+	var st unix.Stat_t
+	if err := unix.Lstat(filepath.Join(dir, "e/gone"), &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFCHR || st.Rdev != 0 {
+		t.Errorf("e/gone is not an overlay whiteout: %v %o", err, st.Mode)
+	}
+	if os.Geteuid() == 0 {
+		v := make([]byte, 8)
+		n, err := unix.Lgetxattr(filepath.Join(dir, "d"), OpaqueXattr, v)
+		if err != nil || string(v[:n]) != "y" {
+			t.Errorf("d not opaque: %v", err)
+		}
+		// And back: the directory written as a layer has OCI whiteouts.
+		var out bytes.Buffer
+		if err := WriteDir(ctx, &out, dir, WriteOptions{Whiteouts: true}); err != nil {
+			t.Fatal(err)
+		}
+		names := map[string]bool{}
+		tr := tar.NewReader(&out)
+		for h, err := tr.Next(); err == nil; h, err = tr.Next() {
+			names[h.Name] = true
+		}
+		for _, want := range []string{"d/", "d/.wh..wh..opq", "e/.wh.gone", "a/b"} {
+			if !names[want] {
+				t.Errorf("round trip lacks %s: %v", want, names)
+			}
+		}
+	}
+	// Flatten applies the whiteouts instead.
+	flat := t.TempDir()
+	os.MkdirAll(filepath.Join(flat, "d/old"), 0o755)
+	os.MkdirAll(filepath.Join(flat, "e"), 0o755)
+	os.WriteFile(filepath.Join(flat, "e/gone"), nil, 0o644)
+	data = mkTar(t, ent{name: "d/", typ: tar.TypeDir}, ent{name: "d/new", body: "n"}, ent{name: "d/.wh..wh..opq"}, ent{name: "e/.wh.gone"})
+	if _, err := Extract(ctx, flat, bytes.NewReader(data), Options{Mode: Flatten}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(filepath.Join(flat, "d/old")); err == nil {
+		t.Error("opaque whiteout kept d/old")
+	}
+	if _, err := os.Lstat(filepath.Join(flat, "d/new")); err != nil {
+		t.Error("opaque whiteout removed this layer's d/new")
+	}
+	if _, err := os.Lstat(filepath.Join(flat, "e/gone")); err == nil {
+		t.Error("whiteout kept e/gone")
+	}
+}
