@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -320,5 +321,42 @@ func TestBuildRunNetworkAndMounts(t *testing.T) {
 	}
 	if got := strings.TrimSpace(e.readImageFile(res2, "count")); got != "2" {
 		t.Errorf("cache mount did not persist: count %s", got)
+	}
+}
+
+func TestBuildAddChownOnbuild(t *testing.T) {
+	e := newTestEnv(t)
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"tree/sub/f": "in-tar", "plain.txt": "p"})
+	// a gzip tar of tree/ made with busybox tar, then the tree removed
+	if out, err := exec.Command("/bin/busybox", "tar", "czf", filepath.Join(dir, "t.tar.gz"), "-C", dir, "tree").CombinedOutput(); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	os.RemoveAll(filepath.Join(dir, "tree"))
+	writeFiles(t, dir, map[string]string{
+		"Dockerfile.base": "FROM busybox:test\nONBUILD COPY plain.txt /onbuild.txt\nONBUILD RUN echo triggered > /trig\n",
+		"Dockerfile": "FROM base:test\n" +
+			"ADD t.tar.gz /opt/\n" +
+			"COPY --chown=app:staff --chmod=0640 plain.txt /owned\n" +
+			"RUN stat -c '%u:%g %a' /owned > /owned.stat\n",
+	})
+	if _, out, err := e.build(dir, Options{Dockerfile: "Dockerfile.base", Tags: []string{"base:test"}}); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	res, out, err := e.build(dir, Options{})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if got := e.readImageFile(res, "opt/tree/sub/f"); got != "in-tar" {
+		t.Errorf("ADD of a tar.gz: %q", got)
+	}
+	if got := e.readImageFile(res, "owned.stat"); got != "1000:50 640\n" {
+		t.Errorf("--chown/--chmod: %q", got)
+	}
+	if e.readImageFile(res, "onbuild.txt") != "p" || e.readImageFile(res, "trig") != "triggered\n" {
+		t.Error("ONBUILD triggers did not run")
+	}
+	if img := imageConfig(t, res); len(img.Config.OnBuild) != 0 {
+		t.Errorf("triggers inherited: %v", img.Config.OnBuild)
 	}
 }
