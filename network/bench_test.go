@@ -75,10 +75,16 @@ func BenchmarkThroughput(b *testing.B) {
 			go func() { io.Copy(io.Discard, c); c.Close() }()
 		}
 	}()
+	n, err := e.m.Network(ctx, "b_net")
+	if err != nil {
+		b.Fatal(err)
+	}
+	gw := n.Gateway4.String()
 	const size = 64 << 20
 	for _, c := range []struct{ name, addr string }{
 		{"direct", net.JoinHostPort(att.Interfaces[0].IPv4.String(), "9000")},
 		{"published-loopback", "127.0.0.1:9000"},
+		{"published-gateway", net.JoinHostPort(gw, "9000")},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			b.SetBytes(size)
