@@ -26,6 +26,10 @@ var (
 // operation and is idempotent as described by the error contract above.
 type Driver interface {
 	// Observe reads the whole actual state of a project, fresh, every call.
+	// Containers come back as they were created: Image is the spec's Image
+	// as written, ConfigHash, ImageDigest, Labels, Service and Number are the
+	// spec's, Networks the attached networks' full names. Images lists the
+	// store's images (what EnsureImage returned).
 	Observe(ctx context.Context, project string) (*state.Observed, error)
 	// EnsureImage builds or pulls the image as the spec and its pull policy
 	// say, and returns what is in the store.

@@ -48,6 +48,11 @@ func convergenceStates() []*state.Desired {
 			svc("web", "app:2", "hweb-app2", 2, startFirst, dependsOn("db", state.ConditionStarted)),
 			worker,
 		),
+		stack(func(d *state.Desired) {
+			d.Services["db"].ConfigHash = "hdb4"
+			d.Services["web"] = svc("web", "app:1", "hweb4", 2, startFirst, healthcheck, dependsOn("db", state.ConditionHealthy))
+			d.Services["sidecar"], d.Services["worker"] = sidecar, worker
+		}),
 		desired(svc("db", "pg:16", "hdb3", 1, healthcheck, volumeMount("data", "/data"), volumeMount("logs", "/logs"))),
 		desired(),
 	}

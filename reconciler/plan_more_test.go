@@ -128,3 +128,49 @@ func TestPlanDown(t *testing.T) {
 		t.Errorf("down plan:\n%s\nwarnings: %q", got, p.Warnings)
 	}
 }
+
+func TestPlanStaleNamespaceJoin(t *testing.T) {
+	at := func(sec int) func(*state.Container) {
+		return func(c *state.Container) { c.Created = time.Date(2026, 1, 1, 0, 0, sec, 0, time.UTC) }
+	}
+	want := desired(
+		svc("web", "app:1", "hweb", 1),
+		svc("sidecar", "app:1", "hside", 1, func(s *state.Service) { s.Container.NetworkMode, s.Container.Networks = "service:web", nil }),
+	)
+	// web was recreated (at 20s) after the sidecar joined its namespace (10s).
+	obs := observed(ctr("web", 1, "hweb", at(20)), ctr("sidecar", 1, "hside", at(10), func(c *state.Container) { c.Networks = nil }))
+	p, err := PlanUp(want, obs, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	exp := `[] -> #1 service:sidecar:1 StopContainer (dependency web recreated)
+[1] -> #2 service:sidecar:1 RemoveContainer (dependency web recreated)
+[2] -> #3 service:sidecar:1 CreateContainer (dependency web recreated)
+[3] -> #4 service:sidecar:1 StartContainer (created)
+`
+	if got := p.String(); got != exp {
+		t.Errorf("plan:\n%s\nwant:\n%s", got, exp)
+	}
+	obs = observed(ctr("web", 1, "hweb", at(5)), ctr("sidecar", 1, "hside", at(10), func(c *state.Container) { c.Networks = nil }))
+	if p, _ := PlanUp(want, obs, Options{}); !p.Empty() {
+		t.Errorf("sidecar newer than web is recreated:\n%s", p)
+	}
+}
+
+func TestPlanDeterministic(t *testing.T) {
+	states := convergenceStates()
+	for i, want := range states {
+		var first string
+		for range 20 {
+			p, err := PlanUp(want, stackUp(ctr("sidecar", 1, "x"), ctr("worker", 2, "x")), Options{RemoveOrphans: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if first == "" {
+				first = p.String()
+			} else if p.String() != first {
+				t.Fatalf("state %d: plan differs between runs:\n%s\nvs\n%s", i, first, p)
+			}
+		}
+	}
+}

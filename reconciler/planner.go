@@ -62,6 +62,7 @@ type svcState struct {
 	svc       *state.Service
 	replicas  []*replica
 	recreated bool
+	newFirst  bool  // its first replica (the one namespaces join) is new in this plan
 	stops     []int // stop-first stops of its old containers; dependents stop before them
 	creates   []int
 	dones     []int // renames ending start-first replacements

@@ -84,6 +84,7 @@ func (p *planner) planService(svc *state.Service) error {
 		st.creates = append(st.creates, r.create)
 	}
 	sort.Slice(st.replicas, func(i, j int) bool { return st.replicas[i].number < st.replicas[j].number })
+	st.newFirst = len(st.replicas) > 0 && st.replicas[0].obs == nil
 	return nil
 }
 
@@ -148,6 +149,9 @@ func (p *planner) outdated(svc *state.Service, c state.Container, forcedReason s
 	case c.ConfigHash != svc.ConfigHash:
 		return "config changed"
 	}
+	if c.Image != "" && c.Image != imageRef(svc) {
+		return "image changed" // another ref: no need to wait for its digest
+	}
 	if digest := p.knownDigest(svc); digest != "" && c.ImageDigest != digest {
 		return "image changed"
 	}
@@ -157,21 +161,25 @@ func (p *planner) outdated(svc *state.Service, c state.Container, forcedReason s
 	return p.joinedStale(svc, c)
 }
 
-// joinedStale notices, level-triggered, a container whose namespace (or
-// restart: true) dependency was recreated after it by an earlier pass that
-// did not finish: the dependency's container is newer than it.
+// joinedStale notices, level-triggered, a container that joined the
+// namespace of a container since recreated by an earlier pass that did not
+// finish: the dependency's first replica (the one joined) is newer.
 func (p *planner) joinedStale(svc *state.Service, c state.Container) string {
 	if c.Created.IsZero() {
 		return ""
 	}
 	for _, dep := range p.deps[svc.Name] {
-		if !svc.DependsOn[dep].Restart && !sharesNamespace(svc, dep) {
+		if !sharesNamespace(svc, dep) {
 			continue
 		}
-		for _, dc := range p.byService[dep] {
-			if dc.Created.After(c.Created) {
-				return "dependency " + dep + " recreated"
+		var first *state.Container
+		for i, dc := range p.byService[dep] {
+			if first == nil || dc.Number < first.Number {
+				first = &p.byService[dep][i]
 			}
+		}
+		if first != nil && first.Created.After(c.Created) {
+			return "dependency " + dep + " recreated"
 		}
 	}
 	return ""
@@ -186,10 +194,13 @@ func (p *planner) dependencyRecreated(name string) string {
 	svc := p.d.Services[name]
 	for _, dep := range p.deps[name] {
 		st := p.svcs[dep]
-		if st == nil || !st.recreated {
+		if st == nil || !(st.recreated || st.newFirst) {
 			continue
 		}
-		if svc.DependsOn[dep].Restart || sharesNamespace(svc, dep) {
+		if st.recreated && svc.DependsOn[dep].Restart {
+			return "dependency " + dep + " recreated"
+		}
+		if sharesNamespace(svc, dep) {
 			return "dependency " + dep + " recreated"
 		}
 	}
