@@ -360,3 +360,40 @@ func TestBuildAddChownOnbuild(t *testing.T) {
 		t.Errorf("triggers inherited: %v", img.Config.OnBuild)
 	}
 }
+
+// TestCleanupAfterKilledBuild simulates a build killed mid-step: a mounted
+// snapshot whose owner is gone. The next build removes it; a snapshot still
+// in use by a live build is left alone.
+func TestCleanupAfterKilledBuild(t *testing.T) {
+	e := newTestEnv(t)
+	ctx := context.Background()
+	base, err := e.ls.Image(ctx, "busybox:test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	live, err := e.ls.Prepare(ctx, base.Layers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead, err := e.ls.Prepare(ctx, base.Layers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadRf := dead.(*storeRootfs)
+	deadRf.lock.Close() // the process holding it died
+	if err := e.ls.Cleanup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	snaps, _ := e.store.Snapshots()
+	if len(snaps) != 1 || snaps[0].Key != live.(*storeRootfs).key {
+		t.Errorf("after cleanup: %d snapshots", len(snaps))
+	}
+	mi, _ := os.ReadFile("/proc/self/mountinfo")
+	if strings.Contains(string(mi), deadRf.dir) {
+		t.Error("the dead build's mount is still there")
+	}
+	if _, err := os.Stat(filepath.Join(live.Path(), "bin/busybox")); err != nil {
+		t.Errorf("the live build lost its rootfs: %v", err)
+	}
+	live.Release(ctx)
+}

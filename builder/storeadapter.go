@@ -130,12 +130,17 @@ func (l *LayerStore) Prepare(ctx context.Context, layers []Layer) (Rootfs, error
 	img := &store.Image{ManifestDigest: md, ConfigDigest: m.Config.Digest, Manifest: *m, Config: cfg, Layers: m.Layers}
 	var rnd [8]byte
 	rand.Read(rnd[:])
-	key := "build-" + hex.EncodeToString(rnd[:])
-	mounts, err := l.S.Prepare(ctx, key, img)
+	key := buildKeyPrefix + hex.EncodeToString(rnd[:])
+	lock, err := lockBuildKey(l.S, key, 0)
 	if err != nil {
 		return nil, err
 	}
-	rf := &storeRootfs{s: l.S, key: key, mounts: mounts}
+	mounts, err := l.S.Prepare(ctx, key, img)
+	if err != nil {
+		unlockBuildKey(l.S, key, lock)
+		return nil, err
+	}
+	rf := &storeRootfs{s: l.S, key: key, mounts: mounts, lock: lock}
 	if err := rf.mount(); err != nil {
 		rf.Release(ctx)
 		return nil, err
@@ -149,14 +154,64 @@ type storeRootfs struct {
 	mounts  []specs.Mount
 	dir     string
 	mounted bool
+	lock    *os.File // held while the snapshot is in use, see Cleanup
+}
+
+const buildKeyPrefix = "build-"
+
+func mntDir(s *store.Store) string { return filepath.Join(s.Root(), "builder-mnt") }
+
+// lockBuildKey takes the lock that marks snapshot key as in use by this
+// process; flock locks die with their process, so a snapshot whose lock
+// can be taken belongs to a build that was killed.
+func lockBuildKey(s *store.Store, key string, how int) (*os.File, error) {
+	if err := os.MkdirAll(mntDir(s), 0o700); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(filepath.Join(mntDir(s), key+".lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|how); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+func unlockBuildKey(s *store.Store, key string, f *os.File) {
+	os.Remove(filepath.Join(mntDir(s), key+".lock"))
+	f.Close()
+}
+
+// Cleanup removes what builds killed mid-step left: their mounts and
+// snapshots. Builds running in other processes hold their locks and are
+// left alone.
+func (l *LayerStore) Cleanup(ctx context.Context) error {
+	snaps, err := l.S.Snapshots()
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, sn := range snaps {
+		if !strings.HasPrefix(sn.Key, buildKeyPrefix) {
+			continue
+		}
+		lock, err := lockBuildKey(l.S, sn.Key, unix.LOCK_NB)
+		if err != nil {
+			continue // in use
+		}
+		dir := filepath.Join(mntDir(l.S), sn.Key)
+		unix.Unmount(dir, unix.MNT_DETACH)
+		os.Remove(dir)
+		errs = append(errs, l.S.RemoveSnapshot(ctx, sn.Key))
+		unlockBuildKey(l.S, sn.Key, lock)
+	}
+	return errors.Join(errs...)
 }
 
 func (r *storeRootfs) mount() error {
-	base := filepath.Join(r.s.Root(), "builder-mnt")
-	if err := os.MkdirAll(base, 0o700); err != nil {
-		return err
-	}
-	r.dir = filepath.Join(base, r.key)
+	r.dir = filepath.Join(mntDir(r.s), r.key)
 	if err := os.Mkdir(r.dir, 0o755); err != nil {
 		return err
 	}
@@ -234,5 +289,10 @@ func (r *storeRootfs) Release(ctx context.Context) error {
 	if r.dir != "" && err == nil {
 		os.Remove(r.dir)
 	}
-	return errors.Join(err, r.s.RemoveSnapshot(ctx, r.key))
+	err = errors.Join(err, r.s.RemoveSnapshot(ctx, r.key))
+	if err == nil && r.lock != nil {
+		unlockBuildKey(r.s, r.key, r.lock)
+		r.lock = nil
+	}
+	return err
 }
