@@ -7,9 +7,15 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/berth-dev/berth/driver"
+	"github.com/berth-dev/berth/driver/fake"
+	"github.com/berth-dev/berth/state"
 )
 
-func TestUpDryRunPrintsPlan(t *testing.T) {
+// TestUpOnFakeMachine runs berth up's code path (load, lock, plan, execute)
+// against the in-memory driver.
+func TestUpOnFakeMachine(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "compose.yaml")
 	err := os.WriteFile(file, []byte(`
@@ -28,11 +34,14 @@ services:
 	if err != nil {
 		t.Fatal(err)
 	}
-	saved := global
-	t.Cleanup(func() { global = saved })
-	global = globalOptions{files: []string{file}, root: t.TempDir(), parallel: -1}
+	savedGlobal, savedDriver := global, machineDriver
+	t.Cleanup(func() { global, machineDriver = savedGlobal, savedDriver })
+	global = globalOptions{files: []string{file}, root: t.TempDir(), runRoot: t.TempDir(), parallel: -1}
+	machine := fake.New()
+	machineDriver = func(context.Context) (driver.Driver, error) { return machine, nil }
+	ctx := context.Background()
 	var out, errOut bytes.Buffer
-	if err := runUp(context.Background(), &out, &errOut, upOptions{dryRun: true}, nil, false); err != nil {
+	if err := runUp(ctx, &out, &errOut, upOptions{dryRun: true}, nil, false); err != nil {
 		t.Fatalf("up --dry-run: %v\n%s", err, errOut.String())
 	}
 	got := out.String()
@@ -45,14 +54,36 @@ services:
 			t.Errorf("plan lacks %q:\n%s", want, got)
 		}
 	}
+	if calls := machine.Calls(); len(calls) != 1 || calls[0].Method != "Observe" {
+		t.Fatalf("--dry-run changed the machine: %v", calls)
+	}
 	out.Reset()
-	if err := runUp(context.Background(), &out, &errOut, upOptions{dryRun: true}, []string{"db"}, false); err != nil {
+	if err := runUp(ctx, &out, &errOut, upOptions{dryRun: true}, []string{"db"}, false); err != nil {
 		t.Fatal(err)
 	}
 	if strings.Contains(out.String(), "service:web") {
 		t.Errorf("up db planned web too:\n%s", out.String())
 	}
-	if err := runUp(context.Background(), &out, &errOut, upOptions{}, nil, false); err == nil || !strings.Contains(err.Error(), "--dry-run") {
+	out.Reset()
+	if err := runUp(ctx, &out, &errOut, upOptions{detach: true}, nil, false); err != nil {
+		t.Fatalf("up: %v\n%s", err, out.String())
+	}
+	if c, ok := machine.Container("drydemo-web-1"); !ok || c.Status != state.StatusRunning {
+		t.Errorf("web not running after up: %+v", c)
+	}
+	if !strings.Contains(out.String(), "service:web:1 StartContainer done") {
+		t.Errorf("no progress line for web's start:\n%s", out.String())
+	}
+	out.Reset()
+	errOut.Reset()
+	if err := runUp(ctx, &out, &errOut, upOptions{dryRun: true}, nil, false); err != nil {
+		t.Fatal(err)
+	}
+	if out.String() != "" || !strings.Contains(errOut.String(), "nothing to do") {
+		t.Errorf("second up plans %q (%s)", out.String(), errOut.String())
+	}
+	machineDriver = nil
+	if err := runUp(ctx, &out, &errOut, upOptions{}, nil, false); err == nil || !strings.Contains(err.Error(), "--dry-run") {
 		t.Errorf("up without a driver: %v", err)
 	}
 }
