@@ -50,7 +50,12 @@ type Builder struct {
 	root   string
 	cache  *cacheIndex
 	locks  sync.Map // cache mount id → *sync.Mutex
+	net    Networker
 }
+
+// SetNetwork gives RUN --network=default steps a namespace of their own
+// behind berth's NAT; without it they share the host's network.
+func (b *Builder) SetNetwork(n Networker) { b.net = n }
 
 // New returns a builder keeping its cache index and cache mounts under root
 // (e.g. <state root>/builder).
@@ -111,6 +116,9 @@ func (b *Builder) Build(ctx context.Context, o Options) (*Result, error) {
 	}
 	for _, a := range plan.UnusedArgs {
 		r.out.printf("WARNING: build argument %s is not consumed by any stage\n", a)
+	}
+	if b.net != nil {
+		defer b.net.Close(context.WithoutCancel(ctx))
 	}
 	for _, level := range plan.Levels {
 		g, gctx := errgroup.WithContext(ctx)

@@ -5,8 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/netip"
 	"os"
 	"os/exec"
+
+	"github.com/berth-dev/berth/network"
+	"github.com/vishvananda/netlink"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -396,4 +400,37 @@ func TestCleanupAfterKilledBuild(t *testing.T) {
 		t.Errorf("the live build lost its rootfs: %v", err)
 	}
 	live.Release(ctx)
+}
+
+// TestBuildDefaultNetwork runs a RUN behind the build bridge: it sees an
+// interface besides lo and a default route; the bridge is gone afterwards.
+func TestBuildDefaultNetwork(t *testing.T) {
+	e := newTestEnv(t)
+	runRoot := t.TempDir()
+	m, err := network.New(network.Options{Root: e.root, RunRoot: runRoot, NoDNS: true,
+		Pool4: network.Pool{Base: netip.MustParsePrefix("10.213.240.0/20"), Bits: 24}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	e.b.SetNetwork(&BridgeNetwork{M: m})
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"Dockerfile": "FROM busybox:test\n" +
+		"RUN cat /proc/net/dev | wc -l > /devs && cat /proc/net/route | wc -l > /routes && hostname > /host\n"})
+	res, out, err := e.build(dir, Options{})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if got := strings.TrimSpace(e.readImageFile(res, "devs")); got != "4" {
+		t.Errorf("/proc/net/dev has %s lines, want lo and eth0", got)
+	}
+	if got := strings.TrimSpace(e.readImageFile(res, "routes")); got == "1" {
+		t.Error("no route in the build namespace")
+	}
+	if _, err := netlink.LinkByName(network.BridgeName(BuildNetworkName)); err == nil {
+		t.Error("the build bridge outlived the build")
+	}
+	if entries, _ := os.ReadDir(filepath.Join(runRoot, "netns")); len(entries) != 0 {
+		t.Errorf("sandboxes left: %v", entries)
+	}
 }

@@ -37,6 +37,7 @@ type runConfig struct {
 	GID     int           `json:"gid"`
 	Groups  []int         `json:"groups"`
 	Network string        `json:"network"`
+	Netns   string        `json:"netns,omitempty"`
 	Mounts  []specs.Mount `json:"mounts"`
 }
 
@@ -58,7 +59,7 @@ func (NamespaceRunner) Run(ctx context.Context, p *Process) error {
 		return err
 	}
 	cfg := runConfig{Rootfs: rootfs, Args: p.Args, Env: p.Env, Cwd: p.Cwd, UID: p.UID, GID: p.GID,
-		Groups: p.Groups, Network: p.Network, Mounts: p.Mounts}
+		Groups: p.Groups, Network: p.Network, Netns: p.Netns, Mounts: p.Mounts}
 	data, err := json.Marshal(cfg)
 	if err != nil {
 		return err
@@ -168,6 +169,18 @@ func runChild() error {
 		return fmt.Errorf("read config: %w", err)
 	}
 	f.Close()
+	if cfg.Netns != "" {
+		// network namespaces may be joined by one thread of a Go
+		// process: init locked this one, which also executes the step
+		fd, err := unix.Open(cfg.Netns, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("open netns: %w", err)
+		}
+		if err := unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
+			return fmt.Errorf("join netns: %w", err)
+		}
+		unix.Close(fd)
+	}
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return fmt.Errorf("make / private: %w", err)
 	}
@@ -221,20 +234,6 @@ func mountSystem(r, network string) error {
 	unix.Mount("shm", filepath.Join(dev, "shm"), "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=1777,size=65536k")
 	for name, target := range map[string]string{"fd": "/proc/self/fd", "stdin": "/proc/self/fd/0", "stdout": "/proc/self/fd/1", "stderr": "/proc/self/fd/2"} {
 		os.Symlink(target, filepath.Join(dev, name))
-	}
-	if network != "none" {
-		// name resolution as on the host, only over files the image has
-		for _, f := range []string{"/etc/resolv.conf", "/etc/hosts"} {
-			t, err := securejoin.SecureJoin(r, f)
-			if err != nil {
-				continue
-			}
-			if st, err := os.Lstat(t); err == nil && st.Mode().IsRegular() {
-				if unix.Mount(f, t, "", unix.MS_BIND, "") == nil {
-					unix.Mount("", t, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY, "")
-				}
-			}
-		}
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"io"
 	"path/filepath"
 
+	"github.com/berth-dev/berth/network"
 	"github.com/berth-dev/berth/state"
 	"github.com/berth-dev/berth/store"
 )
@@ -16,6 +17,18 @@ func Open(stateRoot string, pullProgress io.Writer) (*Builder, error) {
 		return nil, err
 	}
 	return New(filepath.Join(stateRoot, "builder"), &LayerStore{S: s, Progress: pullProgress}, NamespaceRunner{})
+}
+
+// UseBridgeNetwork attaches RUN --network=default steps to berth's
+// "berth-build" bridge network (NAT to the outside, like containers) of
+// the network layer under stateRoot and runRoot.
+func (b *Builder) UseBridgeNetwork(stateRoot, runRoot string) error {
+	m, err := network.New(network.Options{Root: stateRoot, RunRoot: runRoot, NoDNS: true})
+	if err != nil {
+		return err
+	}
+	b.SetNetwork(&BridgeNetwork{M: m})
+	return nil
 }
 
 // SpecOptions turns a compose service's image spec into build options: the

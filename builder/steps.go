@@ -85,6 +85,11 @@ func (r *buildRun) run(ctx context.Context, st *stageState, c *instructions.RunC
 		}
 		p := &Process{Rootfs: rf, Args: args, Env: r.runEnv(st, true), Cwd: cwd,
 			UID: uid, GID: gid, Groups: groups, Network: network, Mounts: ms, Output: out}
+		leave, err := r.joinNetwork(ctx, p)
+		defer leave()
+		if err != nil {
+			return err
+		}
 		if err := r.b.runner.Run(ctx, p); err != nil {
 			if ee, ok := err.(*ExitError); ok && ee.Tail == "" {
 				ee.Tail = out.tail.String()
@@ -93,6 +98,32 @@ func (r *buildRun) run(ctx context.Context, st *stageState, c *instructions.RunC
 		}
 		return nil
 	})
+}
+
+// joinNetwork gives the step its network: a namespace behind berth's NAT
+// for default (when the builder has a Networker), the host's otherwise, and
+// no network for none. The matching resolv.conf and hosts are mounted.
+func (r *buildRun) joinNetwork(ctx context.Context, p *Process) (func(), error) {
+	resolv, hosts := "/etc/resolv.conf", "/etc/hosts"
+	leave := func() {}
+	switch {
+	case p.Network == "none":
+		return leave, nil
+	case p.Network == "default" && r.b.net != nil:
+		rn, release, err := r.b.net.Join(ctx)
+		if err != nil {
+			return release, err
+		}
+		p.Netns, resolv, hosts, leave = rn.NetnsPath, rn.ResolvConf, rn.Hosts, release
+	}
+	for dst, src := range map[string]string{"/etc/resolv.conf": resolv, "/etc/hosts": hosts} {
+		if src != "" {
+			if _, err := os.Stat(src); err == nil {
+				p.Mounts = append(p.Mounts, specs.Mount{Type: "bind", Source: src, Destination: dst, Options: []string{"rbind", "ro"}})
+			}
+		}
+	}
+	return leave, nil
 }
 
 // runArgs builds argv, turning heredocs into what buildkit runs: a single

@@ -71,6 +71,7 @@ type Process struct {
 	GID     int
 	Groups  []int
 	Network string        // none, host or default
+	Netns   string        // a network namespace to join ("" keeps the host's, or a new one for none)
 	Mounts  []specs.Mount // --mount=type=cache|bind|tmpfs, already resolved on the host
 	Output  io.Writer     // stdout and stderr
 }

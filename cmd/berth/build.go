@@ -42,6 +42,9 @@ func newBuildCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if err := b.UseBridgeNetwork(global.root, global.runRoot); err != nil {
+				fmt.Fprintf(os.Stderr, "berth: warning: RUN steps use the host network: %v\n", err)
+			}
 			buildArgs, err := parseBuildArgs(f.buildArgs)
 			if err != nil {
 				return err
