@@ -148,6 +148,10 @@ func renderNS(t testing.TB, path string) string {
 	for _, l := range links {
 		a := l.Attrs()
 		line := fmt.Sprintf("link %s %s mtu %d up=%v", a.Name, l.Type(), a.MTU, a.Flags&net.FlagUp != 0)
+		if !strings.HasPrefix(a.Name, hostVethPrefix) && a.Name != "lo" {
+			// Host veth ends get random addresses; every other one is chosen.
+			line += " mac " + a.HardwareAddr.String()
+		}
 		if a.MasterIndex != 0 {
 			line += " master " + names[a.MasterIndex]
 		}

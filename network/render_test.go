@@ -48,9 +48,9 @@ func TestRenderNetworkAndEndpoint(t *testing.T) {
 		"link " + fv + " veth mtu 1400 up=true master " + fb,
 		"link " + bv + " veth mtu 1500 up=true master " + bb,
 		"== sandbox c1",
-		"link eth0 veth mtu 1400 up=true",
+		"link eth0 veth mtu 1400 up=true mac 02:42:0a:d5:0a:05",
 		"addr eth0 10.213.10.5/24",
-		"link internal0 veth mtu 1500 up=true",
+		"link internal0 veth mtu 1500 up=true mac 02:42:0a:d5:0b:02",
 		"addr internal0 10.213.11.2/24",
 		// gw_priority favours back, but an internal network has no way out.
 		"route default dev eth0 via 10.213.10.1",
@@ -86,5 +86,50 @@ func TestRenderNetworkAndEndpoint(t *testing.T) {
 	}
 	if again := e.render(t); again != got {
 		t.Errorf("re-attach changed the machine:\n%s\nvs\n%s", got, again)
+	}
+}
+
+func TestNetworkModes(t *testing.T) {
+	e := newTestEnv(t, "modes", "")
+	ctx := context.Background()
+	if _, err := e.m.EnsureNetwork(ctx, netSpec("p_default", "")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.m.EnsureNetwork(ctx, state.NetworkSpec{Name: "elsewhere", External: true}); err == nil {
+		t.Error("a missing external network was accepted")
+	}
+	ext, err := e.m.EnsureNetwork(ctx, state.NetworkSpec{Name: "p_default", External: true})
+	if err != nil || ext.Bridge != BridgeName("p_default") {
+		t.Errorf("external network: %+v %v", ext, err)
+	}
+	web, err := e.m.Attach(ctx, Endpoint{ID: "web", Name: "p-web-1", Service: "web", Hostname: "webhost",
+		Networks: []state.NetworkAttachment{{Network: "p_default"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	side, err := e.m.Attach(ctx, Endpoint{ID: "side", Name: "p-side-1", Service: "side", NetworkMode: "container:web"})
+	if err != nil || side.NetnsPath != web.NetnsPath {
+		t.Errorf("container mode joins %q, want %q (%v)", side.NetnsPath, web.NetnsPath, err)
+	}
+	hosts, _ := readFile(side.HostsPath)
+	if !strings.Contains(hosts, web.Interfaces[0].IPv4.String()+"\tside\n") {
+		t.Errorf("container-mode hosts file lacks the shared address:\n%s", hosts)
+	}
+	host, err := e.m.Attach(ctx, Endpoint{ID: "hostnet", Name: "p-h-1", NetworkMode: "host"})
+	if err != nil || host.NetnsPath != "" {
+		t.Errorf("host mode: %+v %v", host, err)
+	}
+	if _, err := e.m.Attach(ctx, Endpoint{ID: "bad", NetworkMode: "container:nope"}); err == nil {
+		t.Error("joining a missing container succeeded")
+	}
+	if err := e.m.RemoveNetwork(ctx, "p_default"); err == nil {
+		t.Error("removed a network in use")
+	}
+	// Moving web from its network to none removes its veth.
+	if _, err := e.m.Attach(ctx, Endpoint{ID: "web", Name: "p-web-1", NetworkMode: "none"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := renderNS(t, web.NetnsPath); strings.Contains(got, "eth0") {
+		t.Errorf("none mode kept an interface:\n%s", got)
 	}
 }
