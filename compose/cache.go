@@ -14,7 +14,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"sort"
 	"sync"
 	"syscall"
 	"time"
@@ -68,7 +67,7 @@ func LoadDesired(ctx context.Context, o Options) (*Loaded, error) {
 	if err != nil {
 		return loadFresh(ctx, o, "")
 	}
-	if l := readCache(o.CacheDir, key); l != nil {
+	if l := readCache(o, key); l != nil {
 		return l, nil
 	}
 	return loadFresh(ctx, o, key)
@@ -87,7 +86,7 @@ func loadFresh(ctx context.Context, o Options, key string) (*Loaded, error) {
 	l := &Loaded{Desired: d, Unimplemented: p.Unimplemented}
 	if key != "" {
 		// the cache only saves time: failing to write it is not an error
-		_ = writeCache(o.CacheDir, key, start, p.Inputs, l)
+		_ = writeCache(o, key, start, p.Inputs, l)
 	}
 	return l, nil
 }
@@ -95,6 +94,7 @@ func loadFresh(ctx context.Context, o Options, key string) (*Loaded, error) {
 type cacheEntry struct {
 	Format        string
 	Inputs        []stamp
+	Env           envDeps
 	Desired       *state.Desired
 	Unimplemented []string
 }
@@ -120,8 +120,7 @@ func cacheKey(o Options) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	env := slices.Clone(o.environ())
-	sort.Strings(env)
+	env := keyEnv(o.environ())
 	h := sha256.New()
 	enc := json.NewEncoder(h)
 	err = enc.Encode([]any{cacheFormat, exe, cwd, o.Files, o.ProjectName, o.ProjectDirectory,
@@ -146,8 +145,8 @@ var executableID = sync.OnceValues(func() (string, error) {
 	return fmt.Sprintf("%s:%d:%d", exe, fi.Size(), fi.ModTime().UnixNano()), nil
 })
 
-func readCache(dir, key string) *Loaded {
-	f, err := os.Open(filepath.Join(dir, key+entrySuffix))
+func readCache(o Options, key string) *Loaded {
+	f, err := os.Open(filepath.Join(o.CacheDir, key+entrySuffix))
 	if err != nil {
 		return nil
 	}
@@ -160,6 +159,9 @@ func readCache(dir, key string) *Loaded {
 		if !s.valid() {
 			return nil
 		}
+	}
+	if !e.Env.valid(o.environ()) {
+		return nil
 	}
 	return &Loaded{Desired: e.Desired, Unimplemented: e.Unimplemented, Cached: true}
 }
@@ -204,24 +206,33 @@ func (s stamp) valid() bool {
 }
 
 func fileSum(path string) (string, error) {
-	fi, err := os.Stat(path)
+	b, err := readRegular(path)
 	if err != nil {
 		return "", err
 	}
-	if !fi.Mode().IsRegular() {
-		return "", nil
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", err
-	}
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:]), nil
+	return sum(b), nil
 }
 
-func writeCache(dir, key string, start time.Time, inputs []string, l *Loaded) error {
+// readRegular reads a regular file; anything else (a FIFO, a device) reads
+// as empty rather than blocking.
+func readRegular(path string) ([]byte, error) {
+	fi, err := os.Stat(path)
+	if err != nil || !fi.Mode().IsRegular() {
+		return nil, err
+	}
+	return os.ReadFile(path)
+}
+
+func sum(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+func writeCache(o Options, key string, start time.Time, inputs []string, l *Loaded) error {
+	dir := o.CacheDir
 	e := cacheEntry{Format: cacheFormat, Desired: l.Desired, Unimplemented: l.Unimplemented}
 	racy := start.Add(-racyWindow).UnixNano()
+	tokens := map[string]bool{}
 	for _, p := range inputs {
 		s, err := statOf(p)
 		if err != nil {
@@ -231,12 +242,16 @@ func writeCache(dir, key string, start time.Time, inputs []string, l *Loaded) er
 			if s.Mtime >= racy || s.Ctime >= racy {
 				return fmt.Errorf("%s changed while loading", p)
 			}
-			if s.Sum, err = fileSum(p); err != nil {
+			content, err := readRegular(p)
+			if err != nil {
 				return err
 			}
+			s.Sum = sum(content)
+			addTokens(tokens, content)
 		}
 		e.Inputs = append(e.Inputs, s)
 	}
+	e.Env = newEnvDeps(tokens, o.environ())
 	var buf bytes.Buffer
 	if err := gob.NewEncoder(&buf).Encode(e); err != nil {
 		return err

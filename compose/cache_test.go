@@ -331,3 +331,50 @@ func TestCacheRoundTrip(t *testing.T) {
 		t.Errorf("cached desired state differs from the fresh one:\n%s", lineDiff(string(a), string(b)))
 	}
 }
+
+// TestCacheEnvironmentDependencies: only variables an input file can name
+// invalidate an entry; any other variable (a terminal's, hyperfine's
+// iteration counter) leaves it alone.
+func TestCacheEnvironmentDependencies(t *testing.T) {
+	dir := t.TempDir()
+	files := maps.Clone(cacheProject)
+	files["proj/compose.yaml"] = strings.Replace(files["proj/compose.yaml"], "    env_file: web.env\n", "    env_file: web.env\n    environment: [PASSTHRU, my.dotted]\n", 1)
+	files["proj/web.env"] = "FROM_ENV_FILE=${ONLY_IN_ENV_FILE:-a}\n"
+	writeTree(t, dir, files)
+	base := cacheOptions(dir)
+	base.Environ = append(base.Environ, "UNRELATED=1", "ONLY_IN_ENV_FILE=a")
+	settle()
+	mustLoadDesired(t, base)
+	cases := []struct {
+		name   string
+		env    []string
+		cached bool
+	}{
+		{"unchanged", nil, true},
+		{"unrelated variable added", []string{"HYPERFINE_ITERATION=7"}, true},
+		{"pass-through variable set", []string{"PASSTHRU=x"}, false},
+		{"dotted pass-through variable set", []string{"my.dotted=x"}, false},
+		{"interpolated variable in env_file changed", []string{"ONLY_IN_ENV_FILE=b"}, false},
+		{"COMPOSE_ variable set", []string{"COMPOSE_PROFILES=x"}, false},
+		{"HOME changed", []string{"HOME=/elsewhere"}, false},
+	}
+	for _, c := range cases {
+		mustLoadDesired(t, base) // every case compares against the base entry
+		o := base
+		o.Environ = append(slices.Clone(base.Environ), c.env...)
+		if c.name == "interpolated variable in env_file changed" {
+			o.Environ = slices.DeleteFunc(o.Environ, func(kv string) bool { return kv == "ONLY_IN_ENV_FILE=a" })
+		}
+		if c.name == "HOME changed" {
+			o.Environ = slices.DeleteFunc(o.Environ, func(kv string) bool { return strings.HasPrefix(kv, "HOME=") })
+		}
+		if l := mustLoadDesired(t, o); l.Cached != c.cached {
+			t.Errorf("%s: cached=%v, want %v", c.name, l.Cached, c.cached)
+		}
+	}
+	o := base
+	o.Environ = append(slices.Clone(base.Environ), "PASSTHRU=x")
+	if l := mustLoadDesired(t, o); !slices.Contains(l.Desired.Services["web"].Container.Env, "PASSTHRU=x") {
+		t.Errorf("pass-through variable missing from %v", l.Desired.Services["web"].Container.Env)
+	}
+}
