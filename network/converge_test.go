@@ -66,6 +66,9 @@ func TestSetConvergesInAnyOrder(t *testing.T) {
 	if !strings.Contains(want["ipv6"], "addr eth0 fd42:b0:0:30::5/64") || !strings.Contains(want["ipv6"], "route default dev eth0 via fd42:b0:0:30::1") {
 		t.Errorf("ipv6 rendering:\n%s", want["ipv6"])
 	}
+	if !strings.Contains(want["ipv6"], "udp dport 5353 dnat ip6 to [fd42:b0:0:30::5]:53") || !strings.Contains(want["ipv6"], "udp dport 5353 dnat ip to 10.213.22.5:53") {
+		t.Errorf("published port lacks an IPv4 or IPv6 rule:\n%s", want["ipv6"])
+	}
 	if !strings.Contains(want["balanced"], "numgen inc mod 2 vmap") {
 		t.Errorf("two replicas behind one port are not balanced:\n%s", want["balanced"])
 	}

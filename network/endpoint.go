@@ -27,13 +27,18 @@ func (m *Manager) Sandbox(ctx context.Context, id string) (string, error) {
 	if err := createNetns(path); err != nil {
 		return "", err
 	}
-	return path, withNS(path, func(h *netlink.Handle, _ netns.NsHandle) error {
-		lo, err := h.LinkByName("lo")
-		if err != nil {
-			return err
-		}
-		return h.LinkSetUp(lo)
-	})
+	return path, withNS(path, func(h *netlink.Handle, _ netns.NsHandle) error { return loUp(h) })
+}
+
+func loUp(h *netlink.Handle) error {
+	lo, err := h.LinkByName("lo")
+	if err != nil {
+		return err
+	}
+	if lo.Attrs().Flags&net.FlagUp != 0 {
+		return nil
+	}
+	return h.LinkSetUp(lo)
 }
 
 func validID(id string) error {
@@ -115,7 +120,7 @@ func (m *Manager) attach(st *diskState, ep Endpoint, old *endpointRecord) (*endp
 		return nil, fmt.Errorf("network_mode %q is not supported", mode)
 	}
 	path := m.SandboxPath(ep.ID)
-	if _, err := m.Sandbox(context.Background(), ep.ID); err != nil {
+	if err := createNetns(path); err != nil {
 		return nil, err
 	}
 	rec.Netns = path
@@ -125,6 +130,9 @@ func (m *Manager) attach(st *diskState, ep Endpoint, old *endpointRecord) (*endp
 		}
 	}
 	err := withNS(path, func(h *netlink.Handle, ns netns.NsHandle) error {
+		if err := loUp(h); err != nil {
+			return err
+		}
 		if err := m.syncInterfaces(st, h, ns, old, rec); err != nil {
 			return err
 		}
@@ -176,8 +184,8 @@ func (m *Manager) allocate(st *diskState, ep Endpoint, old *endpointRecord, rec 
 		if ifc.IPv6, err = pickAddr(n.Subnet6, n.Range6, att.IPv6, prev, false, taken); err != nil {
 			return fmt.Errorf("%s on %s: %w", ep.Name, att.Network, err)
 		}
-		if ifc.MAC == "" && prev != nil && prev.IPv4 == ifc.IPv4 {
-			ifc.MAC = prev.MAC
+		if ifc.MAC == "" {
+			ifc.MAC = macFor(ifc.IPv4, ep.ID, att.Network)
 		}
 		rec.Interfaces = append(rec.Interfaces, ifc)
 	}
@@ -277,7 +285,7 @@ func (m *Manager) createVeth(n *NetworkInfo, h *netlink.Handle, ns netns.NsHandl
 		return fmt.Errorf("bridge %s of %s: %w", n.Bridge, n.Spec.Name, err)
 	}
 	attrs := netlink.NewLinkAttrs()
-	attrs.Name, attrs.MTU, attrs.MasterIndex = ifc.HostVeth, n.MTU, br.Attrs().Index
+	attrs.Name, attrs.MTU, attrs.MasterIndex, attrs.Flags = ifc.HostVeth, n.MTU, br.Attrs().Index, net.FlagUp
 	veth := &netlink.Veth{LinkAttrs: attrs, PeerName: ifc.Name, PeerNamespace: netlink.NsFd(int(ns)), PeerTxQLen: -1}
 	if ifc.MAC != "" {
 		if veth.PeerHardwareAddr, err = net.ParseMAC(ifc.MAC); err != nil {
@@ -290,9 +298,6 @@ func (m *Manager) createVeth(n *NetworkInfo, h *netlink.Handle, ns netns.NsHandl
 	peer, err := h.LinkByName(ifc.Name)
 	if err != nil {
 		return err
-	}
-	if ifc.MAC == "" {
-		ifc.MAC = peer.Attrs().HardwareAddr.String()
 	}
 	if ifc.IPv6.IsValid() {
 		if err := inNS(ns, func() error {
@@ -320,10 +325,18 @@ func (m *Manager) createVeth(n *NetworkInfo, h *netlink.Handle, ns netns.NsHandl
 	}
 	// With br_netfilter, a container reaching its own published port is
 	// DNATed at bridge level and must be sent back out of the port it came in.
-	if err := m.nl.LinkSetHairpin(hl, true); err != nil {
-		return err
+	return m.nl.LinkSetHairpin(hl, true)
+}
+
+// macFor derives a container's MAC from its IPv4 address, as Docker does,
+// so that a recreated container keeps its peers' ARP entries valid.
+func macFor(v4 netip.Addr, id, network string) string {
+	if v4.Is4() {
+		b := v4.As4()
+		return net.HardwareAddr{0x02, 0x42, b[0], b[1], b[2], b[3]}.String()
 	}
-	return m.nl.LinkSetUp(hl)
+	h := shortHash("mac", id, network)
+	return "02:42:" + h[0:2] + ":" + h[2:4] + ":" + h[4:6] + ":" + h[6:8]
 }
 
 // syncDefaultRoutes points the default routes at the gateway of the
