@@ -36,7 +36,11 @@ func PlanDown(observed *state.Observed, o DownOptions) (*Plan, error) {
 			dependents[dep] = append(dependents[dep], c.Service)
 		}
 	}
-	cs := sortedContainers(observed.Containers)
+	all := make([]*state.Container, len(observed.Containers))
+	for i := range observed.Containers {
+		all[i] = &observed.Containers[i]
+	}
+	cs := sortedContainers(all)
 	stops := map[string][]int{}
 	var kept []state.Container
 	var removed []int
@@ -46,6 +50,7 @@ func PlanDown(observed *state.Observed, o DownOptions) (*Plan, error) {
 	}
 	var todo []pending
 	for _, c := range cs {
+		c := *c
 		if o.Desired != nil && !c.OneOff && !o.RemoveOrphans {
 			if _, ok := o.Desired.Services[c.Service]; !ok {
 				warnings = append(warnings, "orphan container "+c.Name+" kept; remove it with --remove-orphans")

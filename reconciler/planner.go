@@ -49,9 +49,9 @@ type planner struct {
 	images      map[string]*imageState
 	netOp       map[string]int // network name -> the op that creates it
 	volOp       map[string]int
-	netRemove   map[string]int // recreated network -> its RemoveNetwork op
-	byService   map[string][]state.Container
-	deps        map[string][]string // service -> services it needs (depends_on and namespaces)
+	netRemove   map[string]int                // recreated network -> its RemoveNetwork op
+	byService   map[string][]*state.Container // pointers into observed
+	deps        map[string][]string           // service -> services it needs (depends_on and namespaces)
 	scope       map[string]bool
 	svcs        map[string]*svcState
 	dupRemoved  map[int][]int // the service being planned: number -> removals of duplicates
@@ -95,14 +95,14 @@ func PlanUp(desired *state.Desired, observed *state.Observed, o Options) (*Plan,
 		netOp:       map[string]int{},
 		volOp:       map[string]int{},
 		netRemove:   map[string]int{},
-		byService:   make(map[string][]state.Container, len(desired.Services)),
+		byService:   make(map[string][]*state.Container, len(desired.Services)),
 		svcs:        make(map[string]*svcState, len(desired.Services)),
 	}
 	for _, im := range observed.Images {
 		p.storeImages[im.Ref] = im.Digest
 	}
-	for _, c := range observed.Containers {
-		if !c.OneOff {
+	for i := range observed.Containers {
+		if c := &observed.Containers[i]; !c.OneOff {
 			p.byService[c.Service] = append(p.byService[c.Service], c)
 		}
 	}
@@ -180,7 +180,7 @@ func (p *planner) dependencyOrder() ([]string, error) {
 		}
 		mark[n] = visiting
 		for _, dep := range p.deps[n] {
-			if err := visit(dep, append(path, n)); err != nil {
+			if err := visit(dep, append(path[:len(path):len(path)], n)); err != nil {
 				return err
 			}
 		}
@@ -317,7 +317,8 @@ func (p *planner) planVolumes() {
 		cur, ok := have[spec.Name]
 		switch {
 		case !ok:
-			p.volOp[spec.Name] = p.b.add(&Op{Kind: CreateVolume, Object: "volume:" + spec.Name, Reason: "missing", Volume: &spec})
+			v := spec
+			p.volOp[spec.Name] = p.b.add(&Op{Kind: CreateVolume, Object: "volume:" + spec.Name, Reason: "missing", Volume: &v})
 		case spec.Hash != "" && cur.Hash != "" && cur.Hash != spec.Hash:
 			p.warn("volume %s changed but is kept (its data would be lost); remove it with down -v to recreate it", spec.Name)
 		}
@@ -336,6 +337,7 @@ func (p *planner) planOrphans() {
 	sort.Strings(names)
 	for _, n := range names {
 		for _, c := range sortedContainers(p.byService[n]) {
+			c := *c
 			if !p.o.RemoveOrphans {
 				p.warn("orphan container %s (service %s is not in the project); remove it with --remove-orphans", c.Name, n)
 				continue
@@ -389,8 +391,13 @@ func isUp(c state.Container) bool {
 	return false
 }
 
-func sortedContainers(cs []state.Container) []state.Container {
-	out := append([]state.Container(nil), cs...)
+// sortedContainers orders by number then name, in a new slice (or cs
+// itself when there is nothing to order: callers only read).
+func sortedContainers(cs []*state.Container) []*state.Container {
+	if len(cs) < 2 {
+		return cs
+	}
+	out := append([]*state.Container(nil), cs...)
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].Number != out[j].Number {
 			return out[i].Number < out[j].Number

@@ -23,12 +23,12 @@ func (p *planner) planService(svc *state.Service) error {
 
 	primaries, used := p.dedupe(svc)
 	type cand struct {
-		c      state.Container
+		c      *state.Container
 		reason string
 	}
 	cands := make([]cand, len(primaries))
 	for i, c := range primaries {
-		cands[i] = cand{c, p.outdated(svc, c, forcedReason)}
+		cands[i] = cand{c, p.outdated(svc, *c, forcedReason)}
 	}
 	if surplus := len(cands) - svc.Replicas; surplus > 0 {
 		byRemoval := append([]cand(nil), cands...)
@@ -41,7 +41,7 @@ func (p *planner) planService(svc *state.Service) error {
 		})
 		gone := map[string]bool{}
 		for _, k := range byRemoval[:surplus] {
-			stop, _ := p.removeContainer(k.c, "scale down", p.stopTimeout(svc))
+			stop, _ := p.removeContainer(*k.c, "scale down", p.stopTimeout(svc))
 			p.orderStop(svc.Name, stop)
 			gone[k.c.ID] = true
 		}
@@ -57,33 +57,34 @@ func (p *planner) planService(svc *state.Service) error {
 		c := k.c
 		switch {
 		case k.reason != "":
-			p.recreate(st, &g, c, k.reason)
+			p.recreate(st, &g, *c, k.reason)
 		default:
-			r := &replica{number: c.Number, obs: &c, id: c.ID}
+			r := &replica{number: c.Number, obs: c, id: c.ID}
 			if want := p.replicaName(svc, c.Number); c.Name != want {
 				p.b.add(&Op{Kind: RenameContainer, Object: objectOf(svc.Name, c.Number, ""),
 					Reason: "finish replacement of " + want, ContainerID: c.ID, Name: want})
 			}
-			if p.shouldStart(svc, c) {
+			if p.shouldStart(svc, *c) {
 				r.start = p.b.add(&Op{Kind: StartContainer, Object: objectOf(svc.Name, c.Number, ""),
-					Reason: startReason(c), ContainerID: c.ID})
+					Reason: startReason(*c), ContainerID: c.ID})
 				g.apply(r.start)
 			}
 			st.replicas = append(st.replicas, r)
 		}
 	}
 	for n := 1; len(st.replicas) < svc.Replicas; n++ {
-		if used[n] {
+		if used(n) {
 			continue
 		}
-		used[n] = true
 		r := &replica{number: n}
 		r.create = p.create(svc, n, "", "missing", &g)
 		r.start = p.start(svc, n, "", r.create)
 		st.replicas = append(st.replicas, r)
 		st.creates = append(st.creates, r.create)
 	}
-	sort.Slice(st.replicas, func(i, j int) bool { return st.replicas[i].number < st.replicas[j].number })
+	if len(st.replicas) > 1 {
+		sort.Slice(st.replicas, func(i, j int) bool { return st.replicas[i].number < st.replicas[j].number })
+	}
 	st.newFirst = len(st.replicas) > 0 && st.replicas[0].obs == nil
 	return nil
 }
@@ -91,19 +92,25 @@ func (p *planner) planService(svc *state.Service) error {
 // dedupe keeps one container per replica number (the one with the
 // replica's name, else the newest) and removes the others: leftovers of a
 // start-first replacement that was interrupted. It returns the kept
-// containers and every number in use.
-func (p *planner) dedupe(svc *state.Service) ([]state.Container, map[int]bool) {
+// containers and which numbers are in use.
+func (p *planner) dedupe(svc *state.Service) ([]*state.Container, func(int) bool) {
 	cs := sortedContainers(p.byService[svc.Name])
-	used := make(map[int]bool, len(cs))
+	used := func(n int) bool {
+		for _, c := range cs {
+			if c.Number == n {
+				return true
+			}
+		}
+		return false
+	}
 	p.dupRemoved = nil
-	var out []state.Container
+	out := make([]*state.Container, 0, len(cs))
 	for i := 0; i < len(cs); {
 		j := i
 		for j < len(cs) && cs[j].Number == cs[i].Number {
 			j++
 		}
 		group := cs[i:j]
-		used[cs[i].Number] = true
 		keep := 0
 		want := p.replicaName(svc, cs[i].Number)
 		for k, c := range group {
@@ -117,7 +124,7 @@ func (p *planner) dedupe(svc *state.Service) ([]state.Container, map[int]bool) {
 		}
 		for k, c := range group {
 			if k != keep {
-				stop, rm := p.removeContainer(c, "duplicate of replica "+strconv.Itoa(c.Number), p.stopTimeout(svc))
+				stop, rm := p.removeContainer(*c, "duplicate of replica "+strconv.Itoa(c.Number), p.stopTimeout(svc))
 				p.orderStop(svc.Name, stop)
 				if p.dupRemoved == nil {
 					p.dupRemoved = map[int][]int{}
@@ -173,9 +180,9 @@ func (p *planner) joinedStale(svc *state.Service, c state.Container) string {
 			continue
 		}
 		var first *state.Container
-		for i, dc := range p.byService[dep] {
+		for _, dc := range p.byService[dep] {
 			if first == nil || dc.Number < first.Number {
-				first = &p.byService[dep][i]
+				first = dc
 			}
 		}
 		if first != nil && first.Created.After(c.Created) {
