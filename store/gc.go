@@ -120,6 +120,11 @@ func (s *Store) sweep(m *marks) GCStats {
 			}
 		}
 	}
+	for _, e := range readDir(s.path("sources")) {
+		if !m.blobs[e.Name()] {
+			os.Remove(filepath.Join(s.path("sources"), e.Name()))
+		}
+	}
 	for _, kind := range []string{"layers", "flat"} {
 		for _, e := range readDir(s.path(kind)) {
 			if !m.chains[e.Name()] {
