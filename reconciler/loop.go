@@ -75,9 +75,12 @@ type Loop struct {
 	// work to the next (an image's digest is known only once ensured).
 	// Default 3.
 	Rounds int
-	// OnInvalid receives terminal errors; OnPass every pass result.
-	OnInvalid func(error)
-	OnPass    func(PassResult)
+	// OnInvalid receives terminal errors; OnPass every pass result;
+	// OnSourceError the error of a source that stopped (the loop goes on
+	// without it).
+	OnInvalid     func(error)
+	OnPass        func(PassResult)
+	OnSourceError func(error)
 	// After is the clock; nil is time.After.
 	After func(time.Duration) <-chan time.Time
 
@@ -134,7 +137,9 @@ func (l *Loop) Run(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_ = s.Run(ctx, l.Kick)
+			if err := s.Run(ctx, l.Kick); err != nil && ctx.Err() == nil && l.OnSourceError != nil {
+				l.OnSourceError(err)
+			}
 		}()
 	}
 	minB, maxB := l.MinBackoff, l.MaxBackoff

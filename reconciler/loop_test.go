@@ -248,3 +248,27 @@ func TestLoopPassTakesLock(t *testing.T) {
 		t.Errorf("pass under a held lock with a deadline: %v", r.Err)
 	}
 }
+
+func TestLoopTickerAndSourceError(t *testing.T) {
+	d := fake.New()
+	ps := newPasses()
+	srcErr := make(chan error, 1)
+	l := &Loop{Driver: d, Project: proj, OnPass: ps.on,
+		Desired:       func(ctx context.Context) (*state.Desired, error) { return desired(), nil },
+		Sources:       []Source{Ticker(10 * time.Millisecond), SourceFunc(func(context.Context, func(string)) error { return errors.New("watch: too many files") })},
+		OnSourceError: func(err error) { srcErr <- err },
+	}
+	runLoop(t, l)
+	ps.next(t)
+	if r := ps.next(t); len(r.Reasons) == 0 || r.Reasons[0] != "timer" {
+		t.Errorf("second pass reasons %v, want the timer", r.Reasons)
+	}
+	select {
+	case err := <-srcErr:
+		if err.Error() != "watch: too many files" {
+			t.Errorf("source error %v", err)
+		}
+	case <-time.After(time.Second):
+		t.Error("source error not reported")
+	}
+}
