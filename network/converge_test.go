@@ -69,7 +69,7 @@ func TestSetConvergesInAnyOrder(t *testing.T) {
 	if !strings.Contains(want["ipv6"], "udp dport 5353 dnat ip6 to [fd42:b0:0:30::5]:53") || !strings.Contains(want["ipv6"], "udp dport 5353 dnat ip to 10.213.22.5:53") {
 		t.Errorf("published port lacks an IPv4 or IPv6 rule:\n%s", want["ipv6"])
 	}
-	if !strings.Contains(want["balanced"], "numgen inc mod 2 vmap") {
+	if !strings.Contains(want["balanced"], "numgen inc mod 2 vmap @lb0-4") || !strings.Contains(want["balanced"], "1 : jump lb0-4-1") {
 		t.Errorf("two replicas behind one port are not balanced:\n%s", want["balanced"])
 	}
 	rng := rand.New(rand.NewSource(1))

@@ -209,7 +209,10 @@ func addPortRules(c *nftables.Conn, t *nftables.Table, ports *nftables.Chain, st
 // addBalancer spreads new connections over the targets round robin: one
 // chain per target and a numgen-indexed verdict map that jumps to them.
 func addBalancer(c *nftables.Conn, t *nftables.Table, ports *nftables.Chain, match []expr.Any, dnats [][]expr.Any, prefix string) error {
-	set := &nftables.Set{Table: t, Anonymous: true, Constant: true, IsMap: true,
+	// A named map: the library marks anonymous and constant sets' keys
+	// big-endian, and `nft list` would then print numgen's host-order
+	// keys as 16777216 instead of 1.
+	set := &nftables.Set{Table: t, Name: prefix, IsMap: true,
 		KeyType: nftables.TypeInteger, DataType: nftables.TypeVerdict, KeyByteOrder: binaryutil.NativeEndian}
 	var elems []nftables.SetElement
 	for i, d := range dnats {
