@@ -52,7 +52,7 @@ func busyboxRootfs(t testing.TB, dir string) {
 	data, err := os.ReadFile("/bin/busybox")
 	must(err)
 	must(os.WriteFile(filepath.Join(dir, "bin/busybox"), data, 0o755))
-	for _, a := range []string{"sh", "echo", "cat", "id", "ls", "pwd", "mkdir", "touch", "false", "true", "test", "env", "sleep", "wc", "printf", "stat", "tar", "readlink"} {
+	for _, a := range []string{"sh", "echo", "cat", "id", "ls", "pwd", "mkdir", "touch", "false", "true", "test", "env", "sleep", "wc", "printf", "stat", "tar", "readlink", "seq", "rm", "hostname"} {
 		must(os.Symlink("busybox", filepath.Join(dir, "bin", a)))
 	}
 	must(os.WriteFile(filepath.Join(dir, "etc/passwd"), []byte("root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\n"), 0o644))
@@ -432,5 +432,30 @@ func TestBuildDefaultNetwork(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(filepath.Join(runRoot, "netns")); len(entries) != 0 {
 		t.Errorf("sandboxes left: %v", entries)
+	}
+}
+
+// TestBuildIndependentStagesInParallel: stages a and b each wait (through a
+// shared cache mount) for the other to have started; built one after the
+// other, the first would give up and fail.
+func TestBuildIndependentStagesInParallel(t *testing.T) {
+	e := newTestEnv(t)
+	dir := t.TempDir()
+	wait := func(me, other string) string {
+		return "RUN --mount=type=cache,id=rendezvous,target=/c touch /c/" + me +
+			" && for i in $(seq 100); do [ -e /c/" + other + " ] && break; sleep 0.1; done; [ -e /c/" + other + " ] && echo " + me + " > /" + me + "\n"
+	}
+	writeFiles(t, dir, map[string]string{"Dockerfile": "FROM busybox:test AS a\n" + wait("a", "b") +
+		"FROM busybox:test AS b\n" + wait("b", "a") +
+		"FROM busybox:test\nCOPY --from=a /a /a\nCOPY --from=1 /b /b\nCOPY --from=busybox:test /etc/group /g\n"})
+	res, out, err := e.build(dir, Options{})
+	if err != nil {
+		t.Fatalf("stages did not run together: %v\n%s", err, out)
+	}
+	if e.readImageFile(res, "a") != "a\n" || e.readImageFile(res, "b") != "b\n" {
+		t.Error("final stage lacks the files of a and b (by name and by index)")
+	}
+	if !strings.Contains(e.readImageFile(res, "g"), "staff") {
+		t.Error("COPY --from=image")
 	}
 }
