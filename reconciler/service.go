@@ -9,6 +9,12 @@ import (
 	"github.com/berth-dev/berth/state"
 )
 
+// candidate is a kept container and why it must be recreated ("" if not).
+type candidate struct {
+	c      *state.Container
+	reason string
+}
+
 // planService converges the replicas of one service: removes duplicates
 // and surplus, recreates outdated containers, starts stopped ones and
 // creates missing ones. Its dependencies were planned before it.
@@ -20,56 +26,16 @@ func (p *planner) planService(svc *state.Service) error {
 	if p.o.RefreshImages && refreshes(svc.Image) {
 		p.image(svc)
 	}
-
 	primaries, used := p.dedupe(svc)
-	type cand struct {
-		c      *state.Container
-		reason string
-	}
-	cands := make([]cand, len(primaries))
+	cands := make([]candidate, len(primaries))
 	for i, c := range primaries {
-		cands[i] = cand{c, p.outdated(svc, *c, forcedReason)}
+		cands[i] = candidate{c, p.outdated(svc, *c, forcedReason)}
 	}
-	if surplus := len(cands) - svc.Replicas; surplus > 0 {
-		byRemoval := append([]cand(nil), cands...)
-		sort.SliceStable(byRemoval, func(i, j int) bool {
-			oi, oj := byRemoval[i].reason != "", byRemoval[j].reason != ""
-			if oi != oj {
-				return oi
-			}
-			return byRemoval[i].c.Number > byRemoval[j].c.Number
-		})
-		gone := map[string]bool{}
-		for _, k := range byRemoval[:surplus] {
-			stop, _ := p.removeContainer(*k.c, "scale down", p.stopTimeout(svc))
-			p.orderStop(svc.Name, stop)
-			gone[k.c.ID] = true
-		}
-		kept := cands[:0]
-		for _, k := range cands {
-			if !gone[k.c.ID] {
-				kept = append(kept, k)
-			}
-		}
-		cands = kept
-	}
-	for _, k := range cands {
-		c := k.c
-		switch {
-		case k.reason != "":
-			p.recreate(st, &g, *c, k.reason)
-		default:
-			r := &replica{number: c.Number, obs: c, id: c.ID}
-			if want := p.replicaName(svc, c.Number); c.Name != want {
-				p.b.add(&Op{Kind: RenameContainer, Object: objectOf(svc.Name, c.Number, ""),
-					Reason: "finish replacement of " + want, ContainerID: c.ID, Name: want})
-			}
-			if p.shouldStart(svc, *c) {
-				r.start = p.b.add(&Op{Kind: StartContainer, Object: objectOf(svc.Name, c.Number, ""),
-					Reason: startReason(*c), ContainerID: c.ID})
-				g.apply(r.start)
-			}
-			st.replicas = append(st.replicas, r)
+	for _, k := range p.scaleDown(svc, cands) {
+		if k.reason != "" {
+			p.recreate(st, &g, *k.c, k.reason)
+		} else {
+			p.keep(st, &g, k.c)
 		}
 	}
 	for n := 1; len(st.replicas) < svc.Replicas; n++ {
@@ -87,6 +53,53 @@ func (p *planner) planService(svc *state.Service) error {
 	}
 	st.newFirst = len(st.replicas) > 0 && st.replicas[0].obs == nil
 	return nil
+}
+
+// scaleDown removes the surplus, outdated containers first, then the
+// highest numbers, and returns the candidates that stay.
+func (p *planner) scaleDown(svc *state.Service, cands []candidate) []candidate {
+	surplus := len(cands) - svc.Replicas
+	if surplus <= 0 {
+		return cands
+	}
+	byRemoval := append([]candidate(nil), cands...)
+	sort.SliceStable(byRemoval, func(i, j int) bool {
+		oi, oj := byRemoval[i].reason != "", byRemoval[j].reason != ""
+		if oi != oj {
+			return oi
+		}
+		return byRemoval[i].c.Number > byRemoval[j].c.Number
+	})
+	gone := map[string]bool{}
+	for _, k := range byRemoval[:surplus] {
+		stop, _ := p.removeContainer(*k.c, "scale down", p.stopTimeout(svc))
+		p.orderStop(svc.Name, stop)
+		gone[k.c.ID] = true
+	}
+	kept := cands[:0]
+	for _, k := range cands {
+		if !gone[k.c.ID] {
+			kept = append(kept, k)
+		}
+	}
+	return kept
+}
+
+// keep plans what an up-to-date container needs: its name back after an
+// interrupted replacement, and a start when it should run.
+func (p *planner) keep(st *svcState, g *gate, c *state.Container) {
+	svc := st.svc
+	r := &replica{number: c.Number, obs: c, id: c.ID}
+	if want := p.replicaName(svc, c.Number); c.Name != want {
+		p.b.add(&Op{Kind: RenameContainer, Object: objectOf(svc.Name, c.Number, ""),
+			Reason: "finish replacement of " + want, ContainerID: c.ID, Name: want})
+	}
+	if p.shouldStart(svc, *c) {
+		r.start = p.b.add(&Op{Kind: StartContainer, Object: objectOf(svc.Name, c.Number, ""),
+			Reason: startReason(*c), ContainerID: c.ID})
+		g.apply(r.start)
+	}
+	st.replicas = append(st.replicas, r)
 }
 
 // dedupe keeps one container per replica number (the one with the
