@@ -27,6 +27,7 @@ type RegistryOptions struct {
 	Platform string    // os/arch[/variant]; "" is DefaultPlatform
 	Insecure bool      // plain HTTP (always on for loopback registries)
 	Progress io.Writer // one line per layer event; nil for silence
+	TTY      bool      // Progress is a terminal: also redraw a byte count
 	Keychain authn.Keychain
 	Jobs     int // parallel layer transfers (default 4)
 }
@@ -119,10 +120,18 @@ func (s *Store) Pull(ctx context.Context, ref string, o RegistryOptions) (*Image
 	if err := json.Unmarshal(raw, &m); err != nil {
 		return nil, fmt.Errorf("pull %s: manifest: %w", r.Familiar(), err)
 	}
-	if err := s.pullBlob(ctx, rr, m.Config, ropts, o); err != nil {
-		return nil, err
+	pp := newPullProgress(o, "Downloading")
+	for _, l := range append([]ocispec.Descriptor{m.Config}, m.Layers...) {
+		if !s.Has(l.Digest) {
+			pp.total.Add(l.Size)
+		}
 	}
-	if err := s.pullLayers(ctx, rr, m.Layers, ropts, o); err != nil {
+	err = s.pullBlob(ctx, rr, m.Config, ropts, pp)
+	if err == nil {
+		err = s.pullLayers(ctx, rr, m.Layers, ropts, pp, o.jobs())
+	}
+	pp.close()
+	if err != nil {
 		return nil, err
 	}
 	md := digest.FromBytes(raw)
@@ -139,8 +148,8 @@ func (s *Store) Pull(ctx context.Context, ref string, o RegistryOptions) (*Image
 	return s.Resolve(r.String())
 }
 
-func (s *Store) pullLayers(ctx context.Context, rr name.Reference, layers []ocispec.Descriptor, ropts []remote.Option, o RegistryOptions) error {
-	sem := make(chan struct{}, o.jobs())
+func (s *Store) pullLayers(ctx context.Context, rr name.Reference, layers []ocispec.Descriptor, ropts []remote.Option, pp *pullProgress, jobs int) error {
+	sem := make(chan struct{}, jobs)
 	errs := make([]error, len(layers))
 	var wg sync.WaitGroup
 	for i, l := range layers {
@@ -149,17 +158,17 @@ func (s *Store) pullLayers(ctx context.Context, rr name.Reference, layers []ocis
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			errs[i] = s.pullBlob(ctx, rr, l, ropts, o)
+			errs[i] = s.pullBlob(ctx, rr, l, ropts, pp)
 		}()
 	}
 	wg.Wait()
 	return errors.Join(errs...)
 }
 
-func (s *Store) pullBlob(ctx context.Context, rr name.Reference, d ocispec.Descriptor, ropts []remote.Option, o RegistryOptions) error {
+func (s *Store) pullBlob(ctx context.Context, rr name.Reference, d ocispec.Descriptor, ropts []remote.Option, pp *pullProgress) error {
 	short := d.Digest.Encoded()[:12]
 	if s.Has(d.Digest) {
-		o.printf("%s: Already exists", short)
+		pp.printf("%s: Already exists", short)
 		return nil
 	}
 	h, err := v1.NewHash(d.Digest.String())
@@ -175,11 +184,11 @@ func (s *Store) pullBlob(ctx context.Context, rr name.Reference, d ocispec.Descr
 		return fmt.Errorf("fetch %s: %w", d.Digest, err)
 	}
 	defer rc.Close()
-	if err := s.Ingest(ctx, d.Digest, rc); err != nil {
+	if err := s.Ingest(ctx, d.Digest, counter{rc, &pp.done}); err != nil {
 		return fmt.Errorf("fetch %s: %w", d.Digest, err)
 	}
 	s.recordSource(d.Digest, rr.Context().String())
-	o.printf("%s: Pull complete", short)
+	pp.printf("%s: Pull complete", short)
 	return nil
 }
 
@@ -220,24 +229,21 @@ func (s *Store) Push(ctx context.Context, ref, dest string, o RegistryOptions) e
 		return err
 	}
 	ropts := o.remote(ctx)
-	var wg sync.WaitGroup
+	pp := newPullProgress(o, "Pushing")
 	if o.Progress != nil {
 		ch := make(chan v1.Update, 16)
 		ropts = append(ropts, remote.WithProgress(ch))
-		wg.Add(1)
+		pp.wg.Add(1)
 		go func() {
-			defer wg.Done()
-			var last int64
+			defer pp.wg.Done()
 			for u := range ch {
-				if u.Total > 0 && (u.Complete-last > u.Total/10 || u.Complete == u.Total) {
-					last = u.Complete
-					o.printf("Pushed %d/%d bytes", u.Complete, u.Total)
-				}
+				pp.total.Store(u.Total)
+				pp.done.Store(u.Complete)
 			}
 		}()
 	}
 	err = remote.Write(rr, si, ropts...)
-	wg.Wait()
+	pp.close()
 	if err != nil {
 		return fmt.Errorf("push %s: %w", r.Familiar(), err)
 	}

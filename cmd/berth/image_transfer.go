@@ -164,6 +164,9 @@ func registryOptions(cmd *cobra.Command, platform string, insecure, quiet bool) 
 	o := store.RegistryOptions{Platform: platform, Insecure: insecure}
 	if !quiet && global.progress != "quiet" {
 		o.Progress = cmd.OutOrStdout()
+		st, err := os.Stdout.Stat()
+		isTTY := err == nil && st.Mode()&os.ModeCharDevice != 0
+		o.TTY = global.progress == "tty" || global.progress == "auto" && isTTY
 	}
 	return o
 }
