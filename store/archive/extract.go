@@ -445,6 +445,9 @@ func (x *extractor) whiteout(dir, base string) error {
 	if pfd, err = x.parent(dir); err != nil {
 		return err
 	}
+	if x.seen != nil {
+		x.seen[path.Join(dir, name)] = true
+	}
 	return unix.Mknodat(pfd, name, unix.S_IFCHR, 0)
 }
 
