@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"sort"
 	"testing"
 	"time"
 
@@ -41,6 +42,54 @@ func benchAttach(b *testing.B, mode string) {
 	b.StopTimer()
 	for i := 0; i < b.N; i++ {
 		if err := e.m.RemoveSandbox(ctx, fmt.Sprintf("bench%d", i)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkAttachDelta alternates bridge and none containers and reports
+// the medians and their difference: what joining a bridge network adds to
+// a container's start, robust to a machine whose load drifts.
+func BenchmarkAttachDelta(b *testing.B) {
+	e := newTestEnv(b, "delta", "")
+	ctx := context.Background()
+	if _, err := e.m.EnsureNetwork(ctx, netSpec("b_net", "")); err != nil {
+		b.Fatal(err)
+	}
+	var bridge, none []time.Duration
+	var ids []string
+	for i := 0; i < b.N; i++ {
+		for k, mode := range []string{"", "none"} {
+			if i%2 == 1 {
+				mode = []string{"none", ""}[k]
+			}
+			id := fmt.Sprintf("d%d%s", i, mode)
+			ep := Endpoint{ID: id, Name: "b-svc-" + id, Project: "b", Service: "svc", NetworkMode: mode}
+			if mode == "" {
+				ep.Networks = []state.NetworkAttachment{{Network: "b_net"}}
+			}
+			t0 := time.Now()
+			if _, err := e.m.Attach(ctx, ep); err != nil {
+				b.Fatal(err)
+			}
+			if d := time.Since(t0); mode == "" {
+				bridge = append(bridge, d)
+			} else {
+				none = append(none, d)
+			}
+			ids = append(ids, id)
+		}
+	}
+	b.StopTimer()
+	med := func(d []time.Duration) float64 {
+		sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
+		return float64(d[len(d)/2]) / 1e6
+	}
+	b.ReportMetric(med(bridge), "bridge-ms")
+	b.ReportMetric(med(none), "none-ms")
+	b.ReportMetric(med(bridge)-med(none), "delta-ms")
+	for _, id := range ids {
+		if err := e.m.RemoveSandbox(ctx, id); err != nil {
 			b.Fatal(err)
 		}
 	}

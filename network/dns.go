@@ -58,7 +58,7 @@ func ServeDNS(ctx context.Context, o DNSOptions) error {
 			s.listen(st)
 			if !started {
 				started = true
-				if err := writeRuntimeFile(filepath.Join(o.RunDir, "dns.pid"), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+				if err := writeFileAtomic(filepath.Join(o.RunDir, "dns.pid"), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
 					return err
 				}
 			}

@@ -110,6 +110,9 @@ func (m *Manager) writeFiles(st *diskState, r *endpointRecord) error {
 		fmt.Fprintf(&hosts, "%s\t%s\n", ip, name)
 	}
 	rc := m.containerResolv(st, ep, ifaces)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
 	for name, content := range map[string]string{"hosts": hosts.String(), "resolv.conf": rc.String(), "hostname": host + "\n"} {
 		if err := writeRuntimeFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
 			return err

@@ -68,20 +68,6 @@ func saveState(dir string, st *diskState) error {
 // writeFileAtomic leaves either the old or the new content at path, never a
 // torn file, even across a crash.
 func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	return writeFile(path, data, mode, true)
-}
-
-// writeRuntimeFile replaces path atomically without forcing it to disk:
-// for files under the runtime root, which Attach regenerates anyway. An
-// unchanged file is left alone.
-func writeRuntimeFile(path string, data []byte, mode os.FileMode) error {
-	if cur, err := os.ReadFile(path); err == nil && bytes.Equal(cur, data) {
-		return nil
-	}
-	return writeFile(path, data, mode, false)
-}
-
-func writeFile(path string, data []byte, mode os.FileMode, durable bool) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
@@ -98,14 +84,32 @@ func writeFile(path string, data []byte, mode os.FileMode, durable bool) error {
 		tmp.Close()
 		return err
 	}
-	if durable {
-		if err := tmp.Sync(); err != nil {
-			tmp.Close()
-			return err
-		}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
 	}
 	if err := tmp.Close(); err != nil {
 		return err
 	}
 	return os.Rename(tmp.Name(), path)
+}
+
+// writeRuntimeFile rewrites path in place, without forcing it to disk:
+// for files under the runtime root, which Attach regenerates anyway. In
+// place, because the runtime bind-mounts them (hosts, resolv.conf): a
+// renamed-over file would leave the container with the old inode. An
+// unchanged file is left alone.
+func writeRuntimeFile(path string, data []byte, mode os.FileMode) error {
+	if cur, err := os.ReadFile(path); err == nil && bytes.Equal(cur, data) {
+		return nil
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
