@@ -10,6 +10,7 @@ import (
 	"os/exec"
 
 	"github.com/berth-dev/berth/network"
+	"github.com/berth-dev/berth/runtime"
 	"github.com/vishvananda/netlink"
 	"path/filepath"
 	"strings"
@@ -262,6 +263,40 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// TestBuildWithRuntimeRunner runs the multi-stage build's RUN steps as
+// containers of berth's runtime instead of the namespace runner.
+func TestBuildWithRuntimeRunner(t *testing.T) {
+	e := newTestEnv(t)
+	rt, err := runtime.New(filepath.Join(t.TempDir(), "rt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.b.runner = RuntimeRunner{RT: rt}
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"Dockerfile": multiStage +
+		"RUN --network=none grep -c Seccomp:.2 /proc/self/status > /tmp/seccomp; echo fail; exit 4\n", "hello.txt": "hello\n"})
+	_, out, err := e.build(dir, Options{})
+	var ee *ExitError
+	if !errors.As(err, &ee) || ee.Code != 4 || !strings.Contains(out, "fail") {
+		t.Fatalf("want exit 4 with output, got %v\n%s", err, out)
+	}
+	writeFiles(t, dir, map[string]string{"Dockerfile": multiStage +
+		"RUN --network=none grep -c 'Seccomp:.2' /proc/self/status > /tmp/seccomp\n"})
+	res, out, err := e.build(dir, Options{})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if got := e.readImageFile(res, "tmp/uid"); got != "1000\n" {
+		t.Errorf("USER: uid %q", got)
+	}
+	if got := e.readImageFile(res, "tmp/seccomp"); got != "1\n" {
+		t.Errorf("RUN without a seccomp filter: %q", got)
+	}
+	if list, _ := rt.List(); len(list) != 0 {
+		t.Errorf("%d runtime containers left", len(list))
+	}
 }
 
 func TestBuildRunFailure(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 
 	"github.com/berth-dev/berth/network"
+	"github.com/berth-dev/berth/runtime"
 	"github.com/berth-dev/berth/state"
 	"github.com/berth-dev/berth/store"
 )
@@ -28,6 +29,18 @@ func (b *Builder) UseBridgeNetwork(stateRoot, runRoot string) error {
 		return err
 	}
 	b.SetNetwork(&BridgeNetwork{M: m})
+	return nil
+}
+
+// UseRuntime runs RUN steps as containers of berth's runtime (seccomp,
+// cgroup, masked paths, as service containers) instead of the lighter
+// namespace runner; its containers live under <runRoot>/builder.
+func (b *Builder) UseRuntime(runRoot string) error {
+	rt, err := runtime.New(filepath.Join(runRoot, "builder"))
+	if err != nil {
+		return err
+	}
+	b.runner = RuntimeRunner{RT: rt}
 	return nil
 }
 
