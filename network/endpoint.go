@@ -409,25 +409,30 @@ func (m *Manager) teardown(r *endpointRecord) error {
 
 // Detach removes container id's endpoints, published ports, DNS records and
 // files; its sandbox stays (RemoveSandbox removes it). Missing is nil.
+//
+// For a start-first update, Detach the old container before stopping it:
+// its published ports move to the other replicas at once, and connections
+// it already accepted keep flowing while it drains.
 func (m *Manager) Detach(ctx context.Context, id string) error {
-	return m.mutate(ctx, func(st *diskState) error { return m.detach(st, id) })
+	return m.mutate(ctx, func(st *diskState) error { return m.detach(st, id, true) })
 }
 
-func (m *Manager) detach(st *diskState, id string) error {
+func (m *Manager) detach(st *diskState, id string, draining bool) error {
 	r, ok := st.Endpoints[id]
 	if !ok {
 		return os.RemoveAll(m.filesDir(id))
 	}
-	hadPorts := len(r.Ports) > 0
-	if err := m.teardown(r); err != nil {
-		return err
-	}
+	gone := *r
 	delete(st.Endpoints, id)
-	if hadPorts {
+	if len(r.Ports) > 0 {
 		if err := m.applyFirewall(st); err != nil {
 			return err
 		}
 	}
+	if err := m.teardown(r); err != nil {
+		return err
+	}
+	m.forgetFlows(&gone, draining)
 	return os.RemoveAll(m.filesDir(id))
 }
 
@@ -438,7 +443,7 @@ func (m *Manager) RemoveSandbox(ctx context.Context, id string) error {
 		return err
 	}
 	return m.mutate(ctx, func(st *diskState) error {
-		if err := m.detach(st, id); err != nil {
+		if err := m.detach(st, id, false); err != nil {
 			return err
 		}
 		return removeNetns(m.SandboxPath(id))

@@ -1,0 +1,57 @@
+package network
+
+import (
+	"net/netip"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// tcpSynSent is conntrack's TCP state of a connection whose SYN has not
+// been answered.
+const tcpSynSent = 1
+
+// flowFilter matches the NATed flows (published ports) that lead to one of
+// a set of container addresses.
+type flowFilter struct {
+	addrs map[netip.Addr]bool
+	// unansweredOnly keeps connections the container already accepted: it
+	// may still be draining them after it stopped being published.
+	unansweredOnly bool
+}
+
+func (f flowFilter) MatchConntrackFlow(flow *netlink.ConntrackFlow) bool {
+	to, ok := netip.AddrFromSlice(flow.Reverse.SrcIP)
+	if !ok || !f.addrs[to.Unmap()] || flow.Forward.DstIP.Equal(flow.Reverse.SrcIP) {
+		return false
+	}
+	if !f.unansweredOnly {
+		return true
+	}
+	switch flow.Forward.Protocol {
+	case unix.IPPROTO_UDP:
+		return true
+	case unix.IPPROTO_TCP:
+		tcp, ok := flow.ProtoInfo.(*netlink.ProtoInfoTCP)
+		return ok && tcp.State == tcpSynSent
+	}
+	return false
+}
+
+// forgetFlows drops conntrack's NAT bindings to containers that are no
+// longer published: a SYN retransmitted (or a UDP "connection") bound to a
+// removed replica would otherwise keep going to it until the entry expires,
+// instead of being balanced again onto a live one.
+func (m *Manager) forgetFlows(r *endpointRecord, unansweredOnly bool) {
+	if len(r.Ports) == 0 {
+		return
+	}
+	f := flowFilter{addrs: map[netip.Addr]bool{}, unansweredOnly: unansweredOnly}
+	for _, i := range r.Interfaces {
+		f.addrs[i.IPv4], f.addrs[i.IPv6] = true, true
+	}
+	for _, fam := range []netlink.InetFamily{unix.AF_INET, unix.AF_INET6} {
+		// Best effort: without conntrack support there is nothing to forget.
+		m.nl.ConntrackDeleteFilters(netlink.ConntrackTable, fam, f)
+	}
+}
