@@ -335,7 +335,8 @@ func TestBuildRunNetworkAndMounts(t *testing.T) {
 			"RUN --mount=type=cache,target=/cache echo x >> /cache/log && wc -l < /cache/log > /count\n" +
 			"RUN --mount=type=bind,source=src,target=/mnt cat /mnt/a > /a\n" +
 			"COPY <<EOF /inline.txt\ninline $A\nEOF\n" +
-			"RUN <<EOT\necho heredoc > /heredoc\nEOT\n",
+			"RUN <<EOT\necho heredoc > /heredoc\nEOT\n" +
+			"RUN <<EOT\n#!/bin/sh\necho shebang > /shebang\nEOT\n",
 		"src/a": "from-bind\n",
 	})
 	res, out, err := e.build(dir, Options{})
@@ -350,6 +351,9 @@ func TestBuildRunNetworkAndMounts(t *testing.T) {
 	}
 	if got := e.readImageFile(res, "heredoc"); got != "heredoc\n" {
 		t.Errorf("heredoc RUN: %q", got)
+	}
+	if got := e.readImageFile(res, "shebang"); got != "shebang\n" {
+		t.Errorf("heredoc script: %q", got)
 	}
 	if got := e.readImageFile(res, "inline.txt"); got != "inline \n" {
 		t.Errorf("heredoc COPY: %q", got)

@@ -247,6 +247,15 @@ func mountOne(r string, m specs.Mount) error {
 	for _, o := range m.Options {
 		ro = ro || o == "ro"
 	}
+	if _, err := os.Lstat(t); os.IsNotExist(err) {
+		// below the fresh /dev tmpfs: the parent could not create it
+		if st, err := os.Stat(m.Source); err == nil && !st.IsDir() {
+			os.MkdirAll(filepath.Dir(t), 0o755)
+			os.WriteFile(t, nil, 0o644)
+		} else {
+			os.MkdirAll(t, 0o755)
+		}
+	}
 	switch m.Type {
 	case "tmpfs":
 		var data []string

@@ -30,6 +30,9 @@ func (r *buildRun) source(ctx context.Context, from string) (*copySource, error)
 		if img, ok := strings.CutPrefix(dir, "docker-image://"); ok {
 			return r.imageSource(ctx, img)
 		}
+		if strings.Contains(dir, "://") || strings.HasPrefix(dir, "service:") || strings.HasPrefix(dir, "target:") {
+			return nil, fmt.Errorf("additional context %s=%s: only directories and docker-image:// are supported", from, dir)
+		}
 		c, err := OpenContext(dir, "")
 		if err != nil {
 			return nil, fmt.Errorf("additional context %s: %w", from, err)
