@@ -73,8 +73,11 @@ func TestSetConvergesInAnyOrder(t *testing.T) {
 		t.Errorf("two replicas behind one port are not balanced:\n%s", want["balanced"])
 	}
 	rng := rand.New(rand.NewSource(1))
-	for i := 0; i < 14; i++ {
+	for i := 0; i < 18; i++ {
 		name := names[rng.Intn(len(names))]
+		if i%2 == 1 {
+			e.damage(t, rng)
+		}
 		if err := e.m.Set(ctx, table[name]); err != nil {
 			t.Fatalf("step %d %s: %v", i, name, err)
 		}
@@ -162,5 +165,24 @@ func TestDNSRestart(t *testing.T) {
 	if err != nil || len(answers(m)) != 2 {
 		t.Fatalf("after restart: %v %v", answers(m), err)
 	}
-	_ = exec.Command
+}
+
+// damage breaks what berth made the way a crash, a reboot or an operator
+// would: the table flushed away, a link or a sandbox gone.
+func (e *testEnv) damage(t *testing.T, rng *rand.Rand) {
+	var victims [][]string
+	for _, line := range strings.Split(renderNS(t, e.host.path), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 1 && f[0] == "link" && (strings.HasPrefix(f[1], bridgePrefix) || strings.HasPrefix(f[1], hostVethPrefix)) {
+			victims = append(victims, []string{"ip", "-n", e.host.name, "link", "del", f[1]})
+		}
+	}
+	victims = append(victims, []string{"ip", "netns", "exec", e.host.name, "nft", "delete", "table", "inet", TableName})
+	ents, _ := os.ReadDir(filepath.Join(e.opt.RunRoot, "netns"))
+	for _, ent := range ents {
+		victims = append(victims, []string{"umount", filepath.Join(e.opt.RunRoot, "netns", ent.Name())})
+	}
+	v := victims[rng.Intn(len(victims))]
+	t.Logf("damage: %s", strings.Join(v, " "))
+	exec.Command(v[0], v[1:]...).Run() // the table may already be gone
 }

@@ -98,3 +98,15 @@ type diskState struct {
 	Networks  map[string]*NetworkInfo    `json:"networks"`
 	Endpoints map[string]*endpointRecord `json:"endpoints"`
 }
+
+// EndpointFor builds the Endpoint of container id from its spec. The
+// caller still resolves network_mode service:NAME and container:NAME to
+// "container:<id of that container>".
+func EndpointFor(id string, c state.ContainerSpec) Endpoint {
+	return Endpoint{
+		ID: id, Name: c.Name, Project: c.Project, Service: c.Service,
+		Hostname: c.Hostname, Domainname: c.Domainname, NetworkMode: c.NetworkMode,
+		Networks: c.Networks, Ports: c.Ports, ExtraHosts: c.ExtraHosts,
+		DNS: c.DNS, DNSSearch: c.DNSSearch, DNSOpt: c.DNSOpt, MacAddress: c.MacAddress,
+	}
+}
