@@ -38,11 +38,11 @@ func TestZoneLookup(t *testing.T) {
 		{"10.213.1.4", "site", "[10.213.1.2 fd42:b0::2]", true},
 		{"10.213.1.4", "www.example.org.", "[10.213.1.2 fd42:b0::2]", true},
 		{"10.213.1.4", "P-WEB-2.", "[10.213.1.3]", true},
-		{"10.213.2.2", "api.", "[10.213.2.3]", true},    // only the address on the shared network
-		{"10.213.2.2", "web.", "[]", false},              // not on a shared network
-		{"10.213.1.2", "database.", "[]", false},         // alias on a network web is not on
+		{"10.213.2.2", "api.", "[10.213.2.3]", true},      // only the address on the shared network
+		{"10.213.2.2", "web.", "[]", false},               // not on a shared network
+		{"10.213.1.2", "database.", "[]", false},          // alias on a network web is not on
 		{"10.213.1.4", "database.", "[10.213.2.2]", true}, // api shares back with db
-		{"192.0.2.9", "web.", "[]", false},               // not a container: forwarded
+		{"192.0.2.9", "web.", "[]", false},                // not a container: forwarded
 	} {
 		got, found := z.lookup(addr(c.from), c.name)
 		if fmt.Sprint(got) != c.want && !(len(got) == 0 && c.want == "[]") || found != c.found {
