@@ -75,6 +75,8 @@ type buildRun struct {
 	ctx   *Context
 	epoch *time.Time // SOURCE_DATE_EPOCH: every timestamp of the image
 	out   *progress
+	// hashes are content digests of the context's files
+	hashes *fileHashes
 
 	mu      sync.Mutex
 	results map[*PlannedStage]*stageState
@@ -110,7 +112,9 @@ func (b *Builder) Build(ctx context.Context, o Options) (*Result, error) {
 		return nil, err
 	}
 	r := &buildRun{b: b, o: o, plan: plan, ctx: bctx, epoch: epoch,
-		out: newProgress(o.Progress), results: map[*PlannedStage]*stageState{}}
+		out: newProgress(o.Progress), results: map[*PlannedStage]*stageState{},
+		hashes: loadFileHashes(filepath.Join(b.root, "filehash"), bctx.Dir)}
+	defer r.hashes.save()
 	for _, w := range df.Warnings {
 		r.out.printf("WARNING: %s\n", w)
 	}

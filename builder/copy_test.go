@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 )
 
 // copyCase runs a COPY of srcs to dest (with workdir) from a context into an
@@ -208,7 +209,7 @@ func TestDigestMatches(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s, err := digestMatches(c.fs, ms)
+		s, err := digestMatches(c.fs, ms, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -237,3 +238,59 @@ func TestDigestMatches(t *testing.T) {
 }
 
 var time0 = mustTime("2001-01-01T00:00:00Z")
+
+func TestFileHashesTrustOnlyUnchangedFiles(t *testing.T) {
+	dir, state := t.TempDir(), t.TempDir()
+	writeFiles(t, dir, map[string]string{"f": "aaaa"})
+	digest := func() string {
+		c, err := OpenContext(dir, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		fh := loadFileHashes(state, dir)
+		defer fh.save()
+		ms, err := selectSources(c.fs, []string{"f"}, selectOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := digestMatches(c.fs, ms, fh)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	d1 := digest()
+	if len(loadFileHashes(state, dir).entries) != 0 {
+		t.Error("a file changed just now was trusted")
+	}
+	defer func(old time.Duration) { trustAge = old }(trustAge)
+	trustAge = -time.Hour // trust everything from here on
+	if digest() != d1 {
+		t.Fatal("digest not stable")
+	}
+	fh := loadFileHashes(state, dir)
+	e := fh.entries["f"]
+	if e.Digest == "" {
+		t.Fatal("not recorded")
+	}
+	e.Digest = "planted"
+	fh.entries["f"], fh.dirty = e, true
+	fh.save()
+	if digest() == d1 {
+		t.Error("the recorded digest of an unchanged file was not used")
+	}
+	// same size, mtime put back: ctime still moves, so the change is seen
+	st, _ := os.Stat(filepath.Join(dir, "f"))
+	writeFiles(t, dir, map[string]string{"f": "bbbb"})
+	os.Chtimes(filepath.Join(dir, "f"), st.ModTime(), st.ModTime())
+	writeFiles(t, state, nil)
+	d3 := digest()
+	if d3 == d1 || strings.Contains(d3, "planted") {
+		t.Error("content change missed")
+	}
+	writeFiles(t, dir, map[string]string{"f": "aaaa"})
+	if digest() != d1 {
+		t.Error("digest of the original content changed")
+	}
+}

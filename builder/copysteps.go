@@ -104,7 +104,11 @@ func (r *buildRun) copyStep(ctx context.Context, st *stageState, createdBy strin
 		if err := selectAll(); err != nil {
 			return false, err
 		}
-		if keyPart, err = digestMatches(fs, ms); err != nil {
+		var fh *fileHashes
+		if fs == r.ctx.fs {
+			fh = r.hashes
+		}
+		if keyPart, err = digestMatches(fs, ms, fh); err != nil {
 			return false, err
 		}
 	}
@@ -207,7 +211,7 @@ func (r *buildRun) addURLs(ctx context.Context, st *stageState, createdBy string
 	if err != nil {
 		return false, err
 	}
-	sum, err := digestMatches(c.fs, ms)
+	sum, err := digestMatches(c.fs, ms, nil)
 	if err != nil {
 		return false, err
 	}

@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"io"
 	"path"
 	"path/filepath"
 	"sort"
@@ -206,31 +205,24 @@ func glob(fs *srcFS, pattern string, skip func(string, string) bool) ([]string, 
 // digestMatches hashes what a copy of ms would write: paths, types,
 // permission bits, link targets and file contents. Timestamps and owners
 // are left out, as buildkit does, so a touch does not bust the cache.
-func digestMatches(fs *srcFS, ms []match) (string, error) {
+// fh, when set, spares reading files that did not change.
+func digestMatches(fs *srcFS, ms []match, fh *fileHashes) (string, error) {
 	h := sha256.New()
 	buf := make([]byte, 256<<10)
 	for _, m := range ms {
 		fmt.Fprintf(h, "match %q dir=%v prefix=%q\n", m.rel, m.dir, m.prefix)
 		for i := range m.entries {
 			e := &m.entries[i]
-			fmt.Fprintf(h, "%q %o %d %q ", e.dst, e.st.Mode, e.st.Size, e.link)
+			fmt.Fprintf(h, "%q %o %d %q", e.dst, e.st.Mode, e.st.Size, e.link)
 			if e.isReg() {
-				if err := hashFile(fs, e.rel, h, buf); err != nil {
+				d, err := fh.digest(fs, e.rel, &e.st, buf)
+				if err != nil {
 					return "", err
 				}
+				h.Write([]byte(" " + d))
 			}
 			h.Write([]byte{'\n'})
 		}
 	}
 	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
-}
-
-func hashFile(fs *srcFS, rel string, w io.Writer, buf []byte) error {
-	f, err := fs.open(rel, unix.O_RDONLY, true)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	_, err = io.CopyBuffer(w, f, buf)
-	return err
 }
