@@ -305,8 +305,7 @@ func (x *extractor) file(pfd int, base string, hdr *tar.Header, r io.Reader) err
 	if err != nil {
 		return err
 	}
-	f := os.NewFile(uintptr(fd), base)
-	n, err := io.CopyBuffer(onlyWriter{f}, io.LimitReader(r, hdr.Size), x.buf)
+	n, err := io.CopyBuffer(fdWriter(fd), io.LimitReader(r, hdr.Size), x.buf)
 	x.stats.Bytes += n
 	if err == nil && n != hdr.Size {
 		err = io.ErrUnexpectedEOF
@@ -317,7 +316,7 @@ func (x *extractor) file(pfd int, base string, hdr *tar.Header, r io.Reader) err
 	if err == nil {
 		err = unix.Fchmod(fd, mode(hdr))
 	}
-	if cerr := f.Close(); err == nil {
+	if cerr := unix.Close(fd); err == nil {
 		err = cerr
 	}
 	if err != nil {
@@ -326,9 +325,24 @@ func (x *extractor) file(pfd int, base string, hdr *tar.Header, r io.Reader) err
 	return setTimes(pfd, base, hdr.AccessTime, hdr.ModTime)
 }
 
-// onlyWriter hides os.File's ReadFrom, whose splice attempts only cost
-// syscalls for a tar reader source.
-type onlyWriter struct{ io.Writer }
+// fdWriter writes to a raw descriptor: an os.File per extracted file
+// costs an fcntl and a finalizer for nothing.
+type fdWriter int
+
+func (w fdWriter) Write(p []byte) (int, error) {
+	written := 0
+	for written < len(p) {
+		n, err := unix.Write(int(w), p[written:])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return written, err
+		}
+		written += n
+	}
+	return written, nil
+}
 
 func (x *extractor) hardlink(pfd int, base, target string) error {
 	t, err := CleanName(target)
