@@ -224,6 +224,14 @@ func (s *dnsServer) handle(w dns.ResponseWriter, req *dns.Msg) {
 	client := addrOf(w.RemoteAddr())
 	s.refresh()
 	z := s.zone.Load()
+	if z == nil || !z.local(client) {
+		// Gateways are host addresses other machines may reach: berth's
+		// responder must not become an open resolver.
+		m := new(dns.Msg)
+		m.SetRcode(req, dns.RcodeRefused)
+		w.WriteMsg(m)
+		return
+	}
 	if z != nil && q.Qclass == dns.ClassINET {
 		if addrs, ok := z.lookup(client, q.Name); ok {
 			w.WriteMsg(answer(req, q, addrs))
@@ -293,6 +301,17 @@ type zone struct {
 	byAddr    map[netip.Addr]*endpointRecord
 	endpoints []*endpointRecord
 	gateways  map[string]bool
+	subnets   []netip.Prefix
+}
+
+// local reports whether a query comes from one of berth's networks.
+func (z *zone) local(a netip.Addr) bool {
+	for _, p := range z.subnets {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
 }
 
 func newZone(st *diskState) *zone {
@@ -312,6 +331,11 @@ func newZone(st *diskState) *zone {
 	delete(z.byAddr, netip.Addr{})
 	for _, n := range st.Networks {
 		z.gateways[n.Gateway4.String()] = true
+		for _, p := range []netip.Prefix{n.Subnet4, n.Subnet6} {
+			if p.IsValid() {
+				z.subnets = append(z.subnets, p)
+			}
+		}
 	}
 	return z
 }

@@ -16,7 +16,8 @@ func TestZoneLookup(t *testing.T) {
 		return i
 	}
 	st := &diskState{
-		Networks: map[string]*NetworkInfo{"front": {Gateway4: addr("10.213.1.1")}, "back": {Gateway4: addr("10.213.2.1")}},
+		Networks: map[string]*NetworkInfo{"front": {Subnet4: pfx("10.213.1.0/24"), Gateway4: addr("10.213.1.1")},
+			"back": {Subnet4: pfx("10.213.2.0/24"), Gateway4: addr("10.213.2.1")}},
 		Endpoints: map[string]*endpointRecord{
 			"w1": {Endpoint: Endpoint{ID: "w1", Name: "p-web-1", Service: "web", Hostname: "www", Domainname: "example.org"},
 				Interfaces: []Interface{ifc("front", "10.213.1.2", "fd42:b0::2", "site")}},
@@ -48,6 +49,9 @@ func TestZoneLookup(t *testing.T) {
 		if fmt.Sprint(got) != c.want && !(len(got) == 0 && c.want == "[]") || found != c.found {
 			t.Errorf("%s asks %s: %v %v, want %s %v", c.from, c.name, got, found, c.want, c.found)
 		}
+	}
+	if !z.local(addr("10.213.2.200")) || z.local(addr("192.0.2.9")) {
+		t.Error("only berth's subnets may query the responder")
 	}
 	if got := z.upstreams(addr("10.213.2.2"), []string{"192.0.2.53"}); fmt.Sprint(got) != "[10.213.9.9]" {
 		t.Errorf("db's upstreams %v: its dns: servers minus berth's own listeners", got)

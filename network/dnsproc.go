@@ -97,6 +97,7 @@ func (m *Manager) dnsCommand() (*exec.Cmd, error) {
 	}
 	cmd.Env = append(cmd.Env, dnsMarker+m.stateDir)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	cmd.Dir = "/" // never pin the caller's project directory
 	return cmd, nil
 }
 
