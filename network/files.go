@@ -157,9 +157,26 @@ func (m *Manager) containerResolv(st *diskState, ep Endpoint, ifaces []Interface
 	}
 	if len(rc.Nameservers) == 0 {
 		rc.Nameservers = host.Nameservers
+		if ep.NetworkMode != "host" {
+			rc.Nameservers = reachable(host.Nameservers)
+		}
 	}
 	if len(rc.Options) == 0 {
 		rc.Options = host.Options
 	}
 	return rc
+}
+
+// reachable drops loopback resolvers (systemd-resolved's 127.0.0.53, a
+// local dnsmasq): a container in its own network namespace cannot reach
+// the host's loopback.
+func reachable(servers []string) []string {
+	var out []string
+	for _, s := range servers {
+		if a, err := netip.ParseAddr(s); err == nil && a.IsLoopback() {
+			continue
+		}
+		out = append(out, s)
+	}
+	return out
 }

@@ -95,3 +95,20 @@ func readFile(p string) (string, error) {
 	b, err := os.ReadFile(p)
 	return string(b), err
 }
+
+func TestNoDNSResolvConf(t *testing.T) {
+	old := HostResolvConf
+	defer func() { HostResolvConf = old }()
+	HostResolvConf = t.TempDir() + "/resolv.conf"
+	os.WriteFile(HostResolvConf, []byte("nameserver 127.0.0.53\nnameserver 192.0.2.53\noptions edns0\n"), 0o644)
+	m := &Manager{opt: Options{NoDNS: true}}
+	st := &diskState{Networks: map[string]*NetworkInfo{"n": {Gateway4: addr("10.213.3.1")}}}
+	rc := m.containerResolv(st, Endpoint{}, []Interface{{Network: "n"}})
+	if rc.String() != "nameserver 192.0.2.53\noptions edns0\n" {
+		t.Errorf("without the responder:\n%s", rc)
+	}
+	rc = m.containerResolv(st, Endpoint{NetworkMode: "host"}, nil)
+	if !strings.Contains(rc.String(), "127.0.0.53") {
+		t.Errorf("host mode keeps the host's resolvers:\n%s", rc)
+	}
+}
