@@ -66,6 +66,12 @@ func ServeDNS(ctx context.Context, o DNSOptions) error {
 				return nil
 			}
 		}
+		if _, err := os.Stat(o.StateDir); os.IsNotExist(err) {
+			// The whole state root went away (a test's temporary root, a
+			// manual cleanup): nothing is left to serve.
+			removeOwnPidfile(o.RunDir)
+			return nil
+		}
 		select {
 		case <-ctx.Done():
 			removeOwnPidfile(o.RunDir)
