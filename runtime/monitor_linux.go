@@ -59,6 +59,11 @@ type monitor struct {
 	closing  bool
 	lastBusy time.Time
 	ln       *net.UnixListener
+	// lock is the flock that makes this the one monitor of the root. It
+	// must stay referenced: were the *os.File collected, its finalizer
+	// would close the fd and drop the lock, and a second monitor would
+	// take over the socket of this live one.
+	lock *os.File
 }
 
 const monitorIdle = 2 * time.Second
@@ -89,7 +94,7 @@ func monitorMain(root string) {
 		fmt.Fprintln(os.Stderr, "berth monitor:", err)
 		os.Exit(1)
 	}
-	m := &monitor{rt: rt, live: map[string]*supervised{}, lastBusy: time.Now(), ln: ln}
+	m := &monitor{rt: rt, live: map[string]*supervised{}, lastBusy: time.Now(), ln: ln, lock: lock}
 	m.adopt()
 	go m.idleLoop(sock)
 	for {

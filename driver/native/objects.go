@@ -50,7 +50,7 @@ func (d *Driver) CreateVolume(ctx context.Context, s state.VolumeSpec) error {
 		}
 		return fmt.Errorf("volume %s: %w", s.Name, driver.ErrAlreadyExists)
 	}
-	labels := map[string]string{labelVolumeHash: s.Hash}
+	labels := map[string]string{labelVolumeHash: s.Hash, state.LabelProject: s.Project, state.LabelVolume: s.Key}
 	for k, v := range s.Labels {
 		labels[k] = v
 	}

@@ -91,7 +91,10 @@ func (d *Driver) createOptions(ctx context.Context, r *record) (runtime.CreateOp
 		return runtime.CreateOptions{}, err
 	}
 	return runtime.CreateOptions{
-		Bundle:       d.containerDir(r.ID),
+		Bundle: d.containerDir(r.ID),
+		// The log lives with the record, not the runtime state: it
+		// survives restarts of the container and of the machine.
+		LogPath:      filepath.Join(d.containerDir(r.ID), "container.log"),
 		Spec:         spec,
 		RootfsMounts: rootfs,
 		Restart:      restartPolicy(c.Restart),

@@ -1,0 +1,61 @@
+package main
+
+import (
+	"context"
+	"io"
+	"os"
+	"sync"
+
+	"github.com/berth-dev/berth/builder"
+	"github.com/berth-dev/berth/driver"
+	"github.com/berth-dev/berth/driver/native"
+	"github.com/berth-dev/berth/state"
+)
+
+// The native driver is the machine; it is opened once per process.
+func init() { machineDriver = openNative }
+
+var native0 struct {
+	once sync.Once
+	d    *native.Driver
+	err  error
+}
+
+func openNative(ctx context.Context) (driver.Driver, error) {
+	d, err := nativeDriver(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// nativeDriver is openNative for commands that need more than the plan
+// operations (logs, exec, ps, volumes).
+func nativeDriver(context.Context) (*native.Driver, error) {
+	native0.once.Do(func() {
+		native0.d, native0.err = native.New(native.Options{
+			Root: global.root, RunRoot: global.runRoot, Build: buildImage,
+		})
+	})
+	return native0.d, native0.err
+}
+
+// buildImage builds a service's image with berth's builder when the
+// reconciler asks for it (build: sections, up --build).
+func buildImage(ctx context.Context, s state.ImageSpec) (state.ImageRef, error) {
+	var progress io.Writer = os.Stderr
+	if global.progress == "quiet" {
+		progress = nil
+	}
+	b, err := builder.Open(global.root, progress)
+	if err != nil {
+		return state.ImageRef{}, err
+	}
+	o := builder.SpecOptions(s)
+	o.Progress = progress
+	res, err := b.Build(ctx, o)
+	if err != nil {
+		return state.ImageRef{}, err
+	}
+	return state.ImageRef{Ref: s.Ref, Digest: res.ID.String()}, nil
+}
