@@ -25,7 +25,7 @@ bench: build
 	@for s in bench/*.sh; do [ -x "$$s" ] && "$$s" || true; done
 
 fuzz:
-	./scripts/fuzz.sh 30s
+	./scripts/fuzz.sh 60s
 
 demo:
 	./scripts/demo.sh
