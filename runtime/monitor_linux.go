@@ -307,6 +307,12 @@ func (m *monitor) createIn(ctx context.Context, id string, spec *specs.Spec, o *
 		return s, sup, err
 	}
 	s.Status = StatusCreated
+	h := hooksOf(spec)
+	pre := append(append(append([]specs.Hook(nil), h.Prestart...), h.CreateRuntime...), h.CreateContainer...)
+	if err := runHooks(ctx, pre, s.OCI()); err != nil {
+		c.kill()
+		return s, sup, err
+	}
 	if err := m.rt.writeState(s); err != nil {
 		c.kill()
 		return s, sup, err

@@ -93,10 +93,15 @@ func setupRootfs(cfg *initConfig) error {
 	} else if err := unix.Mount(rootfs, rootfs, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 		return fmt.Errorf("bind rootfs: %w", err)
 	}
-	// pivot_root refuses a shared new root's parent; private is safe since
-	// the slave step above already cut propagation to the host.
+	// pivot_root refuses shared mounts around the new root: make the
+	// rootfs and the mount holding it private (only in this namespace).
 	if err := unix.Mount("", rootfs, "", unix.MS_PRIVATE, ""); err != nil {
 		return fmt.Errorf("make rootfs private: %w", err)
+	}
+	if parent := mountPointOf(filepath.Dir(rootfs)); parent != "" {
+		if err := unix.Mount("", parent, "", unix.MS_PRIVATE, ""); err != nil {
+			return fmt.Errorf("make %s private: %w", parent, err)
+		}
 	}
 	root, err := os.OpenFile(rootfs, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -117,6 +122,11 @@ func setupRootfs(cfg *initConfig) error {
 	}
 	if err := pivotRoot(rootfs); err != nil {
 		return err
+	}
+	if prop&unix.MS_SHARED != 0 {
+		if err := unix.Mount("", "/", "", prop, ""); err != nil {
+			return fmt.Errorf("rootfs propagation: %w", err)
+		}
 	}
 	if spec.Linux != nil {
 		// Before /proc/sys turns read-only.
@@ -226,7 +236,7 @@ func mountOne(root *os.File, cfg *initConfig, m specs.Mount) error {
 			err = remountInRoot(root, m.Destination, flags)
 		}
 	} else {
-		if typ == "mqueue" || typ == "devpts" || typ == "proc" || typ == "sysfs" || typ == "tmpfs" {
+		if src == "" {
 			src = typ
 		}
 		err = unix.Mount(src, tp, typ, flags, data)
@@ -477,4 +487,24 @@ func readonlyPath(p string) error {
 		return fmt.Errorf("read-only %s: %w", p, err)
 	}
 	return nil
+}
+
+// mountPointOf returns the mount point under which path lives.
+func mountPointOf(path string) string {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return ""
+	}
+	best := ""
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 5 {
+			continue
+		}
+		mp := f[4]
+		if (path == mp || strings.HasPrefix(path, strings.TrimSuffix(mp, "/")+"/")) && len(mp) > len(best) {
+			best = mp
+		}
+	}
+	return best
 }

@@ -97,6 +97,12 @@ func writeSysctls(sysctl map[string]string) error {
 // so it happens before the capabilities are dropped (Docker's profile allows
 // the capset/setresuid calls that follow).
 func finalizeAndExec(p *specs.Process, path string, filter []unix.SockFilter, reaper bool) error {
+	// Nothing of the runtime may leak into the container: every fd but
+	// stdio becomes close-on-exec, including ones a library opened. First,
+	// as a seccomp profile may not know close_range.
+	if err := unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
+		return fmt.Errorf("close_range: %w", err)
+	}
 	if !p.NoNewPrivileges {
 		if err := loadSeccomp(filter); err != nil {
 			return err
@@ -118,11 +124,6 @@ func finalizeAndExec(p *specs.Process, path string, filter []unix.SockFilter, re
 		if err := loadSeccomp(filter); err != nil {
 			return err
 		}
-	}
-	// Nothing of the runtime may leak into the container: every fd but
-	// stdio becomes close-on-exec, including ones a library opened.
-	if err := unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
-		return fmt.Errorf("close_range: %w", err)
 	}
 	env := p.Env
 	if reaper {

@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -183,6 +184,13 @@ func (m *monitor) start(ctx context.Context, id string) (*State, error) {
 	if s.Status != StatusCreated {
 		return nil, fmt.Errorf("%w: %s is %s, not created", ErrState, id, s.Status)
 	}
+	spec, err := LoadSpec(m.rt.dir(id))
+	if err != nil {
+		return nil, err
+	}
+	if err := runHooks(ctx, hooksOf(spec).StartContainer, s.OCI()); err != nil {
+		return nil, err
+	}
 	if err := openStartFifo(ctx, filepath.Join(m.rt.dir(id), "exec.fifo"), s.Pid, s.PidStart); err != nil {
 		return nil, err
 	}
@@ -194,7 +202,17 @@ func (m *monitor) start(ctx context.Context, id string) (*State, error) {
 	if sup := m.get(id); sup != nil {
 		m.startHealth(sup, s)
 	}
+	for _, h := range hooksOf(spec).Poststart {
+		if err := runHook(ctx, h, mustJSON(s.OCI())); err != nil {
+			warnHook("poststart", id, err)
+		}
+	}
 	return s, nil
+}
+
+func mustJSON(v any) []byte {
+	b, _ := json.Marshal(v)
+	return b
 }
 
 func isStopSignal(sig syscall.Signal) bool {
@@ -305,7 +323,7 @@ func (m *monitor) delete(ctx context.Context, id string, force bool) error {
 		return err
 	}
 	if s.Status != StatusStopped {
-		if !force && s.Status != StatusCreated {
+		if !force {
 			return fmt.Errorf("%w: %s is %s; stop it first or force", ErrState, id, s.Status)
 		}
 		if err := m.stop(ctx, id, syscall.SIGKILL, 10*time.Second); err != nil {
@@ -319,6 +337,13 @@ func (m *monitor) delete(ctx context.Context, id string, force bool) error {
 		m.mu.Unlock()
 		<-done
 		m.forget(sup)
+	}
+	if spec, err := LoadSpec(m.rt.dir(id)); err == nil {
+		for _, h := range hooksOf(spec).Poststop {
+			if err := runHook(ctx, h, mustJSON(s.OCI())); err != nil {
+				warnHook("poststop", id, err)
+			}
+		}
 	}
 	return m.rt.cleanupContainer(s)
 }
