@@ -332,6 +332,7 @@ func TestBuildRunNetworkAndMounts(t *testing.T) {
 	writeFiles(t, dir, map[string]string{
 		"Dockerfile": "FROM busybox:test\n" +
 			"RUN --network=none cat /proc/net/dev | wc -l > /netdevs\n" +
+			"RUN (echo x > /proc/sysrq-trigger) 2>/dev/null; echo $? > /sysrq; wc -c < /proc/timer_list > /kcore\n" +
 			"RUN --mount=type=cache,target=/cache echo x >> /cache/log && wc -l < /cache/log > /count\n" +
 			"RUN --mount=type=bind,source=src,target=/mnt cat /mnt/a > /a\n" +
 			"COPY <<EOF /inline.txt\ninline $A\nEOF\n" +
@@ -345,6 +346,12 @@ func TestBuildRunNetworkAndMounts(t *testing.T) {
 	}
 	if got := strings.TrimSpace(e.readImageFile(res, "netdevs")); got != "3" { // 2 header lines + lo
 		t.Errorf("--network=none sees %s lines of /proc/net/dev", got)
+	}
+	if got := e.readImageFile(res, "sysrq"); got == "0\n" {
+		t.Error("/proc/sysrq-trigger is writable in RUN")
+	}
+	if got := e.readImageFile(res, "kcore"); got != "0\n" {
+		t.Errorf("/proc/timer_list not masked: %q bytes", got)
 	}
 	if got := e.readImageFile(res, "a"); got != "from-bind\n" {
 		t.Errorf("bind mount: %q", got)
