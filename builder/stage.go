@@ -16,7 +16,11 @@ import (
 func (r *buildRun) stage(ctx context.Context, s *PlannedStage) (*stageState, error) {
 	cmds := s.Stage.Commands
 	total := len(cmds) + 1
-	step := r.out.begin(s, 1, total, s.Stage.SourceCode)
+	from := "FROM " + s.Base
+	if s.Name != "" {
+		from += " AS " + s.Name
+	}
+	step := r.out.begin(s, 1, total, from)
 	st, err := r.base(ctx, s)
 	if err != nil {
 		step.failed(err)

@@ -34,7 +34,7 @@ func newBuildCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, cancel := signalContext(cmd)
 			defer cancel()
-			var out io.Writer = os.Stdout
+			var out io.Writer = os.Stderr // as docker build: stdout stays for -q
 			if f.quiet || global.progress == "quiet" {
 				out = nil
 			}
