@@ -1,6 +1,7 @@
 package builder
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -503,5 +504,30 @@ func TestBuildIndependentStagesInParallel(t *testing.T) {
 	}
 	if !strings.Contains(e.readImageFile(res, "g"), "staff") {
 		t.Error("COPY --from=image")
+	}
+}
+
+func TestBuildAddHostileTar(t *testing.T) {
+	e := newTestEnv(t)
+	dir := t.TempDir()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, h := range []*tar.Header{
+		{Name: "ok", Mode: 0o644, Size: 1, Typeflag: tar.TypeReg},
+		{Name: "../../../../../../tmp/berth-evil", Mode: 0o644, Size: 1, Typeflag: tar.TypeReg},
+	} {
+		tw.WriteHeader(h)
+		tw.Write([]byte("x"))
+	}
+	tw.Close()
+	writeFiles(t, dir, map[string]string{"Dockerfile": "FROM busybox:test\nADD evil.tar /x/\n", "evil.tar": buf.String()})
+	os.Remove("/tmp/berth-evil")
+	_, out, err := e.build(dir, Options{})
+	if err == nil {
+		t.Errorf("a tar entry climbing out was accepted\n%s", out)
+	}
+	if _, err := os.Stat("/tmp/berth-evil"); err == nil {
+		os.Remove("/tmp/berth-evil")
+		t.Fatal("ADD wrote outside the image")
 	}
 }
