@@ -52,6 +52,13 @@ func wget(nsPath, url string) (string, error) {
 	return strings.TrimSpace(string(out)), err
 }
 
+// wgetFail is wget for a fetch that must fail: dropped packets would make
+// it wait, so it gives up sooner.
+func wgetFail(nsPath, url string) (string, error) {
+	out, err := exec.Command("nsenter", "--net="+nsPath, "timeout", "1", "busybox", "wget", "-q", "-O-", url).CombinedOutput()
+	return strings.TrimSpace(string(out)), err
+}
+
 // serveHTTP runs busybox httpd in a sandbox, answering body.
 func serveHTTP(t testing.TB, nsPath, body string) {
 	dir := t.TempDir()
@@ -91,8 +98,10 @@ func endToEnd(t *testing.T, brnf string) {
 	}
 	startUpstream(t, e.host.path, "127.0.0.1:5353")
 	machine, machineGW := otherMachine(t, e.host)
-	for _, n := range []string{"p_front", "p_back"} {
-		if _, err := e.m.EnsureNetwork(ctx, netSpec(n, "")); err != nil {
+	for _, n := range []string{"p_front", "p_back", "p_inner"} {
+		spec := netSpec(n, "")
+		spec.Internal = n == "p_inner"
+		if _, err := e.m.EnsureNetwork(ctx, spec); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -105,6 +114,7 @@ func endToEnd(t *testing.T, brnf string) {
 		ep("web1", "web", 1, "p_front", state.Port{HostPort: 8080, ContainerPort: 80}, state.Port{HostPort: 5300, ContainerPort: 53, Protocol: "udp"}),
 		ep("client1", "client", 1, "p_front"),
 		ep("other1", "other", 1, "p_back"),
+		ep("inner1", "inner", 1, "p_inner"),
 		ep("api1", "api", 1, "p_front", lb), ep("api2", "api", 2, "p_front", lb), ep("api3", "api", 3, "p_front", lb),
 	}
 	atts := map[string]Attachment{}
@@ -150,7 +160,7 @@ func endToEnd(t *testing.T, brnf string) {
 		if err != nil || body != "p-web-1" {
 			t.Errorf("client -> web: %q %v", body, err)
 		}
-		if body, err := wget(atts["other1"].NetnsPath, "http://"+webIP+"/"); err == nil {
+		if body, err := wgetFail(atts["other1"].NetnsPath, "http://"+webIP+"/"); err == nil {
 			t.Errorf("other network reached web: %q", body)
 		}
 	})
@@ -167,6 +177,27 @@ func endToEnd(t *testing.T, brnf string) {
 			if err != nil || body != "p-web-1" {
 				t.Errorf("%s from %s: %q %v", c.url, filepath.Base(c.from), body, err)
 			}
+		}
+	})
+
+	t.Run("outbound", func(t *testing.T) {
+		serveHTTP(t, machine, "machine")
+		waitFor(t, "machine serving", func() error { _, err := wget(machine, "http://127.0.0.1:80/"); return err })
+		// Masqueraded: the other machine has no route back to the bridge.
+		if body, err := wget(atts["client1"].NetnsPath, "http://10.213.250.2/"); err != nil || body != "machine" {
+			t.Errorf("client -> other machine: %q %v", body, err)
+		}
+		if body, err := wgetFail(atts["inner1"].NetnsPath, "http://10.213.250.2/"); err == nil {
+			t.Errorf("a container on an internal network got out: %q", body)
+		}
+		// Even with a route of its own (NET_ADMIN), and a machine that could
+		// answer it, the host does not forward it.
+		inner, _ := e.m.Network(ctx, "p_inner")
+		run(t, "nsenter", "--net="+machine, "ip", "route", "add", "10.213.0.0/16", "via", machineGW)
+		defer run(t, "nsenter", "--net="+machine, "ip", "route", "del", "10.213.0.0/16", "via", machineGW)
+		run(t, "nsenter", "--net="+atts["inner1"].NetnsPath, "ip", "route", "add", "default", "via", inner.Gateway4.String())
+		if body, err := wgetFail(atts["inner1"].NetnsPath, "http://10.213.250.2/"); err == nil {
+			t.Errorf("a container on an internal network got out through its gateway: %q", body)
 		}
 	})
 
