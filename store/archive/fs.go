@@ -27,35 +27,47 @@ func inRoot(rootfd int, name string, flags int) (int, error) {
 }
 
 // mkdirAllIn opens directory dir below rootfd, creating missing components
-// with mode 0755 (as tar does for directories an archive never lists).
+// with mode 0755 (as tar does for directories an archive never lists). It
+// walks one component at a time from the root, so a deep path costs linear,
+// not quadratic, work; a component that is a symlink is resolved as a whole
+// prefix with RESOLVE_IN_ROOT (the kernel's 40-link limit bounds those).
 func mkdirAllIn(rootfd int, dir string) (int, error) {
 	fd, err := inRoot(rootfd, dir, unix.O_PATH|unix.O_DIRECTORY)
 	if err != unix.ENOENT {
 		return fd, err
 	}
 	parts := strings.Split(dir, "/")
+	if len(parts) > maxDepth {
+		return -1, ErrLimit
+	}
 	cur, err := inRoot(rootfd, ".", unix.O_PATH|unix.O_DIRECTORY)
 	if err != nil {
 		return -1, err
 	}
 	for i, p := range parts {
-		prefix := strings.Join(parts[:i+1], "/")
-		next, err := inRoot(rootfd, prefix, unix.O_PATH|unix.O_DIRECTORY)
+		next, err := unix.Openat(cur, p, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 		if err == unix.ENOENT {
-			if err = unix.Mkdirat(cur, p, 0o755); err != nil && err != unix.EEXIST {
-				unix.Close(cur)
-				return -1, &os.PathError{Op: "mkdir", Path: prefix, Err: err}
+			if err = unix.Mkdirat(cur, p, 0o755); err == nil || err == unix.EEXIST {
+				next, err = unix.Openat(cur, p, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 			}
-			next, err = inRoot(rootfd, prefix, unix.O_PATH|unix.O_DIRECTORY)
+		}
+		if err == unix.ELOOP || err == unix.ENOTDIR {
+			// A symlink (or not a directory): resolve the prefix as the
+			// container would see it, clamped to the root.
+			next, err = inRoot(rootfd, strings.Join(parts[:i+1], "/"), unix.O_PATH|unix.O_DIRECTORY)
 		}
 		unix.Close(cur)
 		if err != nil {
-			return -1, &os.PathError{Op: "open", Path: prefix, Err: err}
+			return -1, &os.PathError{Op: "mkdir", Path: strings.Join(parts[:i+1], "/"), Err: err}
 		}
 		cur = next
 	}
 	return cur, nil
 }
+
+// maxDepth bounds path components: real images stay far below it, and a
+// hostile archive cannot make each entry cost thousands of lookups.
+const maxDepth = 256
 
 // removeAt removes name in dirfd and, for a directory, everything below it,
 // never following a symlink.
