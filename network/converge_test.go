@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -185,4 +186,64 @@ func (e *testEnv) damage(t *testing.T, rng *rand.Rand) {
 	v := victims[rng.Intn(len(victims))]
 	t.Logf("damage: %s", strings.Join(v, " "))
 	exec.Command(v[0], v[1:]...).Run() // the table may already be gone
+}
+
+// TestConcurrentAttach: containers attached in parallel (as the driver's
+// executor does) get distinct addresses and one DNS responder between them.
+func TestConcurrentAttach(t *testing.T) {
+	e := newTestEnv(t, "para", "")
+	ctx := context.Background()
+	if _, err := e.m.EnsureNetwork(ctx, netSpec("p_default", "")); err != nil {
+		t.Fatal(err)
+	}
+	// Kill the responder so that the parallel callers race to start it.
+	syscall.Kill(e.m.dnsPid(), syscall.SIGKILL)
+	waitFor(t, "responder gone", func() error {
+		if e.m.dnsPid() != 0 {
+			return syscall.EBUSY
+		}
+		return nil
+	})
+	errs := make(chan error, 8)
+	for i := 0; i < 8; i++ {
+		go func(i int) {
+			_, err := e.m.Attach(ctx, Endpoint{ID: "c" + string(rune('a'+i)), Name: "p-web-" + string(rune('1'+i)), Service: "web",
+				Networks: []state.NetworkAttachment{{Network: "p_default"}}})
+			errs <- err
+		}(i)
+	}
+	for i := 0; i < 8; i++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	eps, _ := e.m.Endpoints(ctx, "p_default")
+	seen := map[string]bool{}
+	for _, a := range eps {
+		seen[a.Interfaces[0].IPv4.String()] = true
+	}
+	if len(eps) != 8 || len(seen) != 8 {
+		t.Fatalf("%d endpoints with %d distinct addresses", len(eps), len(seen))
+	}
+	m, err := query(t, e.m.SandboxPath("ca"), "10.213.0.1", "web", 1)
+	if err != nil || len(answers(m)) != 8 {
+		t.Fatalf("web: %v %v", answers(m), err)
+	}
+	if n := responders(e.m.stateDir); n != 1 {
+		t.Errorf("%d DNS responders run for one root", n)
+	}
+}
+
+// responders counts the live responder processes of a state directory.
+func responders(stateDir string) int {
+	n := 0
+	procs, _ := filepath.Glob("/proc/[0-9]*/environ")
+	for _, p := range procs {
+		env, err := os.ReadFile(p)
+		pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(p)))
+		if err == nil && strings.Contains(string(env), dnsMarker+stateDir+"\x00") && !isZombie(pid) {
+			n++
+		}
+	}
+	return n
 }

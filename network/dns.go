@@ -58,7 +58,15 @@ func ServeDNS(ctx context.Context, o DNSOptions) error {
 			s.listen(st)
 			if !started {
 				started = true
-				if err := writeFileAtomic(filepath.Join(o.RunDir, "dns.pid"), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+				// The Manager wrote dns.pid when it started this process
+				// (so that concurrent callers do not start another);
+				// dns.ready says the listeners are up. Both are rewritten
+				// for a responder started by hand.
+				me := []byte(strconv.Itoa(os.Getpid()))
+				if err := writeFileAtomic(filepath.Join(o.RunDir, "dns.pid"), me, 0o644); err != nil {
+					return err
+				}
+				if err := writeFileAtomic(filepath.Join(o.RunDir, "dns.ready"), me, 0o644); err != nil {
 					return err
 				}
 			}
@@ -103,9 +111,11 @@ func lockDNS(ctx context.Context, runDir string) (func(), error) {
 }
 
 func removeOwnPidfile(runDir string) {
-	p := filepath.Join(runDir, "dns.pid")
-	if b, err := os.ReadFile(p); err == nil && string(b) == strconv.Itoa(os.Getpid()) {
-		os.Remove(p)
+	for _, name := range []string{"dns.ready", "dns.pid"} {
+		p := filepath.Join(runDir, name)
+		if b, err := os.ReadFile(p); err == nil && string(b) == strconv.Itoa(os.Getpid()) {
+			os.Remove(p)
+		}
 	}
 }
 

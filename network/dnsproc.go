@@ -48,21 +48,27 @@ func (m *Manager) ensureDNS(ctx context.Context) error {
 			return nil
 		}
 		os.Remove(m.dnsPidfile())
+		os.Remove(filepath.Join(m.runDir, "dns.ready"))
 		cmd, err := m.dnsCommand()
 		if err != nil {
 			return err
 		}
-		child = cmd
 		// Started from a thread inside the host namespace, the child is born there.
-		return inNS(m.host, cmd.Start)
+		if err := inNS(m.host, cmd.Start); err != nil {
+			return err
+		}
+		child = cmd
+		go child.Wait() // reap it if it exits while this process lives
+		// Recorded before the lock is released: a concurrent caller sees it
+		// running and does not start a second one.
+		return writeFileAtomic(m.dnsPidfile(), []byte(strconv.Itoa(cmd.Process.Pid)), 0o644)
 	})
 	if err != nil || child == nil {
 		return err
 	}
-	go child.Wait() // reap it if it exits while this process lives
 	want := strconv.Itoa(child.Process.Pid)
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		if b, _ := os.ReadFile(m.dnsPidfile()); string(b) == want {
+		if b, _ := os.ReadFile(filepath.Join(m.runDir, "dns.ready")); string(b) == want {
 			return nil
 		}
 		if err := ctx.Err(); err != nil {
@@ -125,6 +131,7 @@ func (m *Manager) stopDNS(ctx context.Context) error {
 	if m.dnsPid() == pid {
 		syscall.Kill(pid, syscall.SIGKILL)
 		os.Remove(m.dnsPidfile())
+		os.Remove(filepath.Join(m.runDir, "dns.ready"))
 	}
 	return nil
 }
