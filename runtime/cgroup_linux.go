@@ -215,6 +215,13 @@ func (c *cgroup) applyV1(r *specs.LinuxResources) error {
 				set("memory", "memory.memsw.limit_in_bytes", strconv.FormatInt(*m.Swap, 10))
 			}
 		}
+		// kmem limits are deprecated (gone in recent kernels): best effort.
+		if m.Kernel != nil {
+			writeCg(c.dir("memory"), "memory.kmem.limit_in_bytes", strconv.FormatInt(*m.Kernel, 10))
+		}
+		if m.KernelTCP != nil {
+			writeCg(c.dir("memory"), "memory.kmem.tcp.limit_in_bytes", strconv.FormatInt(*m.KernelTCP, 10))
+		}
 		if m.Swappiness != nil && *m.Swappiness <= 100 {
 			set("memory", "memory.swappiness", strconv.FormatUint(*m.Swappiness, 10))
 		}

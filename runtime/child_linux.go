@@ -62,6 +62,9 @@ type initConfig struct {
 	Process *specs.Process `json:"process,omitempty"`
 }
 
+// startFifo is the write end of exec.fifo, held until execve.
+var startFifo *os.File
+
 type syncMsg struct {
 	Ready bool   `json:"ready,omitempty"`
 	Error string `json:"error,omitempty"`
@@ -170,7 +173,9 @@ func initContainer(cfg *initConfig, sync *os.File) error {
 		if _, err := w.Write([]byte{0}); err != nil {
 			return fmt.Errorf("wait for start: %w", err)
 		}
-		w.Close()
+		// w stays open, close-on-exec: Start reads EOF once execve
+		// succeeded (or this process died), so "started" means running.
+		startFifo = w
 		fifo.Close()
 	}
 	sync.Close()

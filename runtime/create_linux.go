@@ -150,16 +150,21 @@ func openStartFifo(ctx context.Context, path string, pid int, pidStart uint64) e
 	defer unix.Close(fd)
 	buf := make([]byte, 1)
 	deadline := time.Now().Add(10 * time.Second)
+	got := false
 	for {
 		n, err := unix.Read(fd, buf)
 		if n == 1 {
-			return nil
+			got = true
+			continue
+		}
+		if n == 0 && err == nil && got {
+			return nil // the writer's fd closed on exec
 		}
 		if err != nil && err != unix.EAGAIN {
 			return fmt.Errorf("exec fifo: %w", err)
 		}
 		// n == 0 with no error: no writer yet (or any more).
-		if !pidAlive(pid, pidStart) {
+		if !got && !pidAlive(pid, pidStart) {
 			return fmt.Errorf("%w: container process exited before start", ErrState)
 		}
 		if time.Now().After(deadline) {
@@ -168,7 +173,7 @@ func openStartFifo(ctx context.Context, path string, pid int, pidStart uint64) e
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(time.Millisecond):
+		case <-time.After(200 * time.Microsecond):
 		}
 	}
 }
@@ -227,6 +232,9 @@ func withDeviceRules(spec *specs.Spec) *specs.LinuxResources {
 		t := d.Type
 		if t == "u" {
 			t = "c"
+		}
+		if t != "c" && t != "b" {
+			continue // a FIFO is not a device the cgroup governs
 		}
 		allow(t, d.Major, d.Minor)
 	}

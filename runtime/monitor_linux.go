@@ -308,7 +308,7 @@ func (m *monitor) createIn(ctx context.Context, id string, spec *specs.Spec, o *
 	}
 	s.Status = StatusCreated
 	h := hooksOf(spec)
-	pre := append(append(append([]specs.Hook(nil), h.Prestart...), h.CreateRuntime...), h.CreateContainer...)
+	pre := append(append([]specs.Hook(nil), h.CreateRuntime...), h.CreateContainer...)
 	if err := runHooks(ctx, pre, s.OCI()); err != nil {
 		c.kill()
 		return s, sup, err

@@ -70,7 +70,7 @@ var defaultDevices = []defaultDevice{
 func setupRootfs(cfg *initConfig) error {
 	spec := cfg.Spec
 	rootfs := cfg.Rootfs
-	prop := uintptr(unix.MS_SLAVE | unix.MS_REC)
+	prop := uintptr(0)
 	if spec.Linux != nil && spec.Linux.RootfsPropagation != "" {
 		p, ok := propagationFlags[spec.Linux.RootfsPropagation]
 		if !ok {
@@ -78,9 +78,10 @@ func setupRootfs(cfg *initConfig) error {
 		}
 		prop = p
 	}
-	// Nothing the container mounts may propagate back to the host.
-	if err := unix.Mount("", "/", "", prop, ""); err != nil {
-		return fmt.Errorf("make / %x: %w", prop, err)
+	// Nothing the container mounts may propagate back to the host. The
+	// requested propagation applies to the container's / after pivot_root.
+	if err := unix.Mount("", "/", "", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
+		return fmt.Errorf("make / rslave: %w", err)
 	}
 	if len(cfg.RootfsMounts) > 0 {
 		for _, m := range cfg.RootfsMounts {
@@ -123,7 +124,7 @@ func setupRootfs(cfg *initConfig) error {
 	if err := pivotRoot(rootfs); err != nil {
 		return err
 	}
-	if prop&unix.MS_SHARED != 0 {
+	if prop != 0 {
 		if err := unix.Mount("", "/", "", prop, ""); err != nil {
 			return fmt.Errorf("rootfs propagation: %w", err)
 		}

@@ -163,6 +163,9 @@ func setIDs(u specs.User) error {
 // runReaper is PID 1 for init: true: it starts the process, forwards
 // signals to it, reaps every orphan and exits with the process's status.
 func runReaper(path string, args, env []string) error {
+	if startFifo != nil {
+		startFifo.Close() // this process never execs: release Start now
+	}
 	sigs := make(chan os.Signal, 32)
 	signal.Notify(sigs)
 	pid, err := syscall.ForkExec(path, args, &syscall.ProcAttr{

@@ -9,6 +9,7 @@ import (
 	"syscall"
 	"time"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
 
@@ -55,21 +56,21 @@ func (m *monitor) exited(sup *supervised, code int, _ time.Duration) {
 	if sup.health != nil {
 		sup.health()
 	}
-	s, err := m.rt.readState(sup.id)
+	m.mu.Lock()
+	stopping := sup.stopping
+	m.mu.Unlock()
+	now := time.Now().UTC()
+	s, err := m.update(sup.id, func(s *State) {
+		s.Status, s.ExitCode, s.Finished, s.Pid = StatusStopped, code, now, 0
+		s.StoppedByUser = s.StoppedByUser || stopping
+		if s.Health != nil {
+			s.Health.Status = "unhealthy"
+		}
+	})
 	if err != nil {
 		m.forget(sup)
 		return
 	}
-	now := time.Now().UTC()
-	s.Status, s.ExitCode, s.Finished, s.Pid = StatusStopped, code, now, 0
-	m.mu.Lock()
-	stopping := sup.stopping
-	m.mu.Unlock()
-	s.StoppedByUser = s.StoppedByUser || stopping
-	if s.Health != nil {
-		s.Health.Status = "unhealthy"
-	}
-	m.rt.writeState(s)
 	// Give the log pumps a moment to drain what the process wrote last.
 	time.Sleep(20 * time.Millisecond)
 	sup.closeIO()
@@ -148,8 +149,15 @@ func (m *monitor) restart(sup *supervised) {
 		m.failRestart(sup, s, err)
 		return
 	}
-	s.Status, s.Started, s.Restarts = StatusRunning, time.Now().UTC(), s.Restarts+1
-	m.rt.writeState(s)
+	pid, pidStart := s.Pid, s.PidStart
+	s, err = m.update(s.ID, func(s *State) {
+		s.Status, s.Started, s.Restarts, s.Pid, s.PidStart = StatusRunning, time.Now().UTC(), s.Restarts+1, pid, pidStart
+	})
+	if err != nil {
+		c.kill()
+		m.failRestart(sup, &State{ID: sup.id}, err)
+		return
+	}
 	m.startHealth(sup, s)
 	go m.watch(sup, c.proc, s.Pid)
 }
@@ -188,15 +196,27 @@ func (m *monitor) start(ctx context.Context, id string) (*State, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := runHooks(ctx, hooksOf(spec).StartContainer, s.OCI()); err != nil {
+	// Prestart hooks belong to start (runtime-spec 1.0 lifecycle); one
+	// that fails stops the container, which delete then removes.
+	h := hooksOf(spec)
+	if err := runHooks(ctx, append(append([]specs.Hook(nil), h.Prestart...), h.StartContainer...), s.OCI()); err != nil {
+		if derr := m.delete(ctx, id, true); derr != nil {
+			err = fmt.Errorf("%w (and delete: %v)", err, derr)
+		}
 		return nil, err
 	}
 	if err := openStartFifo(ctx, filepath.Join(m.rt.dir(id), "exec.fifo"), s.Pid, s.PidStart); err != nil {
 		return nil, err
 	}
 	os.Remove(filepath.Join(m.rt.dir(id), "exec.fifo"))
-	s.Status, s.Started = StatusRunning, time.Now().UTC()
-	if err := m.rt.writeState(s); err != nil {
+	// The process may already have exited and been recorded: keep that.
+	started := time.Now().UTC()
+	if s, err = m.update(id, func(s *State) {
+		s.Started = started
+		if s.Status == StatusCreated {
+			s.Status = StatusRunning
+		}
+	}); err != nil {
 		return nil, err
 	}
 	if sup := m.get(id); sup != nil {
@@ -255,10 +275,7 @@ func (m *monitor) markStopping(s *State) {
 	m.mu.Unlock()
 	if !s.StoppedByUser {
 		s.StoppedByUser = true
-		if cur, err := m.rt.readState(s.ID); err == nil {
-			cur.StoppedByUser = true
-			m.rt.writeState(cur)
-		}
+		m.update(s.ID, func(cur *State) { cur.StoppedByUser = true })
 	}
 }
 
@@ -367,12 +384,29 @@ func (m *monitor) pause(id string, on bool) error {
 	if err := cg.freeze(on); err != nil {
 		return err
 	}
-	if on {
-		s.Status = StatusPaused
-	} else {
-		s.Status = StatusRunning
+	_, err = m.update(id, func(s *State) {
+		if s.Status == StatusStopped {
+			return
+		}
+		if on {
+			s.Status = StatusPaused
+		} else {
+			s.Status = StatusRunning
+		}
+	})
+	return err
+}
+
+// update is the one read-modify-write of a state file in the monitor.
+func (m *monitor) update(id string, fn func(*State)) (*State, error) {
+	m.stateMu.Lock()
+	defer m.stateMu.Unlock()
+	s, err := m.rt.readState(id)
+	if err != nil {
+		return nil, err
 	}
-	return m.rt.writeState(s)
+	fn(s)
+	return s, m.rt.writeState(s)
 }
 
 // adopt takes over the containers a previous monitor left: live ones are
