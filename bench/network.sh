@@ -14,5 +14,5 @@ n="${N:-200}"
 count="${COUNT:-3}"
 echo "== 1. attach cost per container (go test -bench 'Attach' -benchtime ${n}x -count $count ./network/)"
 go test -run '^$' -bench 'Attach' -benchtime "${n}x" -count "$count" ./network/ | grep -E '^Benchmark'
-echo "== 2. throughput, published port vs direct (go test -bench Throughput -benchtime 20x -count $count ./network/)"
-go test -run '^$' -bench Throughput -benchtime 20x -count "$count" ./network/ | grep -E '^Benchmark'
+echo "== 2. throughput, published port vs direct, paths interleaved, medians (go test -bench Throughput -benchtime 15x -count $count ./network/)"
+go test -run '^$' -bench Throughput -benchtime 15x -count "$count" ./network/ | grep -E '^Benchmark'
