@@ -3,6 +3,7 @@ package builder
 import (
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -169,6 +170,23 @@ func applyMeta(st *stageState, c instructions.Command) (bool, error) {
 	return true, nil
 }
 
+// portRange reads "80" or "8000-8010", as Docker expands ranges.
+func portRange(s string) (int, int, error) {
+	a, b, isRange := strings.Cut(s, "-")
+	lo, err := strconv.Atoi(a)
+	if err != nil || lo < 1 || lo > 65535 {
+		return 0, 0, fmt.Errorf("bad port")
+	}
+	if !isRange {
+		return lo, lo, nil
+	}
+	hi, err := strconv.Atoi(b)
+	if err != nil || hi < lo || hi > 65535 || hi-lo > 1024 {
+		return 0, 0, fmt.Errorf("bad range")
+	}
+	return lo, hi, nil
+}
+
 func expose(img *Image, ports []string) error {
 	if img.Config.ExposedPorts == nil {
 		img.Config.ExposedPorts = map[string]struct{}{}
@@ -180,13 +198,16 @@ func expose(img *Image, ports []string) error {
 				proto = "tcp"
 			}
 			proto = strings.ToLower(proto)
-			if port == "" || strings.Trim(port, "0123456789-") != "" {
-				return fmt.Errorf("EXPOSE: invalid port %q", f)
-			}
 			if proto != "tcp" && proto != "udp" && proto != "sctp" {
 				return fmt.Errorf("EXPOSE: invalid protocol %q", proto)
 			}
-			img.Config.ExposedPorts[port+"/"+proto] = struct{}{}
+			lo, hi, err := portRange(port)
+			if err != nil {
+				return fmt.Errorf("EXPOSE: invalid port %q", f)
+			}
+			for p := lo; p <= hi; p++ {
+				img.Config.ExposedPorts[strconv.Itoa(p)+"/"+proto] = struct{}{}
+			}
 		}
 	}
 	return nil

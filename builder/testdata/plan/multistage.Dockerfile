@@ -13,7 +13,7 @@ FROM scratch AS final
 COPY --from=build --chown=10:10 --chmod=0755 /out/app /usr/bin/app
 COPY --from=tools /usr/bin/curl /usr/bin/
 COPY --from=docker.io/library/nginx:1 /etc/nginx/nginx.conf /etc/
-EXPOSE 80 443/udp
+EXPOSE 80 443/udp 7000-7002
 VOLUME ["/data"]
 STOPSIGNAL SIGTERM
 HEALTHCHECK --interval=10s --retries=3 CMD ["/usr/bin/app", "health"]
