@@ -63,6 +63,34 @@ func (s *Store) OpenBlob(d digest.Digest) (*os.File, error) {
 	return f, err
 }
 
+// VerifiedBlob opens a blob for streaming whose reader fails at the end,
+// instead of returning EOF, if the content no longer matches its digest:
+// a consumer (save, push) never finishes with silently corrupted data.
+func (s *Store) VerifiedBlob(d digest.Digest) (io.ReadCloser, error) {
+	f, err := s.OpenBlob(d)
+	if err != nil {
+		return nil, err
+	}
+	return &verifier{f: f, want: d, h: digest.SHA256.Digester()}, nil
+}
+
+type verifier struct {
+	f    *os.File
+	want digest.Digest
+	h    digest.Digester
+}
+
+func (v *verifier) Read(p []byte) (int, error) {
+	n, err := v.f.Read(p)
+	v.h.Hash().Write(p[:n])
+	if err == io.EOF && v.h.Digest() != v.want {
+		return n, fmt.Errorf("blob %s: %w", v.want, ErrDigest)
+	}
+	return n, err
+}
+
+func (v *verifier) Close() error { return v.f.Close() }
+
 // ReadBlob reads a small blob (manifest, config) and verifies it.
 func (s *Store) ReadBlob(d digest.Digest) ([]byte, error) {
 	f, err := s.OpenBlob(d)

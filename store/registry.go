@@ -294,7 +294,7 @@ type storeLayer struct {
 func (l *storeLayer) Digest() (v1.Hash, error)           { return v1.NewHash(l.desc.Digest.String()) }
 func (l *storeLayer) DiffID() (v1.Hash, error)           { return v1.NewHash(l.diffID.String()) }
 func (l *storeLayer) Size() (int64, error)               { return l.desc.Size, nil }
-func (l *storeLayer) Compressed() (io.ReadCloser, error) { return l.s.OpenBlob(l.desc.Digest) }
+func (l *storeLayer) Compressed() (io.ReadCloser, error) { return l.s.VerifiedBlob(l.desc.Digest) }
 func (l *storeLayer) MediaType() (types.MediaType, error) {
 	return types.MediaType(l.desc.MediaType), nil
 }

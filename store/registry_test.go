@@ -41,7 +41,7 @@ func startRegistry(t testing.TB) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	for range 100 {
+	for range 300 { // a loaded CI machine may take seconds to start it
 		if resp, err := http.Get("http://" + addr + "/v2/"); err == nil {
 			resp.Body.Close()
 			return addr

@@ -68,18 +68,22 @@ func (t *tarFiles) bytes(name string, b []byte) error {
 }
 
 func (t *tarFiles) file(ctx context.Context, name string, f *os.File) error {
-	if t.seen[name] {
-		return nil
-	}
-	t.seen[name] = true
 	st, err := f.Stat()
 	if err != nil {
 		return err
 	}
-	if err := t.tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: st.Size(), Typeflag: tar.TypeReg, ModTime: time.Unix(0, 0)}); err != nil {
+	return t.stream(ctx, name, st.Size(), f)
+}
+
+func (t *tarFiles) stream(ctx context.Context, name string, size int64, r io.Reader) error {
+	if t.seen[name] {
+		return nil
+	}
+	t.seen[name] = true
+	if err := t.tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: size, Typeflag: tar.TypeReg, ModTime: time.Unix(0, 0)}); err != nil {
 		return err
 	}
-	_, err = io.Copy(t.tw, ctxReader{ctx, f})
+	_, err := io.Copy(t.tw, ctxReader{ctx, r})
 	return err
 }
 
@@ -143,12 +147,16 @@ func (s *Store) copyBlob(ctx context.Context, t *tarFiles, name string, d digest
 	if t.seen[name] {
 		return nil
 	}
-	f, err := s.OpenBlob(d)
+	size, err := s.BlobSize(d)
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	return t.file(ctx, name, f)
+	r, err := s.VerifiedBlob(d)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	return t.stream(ctx, name, size, r)
 }
 
 // saveDocker writes docker's classic layout: <config hex>.json,
@@ -198,7 +206,7 @@ func (s *Store) saveLayerTar(ctx context.Context, t *tarFiles, name string, l oc
 	if t.seen[name] {
 		return nil
 	}
-	f, err := s.OpenBlob(l.Digest)
+	f, err := s.VerifiedBlob(l.Digest)
 	if err != nil {
 		return err
 	}
@@ -209,10 +217,7 @@ func (s *Store) saveLayerTar(ctx context.Context, t *tarFiles, name string, l oc
 	}
 	defer zr.Close()
 	if comp == archive.Uncompressed {
-		if _, err := f.Seek(0, io.SeekStart); err != nil {
-			return err
-		}
-		return t.file(ctx, name, f)
+		return s.copyBlob(ctx, t, name, l.Digest)
 	}
 	tmp, err := os.CreateTemp(s.path("tmp"), "save-")
 	if err != nil {
@@ -221,6 +226,9 @@ func (s *Store) saveLayerTar(ctx context.Context, t *tarFiles, name string, l oc
 	defer os.Remove(tmp.Name())
 	defer tmp.Close()
 	if _, err := io.Copy(tmp, ctxReader{ctx, zr}); err != nil {
+		return err
+	}
+	if _, err := io.Copy(io.Discard, f); err != nil { // the digest check is at the end
 		return err
 	}
 	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
