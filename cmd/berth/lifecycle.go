@@ -79,6 +79,7 @@ func init() {
 			c.Flags().BoolVarP(&rmStop, "stop", "s", false, "Stop the containers first if needed")
 			c.Flags().BoolVarP(&rmVolumes, "volumes", "v", false, "Remove anonymous volumes attached to containers")
 			c.Flags().BoolVarP(&rmForce, "force", "f", false, "Don't ask to confirm removal")
+			shadowFileFlag(c)
 		}},
 		{containerAction{use: "pause", short: "Pause services", verb: "Paused",
 			pick: func(c native.ContainerInfo) bool { return c.Status == state.StatusRunning },

@@ -53,6 +53,7 @@ func init() {
 		f.BoolVarP(&o.timestamps, "timestamps", "t", false, "Show timestamps")
 		f.BoolVar(&o.noPrefix, "no-log-prefix", false, "Do not print the container name prefix")
 		f.BoolVar(&o.noColor, "no-color", false, "Produce monochrome output")
+		shadowFileFlag(cmd)
 		return cmd
 	})
 }

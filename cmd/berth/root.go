@@ -56,3 +56,12 @@ func envOr(name, def string) string {
 	}
 	return def
 }
+
+// shadowFileFlag lets a command use -f for itself (logs -f, rm -f, as in
+// compose): cobra panics when an inherited flag's shorthand is taken, and
+// skips inherited flags whose name the command defines, so the command
+// gets its own --file (no shorthand, hidden) bound to the global one.
+func shadowFileFlag(c *cobra.Command) {
+	c.Flags().StringArrayVar(&global.files, "file", nil, "Compose configuration files")
+	c.Flags().MarkHidden("file")
+}
