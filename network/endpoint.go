@@ -74,6 +74,7 @@ func (m *Manager) Attach(ctx context.Context, ep Endpoint) (Attachment, error) {
 	var out Attachment
 	err := m.mutate(ctx, func(st *diskState) error {
 		old := st.Endpoints[ep.ID]
+		hadPorts := old != nil && len(old.Ports) > 0 // attach may tear old down
 		rec, err := m.attach(st, ep, old)
 		if rec == nil {
 			return err
@@ -84,7 +85,7 @@ func (m *Manager) Attach(ctx context.Context, ep Endpoint) (Attachment, error) {
 			return err
 		}
 		// The table only depends on endpoints through their published ports.
-		if (old != nil && len(old.Ports) > 0) || len(rec.Ports) > 0 {
+		if hadPorts || len(rec.Ports) > 0 {
 			if err := m.applyFirewall(st); err != nil {
 				return err
 			}

@@ -125,6 +125,17 @@ func TestNetworkModes(t *testing.T) {
 	if err := e.m.RemoveNetwork(ctx, "p_default"); err == nil {
 		t.Error("removed a network in use")
 	}
+	// Moving a publishing container to host mode drops its rules.
+	if _, err := e.m.Attach(ctx, Endpoint{ID: "pub", Name: "p-pub-1", Networks: []state.NetworkAttachment{{Network: "p_default"}},
+		Ports: []state.Port{{HostPort: 8181, ContainerPort: 80}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.m.Attach(ctx, Endpoint{ID: "pub", Name: "p-pub-1", NetworkMode: "host"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.render(t); strings.Contains(got, "8181") {
+		t.Errorf("host mode kept the published port:\n%s", got)
+	}
 	// Moving web from its network to none removes its veth.
 	if _, err := e.m.Attach(ctx, Endpoint{ID: "web", Name: "p-web-1", NetworkMode: "none"}); err != nil {
 		t.Fatal(err)
