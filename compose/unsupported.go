@@ -53,7 +53,6 @@ var Unimplemented = []string{
 	"services.*.deploy.restart_policy.window",
 	"services.*.deploy.rollback_config.max_failure_ratio",
 	"services.*.deploy.update_config.max_failure_ratio",
-	"services.*.develop",
 	"services.*.device_cgroup_rules",
 	"services.*.external_links",
 	"services.*.gpus",
