@@ -76,6 +76,14 @@ func (m *monitor) exited(sup *supervised, code int, _ time.Duration) {
 	sup.closeIO()
 	delay, ok := m.restartDelay(sup, s, now)
 	if !ok {
+		// No restart will use the caller's stdio: release it, or a
+		// caller reading the container's output (berth run | cat) never
+		// sees EOF while the monitor lives.
+		for _, f := range sup.stdio {
+			if f != nil {
+				f.Close()
+			}
+		}
 		m.forget(sup)
 		close(sup.done)
 		return
@@ -413,6 +421,18 @@ func (m *monitor) update(id string, fn func(*State)) (*State, error) {
 // watched through a pidfd (their exit status is lost: recorded as 255),
 // dead ones are marked stopped and, per their policy, restarted.
 func (m *monitor) adopt() {
+	// A directory without a state file is a create the previous monitor
+	// died in before recording anything: nothing runs for it.
+	if ents, err := os.ReadDir(m.rt.root); err == nil {
+		for _, e := range ents {
+			if !e.IsDir() || checkID(e.Name()) != nil {
+				continue
+			}
+			if _, err := os.Stat(filepath.Join(m.rt.dir(e.Name()), "state.json")); os.IsNotExist(err) {
+				os.RemoveAll(m.rt.dir(e.Name()))
+			}
+		}
+	}
 	states, err := m.rt.List()
 	if err != nil {
 		return
