@@ -126,9 +126,12 @@ func (s *Store) Pull(ctx context.Context, ref string, o RegistryOptions) (*Image
 			pp.total.Add(l.Size)
 		}
 	}
-	err = s.pullBlob(ctx, rr, m.Config, ropts, pp)
+	bf, err := newBlobFetcher(ctx, rr.Context(), o)
 	if err == nil {
-		err = s.pullLayers(ctx, rr, m.Layers, ropts, pp, o.jobs())
+		err = s.pullBlob(ctx, rr, m.Config, bf, pp)
+	}
+	if err == nil {
+		err = s.pullLayers(ctx, rr, m.Layers, bf, pp, o.jobs())
 	}
 	pp.close()
 	if err != nil {
@@ -148,7 +151,7 @@ func (s *Store) Pull(ctx context.Context, ref string, o RegistryOptions) (*Image
 	return s.Resolve(r.String())
 }
 
-func (s *Store) pullLayers(ctx context.Context, rr name.Reference, layers []ocispec.Descriptor, ropts []remote.Option, pp *pullProgress, jobs int) error {
+func (s *Store) pullLayers(ctx context.Context, rr name.Reference, layers []ocispec.Descriptor, bf *blobFetcher, pp *pullProgress, jobs int) error {
 	sem := make(chan struct{}, jobs)
 	errs := make([]error, len(layers))
 	var wg sync.WaitGroup
@@ -158,14 +161,14 @@ func (s *Store) pullLayers(ctx context.Context, rr name.Reference, layers []ocis
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			errs[i] = s.pullBlob(ctx, rr, l, ropts, pp)
+			errs[i] = s.pullBlob(ctx, rr, l, bf, pp)
 		}()
 	}
 	wg.Wait()
 	return errors.Join(errs...)
 }
 
-func (s *Store) pullBlob(ctx context.Context, rr name.Reference, d ocispec.Descriptor, ropts []remote.Option, pp *pullProgress) error {
+func (s *Store) pullBlob(ctx context.Context, rr name.Reference, d ocispec.Descriptor, bf *blobFetcher, pp *pullProgress) error {
 	short := d.Digest.Encoded()[:12]
 	if s.Has(d.Digest) {
 		pp.printf("%s: Already exists", short)
@@ -175,16 +178,15 @@ func (s *Store) pullBlob(ctx context.Context, rr name.Reference, d ocispec.Descr
 	if err != nil {
 		return err
 	}
-	l, err := remote.Layer(rr.Context().Digest(h.String()), ropts...)
-	if err != nil {
-		return err
+	fetch := func(ctx context.Context, off int64) (io.ReadCloser, int64, error) {
+		rc, start, err := bf.get(ctx, h.String(), off)
+		if err != nil {
+			return nil, 0, err
+		}
+		pp.done.Add(start)
+		return readCloser{counter{rc, &pp.done}, rc}, start, nil
 	}
-	rc, err := l.Compressed()
-	if err != nil {
-		return fmt.Errorf("fetch %s: %w", d.Digest, err)
-	}
-	defer rc.Close()
-	if err := s.Ingest(ctx, d.Digest, counter{rc, &pp.done}); err != nil {
+	if err := s.IngestResumable(ctx, d.Digest, fetch); err != nil {
 		return fmt.Errorf("fetch %s: %w", d.Digest, err)
 	}
 	s.recordSource(d.Digest, rr.Context().String())
