@@ -64,7 +64,7 @@ func (m *Manager) ensureNetwork(st *diskState, spec state.NetworkSpec) (*Network
 // plan computes the allocation for spec, keeping the current one when the
 // file's request has not changed.
 func (m *Manager) plan(st *diskState, spec state.NetworkSpec) (*NetworkInfo, error) {
-	n := &NetworkInfo{Spec: spec, Bridge: BridgeName(spec.Name)}
+	n := &NetworkInfo{Spec: spec, Bridge: BridgeName(m.opt.Root, spec.Name)}
 	if v, ok := spec.DriverOpts[MTUOption]; ok {
 		mtu, err := strconv.Atoi(v)
 		if err != nil || mtu < 68 || mtu > 65535 {
@@ -231,6 +231,9 @@ func (m *Manager) ensureBridge(n *NetworkInfo) error {
 	if link.Type() != "bridge" {
 		return fmt.Errorf("%s exists and is a %s, not a bridge", n.Bridge, link.Type())
 	}
+	if err := m.tag(link); err != nil {
+		return err
+	}
 	if mac := bridgeMAC(n.Spec.Name); link.Attrs().HardwareAddr.String() != mac.String() {
 		if err := m.nl.LinkSetHardwareAddr(link, mac); err != nil {
 			return err
@@ -307,6 +310,23 @@ func (m *Manager) syncAddrs(h *netlink.Handle, link netlink.Link, want map[strin
 	return nil
 }
 
+// tag marks link as this root's.
+func (m *Manager) tag(link netlink.Link) error {
+	if alias := linkAlias(m.opt.Root); link.Attrs().Alias != alias {
+		return m.nl.LinkSetAlias(link, alias)
+	}
+	return nil
+}
+
+// deleteOurLink deletes a link by name only if this root made it.
+func (m *Manager) deleteOurLink(name string) error {
+	l, err := m.nl.LinkByName(name)
+	if err != nil || l.Attrs().Alias != linkAlias(m.opt.Root) {
+		return nil
+	}
+	return m.nl.LinkDel(l)
+}
+
 func (m *Manager) deleteLink(name string) error {
 	l, err := m.nl.LinkByName(name)
 	if err != nil {
@@ -327,7 +347,7 @@ func (m *Manager) RemoveNetwork(ctx context.Context, name string) error {
 	err := m.mutate(ctx, func(st *diskState) error {
 		n, ok := st.Networks[name]
 		if !ok {
-			return m.deleteLink(BridgeName(name))
+			return m.deleteOurLink(BridgeName(m.opt.Root, name))
 		}
 		if users := usersOf(st, name); len(users) > 0 {
 			return fmt.Errorf("network %s has containers %v attached: %w", name, users, ErrInUse)

@@ -114,6 +114,9 @@ func (e *testEnv) snapshot(t *testing.T) string {
 func TestNoResidue(t *testing.T) {
 	e := newTestEnv(t, "residue", "")
 	ctx := context.Background()
+	// Another root's bridge in the same namespace is not this root's to clean.
+	run(t, "ip", "-n", e.host.name, "link", "add", bridgePrefix+"0ther000000", "type", "bridge")
+	run(t, "ip", "-n", e.host.name, "link", "set", bridgePrefix+"0ther000000", "alias", "berth 0123456789ab")
 	before := e.snapshot(t)
 	if err := e.m.Set(ctx, convergeTable()["all"]); err != nil {
 		t.Fatal(err)
@@ -123,8 +126,12 @@ func TestNoResidue(t *testing.T) {
 		t.Fatal("no DNS responder while networks exist")
 	}
 	// Leave crash debris: a stray berth bridge, veth and namespace.
+	alias := linkAlias(e.m.opt.Root)
 	run(t, "ip", "-n", e.host.name, "link", "add", bridgePrefix+"deadbeef000", "type", "bridge")
+	run(t, "ip", "-n", e.host.name, "link", "set", bridgePrefix+"deadbeef000", "alias", alias)
 	run(t, "ip", "-n", e.host.name, "link", "add", hostVethPrefix+"deadbeef0000", "type", "veth", "peer", "name", "strayp")
+	run(t, "ip", "-n", e.host.name, "link", "set", hostVethPrefix+"deadbeef0000", "alias", alias)
+
 	if err := createNetns(e.m.SandboxPath("crashed")); err != nil {
 		t.Fatal(err)
 	}
@@ -178,7 +185,7 @@ func (e *testEnv) damage(t *testing.T, rng *rand.Rand) {
 			victims = append(victims, []string{"ip", "-n", e.host.name, "link", "del", f[1]})
 		}
 	}
-	victims = append(victims, []string{"ip", "netns", "exec", e.host.name, "nft", "delete", "table", "inet", TableName})
+	victims = append(victims, []string{"ip", "netns", "exec", e.host.name, "nft", "delete", "table", "inet", TableName(e.m.opt.Root)})
 	ents, _ := os.ReadDir(filepath.Join(e.opt.RunRoot, "netns"))
 	for _, ent := range ents {
 		victims = append(victims, []string{"umount", filepath.Join(e.opt.RunRoot, "netns", ent.Name())})

@@ -324,6 +324,9 @@ func (m *Manager) createVeth(n *NetworkInfo, h *netlink.Handle, ns netns.NsHandl
 	if err != nil {
 		return err
 	}
+	if err := m.tag(hl); err != nil {
+		return err
+	}
 	// With br_netfilter, a container reaching its own published port is
 	// DNATed at bridge level and must be sent back out of the port it came in.
 	return m.nl.LinkSetHairpin(hl, true)

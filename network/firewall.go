@@ -11,10 +11,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// TableName is berth's nftables table (family inet). berth never reads or
-// writes any other table.
-const TableName = "berth"
-
 // applyFirewall replaces berth's table with the one st describes, in one
 // netlink transaction: packets see the old rules or the new ones, never a
 // mix, which is what lets a published port move between containers without
@@ -24,7 +20,7 @@ func (m *Manager) applyFirewall(st *diskState) error {
 	if err != nil {
 		return err
 	}
-	t := &nftables.Table{Name: TableName, Family: nftables.TableFamilyINet}
+	t := &nftables.Table{Name: TableName(m.opt.Root), Family: nftables.TableFamilyINet}
 	c.AddTable(t) // makes the delete below valid when the table is absent
 	c.DelTable(t)
 	if len(st.Networks) > 0 {

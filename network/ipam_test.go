@@ -96,10 +96,10 @@ func TestCheckStatic(t *testing.T) {
 }
 
 func TestNamesFitAndAreStable(t *testing.T) {
-	if BridgeName("p_default") != BridgeName("p_default") || BridgeName("p_default") == BridgeName("q_default") {
+	if BridgeName("/r", "p_default") != BridgeName("/r", "p_default") || BridgeName("/r", "p_default") == BridgeName("/r", "q_default") {
 		t.Fatal("bridge names not stable/distinct")
 	}
-	for _, n := range []string{BridgeName("a-very-long-project-name_and-a-long-network"), hostVethName("id", "n")} {
+	for _, n := range []string{BridgeName("/r", "a-very-long-project-name_and-a-long-network"), hostVethName("id", "n")} {
 		if len(n) > 15 {
 			t.Errorf("%q longer than 15", n)
 		}

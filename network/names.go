@@ -23,8 +23,37 @@ func shortHash(parts ...string) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// BridgeName is the Linux bridge of the network with this full name.
-func BridgeName(network string) string { return bridgePrefix + shortHash("net", network)[:11] }
+// DefaultRoot is the state root whose objects carry the plain names (the
+// table "berth"); objects of any other root carry a tag of it, so that
+// several roots (a test's, a second installation) can share a host.
+const DefaultRoot = "/var/lib/berth"
+
+// rootTag is "" for the default root, else a short hash of the root.
+func rootTag(root string) string {
+	if root == DefaultRoot || root == DefaultRoot+"/" {
+		return ""
+	}
+	return shortHash("root", root)[:8]
+}
+
+// BridgeName is the Linux bridge of the network with this full name under
+// the given state root.
+func BridgeName(root, network string) string {
+	return bridgePrefix + shortHash("net", rootTag(root), network)[:11]
+}
+
+// TableName is berth's nftables table (family inet) for the given state
+// root. berth never reads or writes any other table.
+func TableName(root string) string {
+	if t := rootTag(root); t != "" {
+		return "berth-" + t
+	}
+	return "berth"
+}
+
+// linkAlias marks the links a root made (IFLA_IFALIAS), so that cleaning
+// up after a crash never takes another root's.
+func linkAlias(root string) string { return "berth " + shortHash("root", root)[:12] }
 
 // hostVethName is the host end of a container's endpoint on a network.
 func hostVethName(id, network string) string {

@@ -39,7 +39,7 @@ func TestRenderNetworkAndEndpoint(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := e.render(t)
-	fb, bb := BridgeName("p_front"), BridgeName("p_back")
+	fb, bb := BridgeName(e.m.opt.Root, "p_front"), BridgeName(e.m.opt.Root, "p_back")
 	fv, bv := hostVethName("c1", "p_front"), hostVethName("c1", "p_back")
 	for _, want := range []string{
 		"link " + fb + " bridge mtu 1400 up=true",
@@ -99,7 +99,7 @@ func TestNetworkModes(t *testing.T) {
 		t.Error("a missing external network was accepted")
 	}
 	ext, err := e.m.EnsureNetwork(ctx, state.NetworkSpec{Name: "p_default", External: true})
-	if err != nil || ext.Bridge != BridgeName("p_default") {
+	if err != nil || ext.Bridge != BridgeName(e.m.opt.Root, "p_default") {
 		t.Errorf("external network: %+v %v", ext, err)
 	}
 	web, err := e.m.Attach(ctx, Endpoint{ID: "web", Name: "p-web-1", Service: "web", Hostname: "webhost",

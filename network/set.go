@@ -113,8 +113,9 @@ func (m *Manager) collect(ctx context.Context) error {
 		}
 		for _, l := range links {
 			name := l.Attrs().Name
-			ours := (strings.HasPrefix(name, bridgePrefix) && l.Type() == "bridge") ||
-				(strings.HasPrefix(name, hostVethPrefix) && l.Type() == "veth")
+			ours := ((strings.HasPrefix(name, bridgePrefix) && l.Type() == "bridge") ||
+				(strings.HasPrefix(name, hostVethPrefix) && l.Type() == "veth")) &&
+				l.Attrs().Alias == linkAlias(m.opt.Root)
 			if ours && !keep[name] {
 				if err := m.nl.LinkDel(l); err != nil {
 					var nf netlink.LinkNotFoundError
