@@ -85,9 +85,11 @@ type buildRun struct {
 // Build parses, plans and executes a Dockerfile and stores the image.
 func (b *Builder) Build(ctx context.Context, o Options) (*Result, error) {
 	start := time.Now()
-	if c, ok := b.store.(interface{ Cleanup(context.Context) error }); ok {
-		if err := c.Cleanup(ctx); err != nil && o.Progress != nil {
-			fmt.Fprintf(o.Progress, "WARNING: cleaning up after an interrupted build: %v\n", err)
+	for _, x := range []any{b.store, b.net} {
+		if c, ok := x.(interface{ Cleanup(context.Context) error }); ok {
+			if err := c.Cleanup(ctx); err != nil && o.Progress != nil {
+				fmt.Fprintf(o.Progress, "WARNING: cleaning up after an interrupted build: %v\n", err)
+			}
 		}
 	}
 	name, data, err := readDockerfile(o)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/berth-dev/berth/network"
 	"github.com/berth-dev/berth/runtime"
+	"github.com/berth-dev/berth/state"
 	"github.com/vishvananda/netlink"
 	"path/filepath"
 	"strings"
@@ -460,7 +461,8 @@ func TestBuildDefaultNetwork(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	e.b.SetNetwork(&BridgeNetwork{M: m})
+	bn := &BridgeNetwork{M: m, LockDir: filepath.Join(e.root, "netlocks")}
+	e.b.SetNetwork(bn)
 	dir := t.TempDir()
 	writeFiles(t, dir, map[string]string{"Dockerfile": "FROM busybox:test\n" +
 		"RUN cat /proc/net/dev | wc -l > /devs && cat /proc/net/route | wc -l > /routes && hostname > /host\n"})
@@ -474,11 +476,37 @@ func TestBuildDefaultNetwork(t *testing.T) {
 	if got := strings.TrimSpace(e.readImageFile(res, "routes")); got == "1" {
 		t.Error("no route in the build namespace")
 	}
-	if _, err := netlink.LinkByName(network.BridgeName(BuildNetworkName)); err == nil {
+	if _, err := netlink.LinkByName(network.BridgeName(e.root, BuildNetworkName)); err == nil {
 		t.Error("the build bridge outlived the build")
 	}
 	if entries, _ := os.ReadDir(filepath.Join(runRoot, "netns")); len(entries) != 0 {
 		t.Errorf("sandboxes left: %v", entries)
+	}
+	// a build killed during a RUN leaves its endpoint (and no lock); the
+	// next build's cleanup removes it, while a live build's endpoint stays
+	ctx := context.Background()
+	live, releaseLive, err := bn.Join(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bn.Close(ctx)
+	defer releaseLive()
+	if _, err := m.Attach(ctx, network.Endpoint{ID: "build-dead", Name: "build-dead",
+		Networks: []state.NetworkAttachment{{Network: BuildNetworkName}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := bn.Cleanup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	eps, err := m.Endpoints(ctx, BuildNetworkName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := eps["build-dead"]; ok || len(eps) != 1 {
+		t.Errorf("after cleanup: %v", eps)
+	}
+	if _, err := os.Stat(live.NetnsPath); err != nil {
+		t.Errorf("the live build lost its namespace: %v", err)
 	}
 }
 

@@ -6,9 +6,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 
 	"github.com/berth-dev/berth/network"
 	"github.com/berth-dev/berth/state"
+	"golang.org/x/sys/unix"
 )
 
 // RunNetwork is the network of one RUN --network=default: a namespace
@@ -35,6 +39,9 @@ const BuildNetworkName = "berth-build"
 // nothing is published.
 type BridgeNetwork struct {
 	M *network.Manager
+	// LockDir holds one flock per endpoint in use, so that Cleanup can
+	// tell the endpoints of killed builds from those of running ones.
+	LockDir string
 }
 
 // Join implements Networker.
@@ -47,7 +54,16 @@ func (n *BridgeNetwork) Join(ctx context.Context) (*RunNetwork, func(), error) {
 	var rnd [6]byte
 	rand.Read(rnd[:])
 	id := "build-" + hex.EncodeToString(rnd[:])
-	release := func() { n.M.RemoveSandbox(context.WithoutCancel(ctx), id) }
+	lock, err := n.lock(id, 0)
+	if err != nil {
+		return nil, func() {}, err
+	}
+	release := func() {
+		if n.M.RemoveSandbox(context.WithoutCancel(ctx), id) == nil {
+			os.Remove(lock.Name())
+		}
+		lock.Close()
+	}
 	att, err := n.M.Attach(ctx, network.Endpoint{ID: id, Name: id, Hostname: "buildkitsandbox",
 		Networks: []state.NetworkAttachment{{Network: BuildNetworkName}}})
 	if err != nil {
@@ -55,6 +71,46 @@ func (n *BridgeNetwork) Join(ctx context.Context) (*RunNetwork, func(), error) {
 		return nil, func() {}, fmt.Errorf("build network: %w", err)
 	}
 	return &RunNetwork{NetnsPath: att.NetnsPath, ResolvConf: att.ResolvConfPath, Hosts: att.HostsPath}, release, nil
+}
+
+func (n *BridgeNetwork) lock(id string, how int) (*os.File, error) {
+	if err := os.MkdirAll(n.LockDir, 0o700); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(filepath.Join(n.LockDir, id+".lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|how); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// Cleanup removes the endpoints of builds killed during a RUN.
+func (n *BridgeNetwork) Cleanup(ctx context.Context) error {
+	eps, err := n.M.Endpoints(ctx, BuildNetworkName)
+	if err != nil {
+		return nil // no build network: nothing to clean
+	}
+	var errs []error
+	for id := range eps {
+		if !strings.HasPrefix(id, "build-") {
+			continue
+		}
+		lock, err := n.lock(id, unix.LOCK_NB)
+		if err != nil {
+			continue // a live build's
+		}
+		if err := n.M.RemoveSandbox(ctx, id); err != nil {
+			errs = append(errs, err)
+		} else {
+			os.Remove(lock.Name())
+		}
+		lock.Close()
+	}
+	return errors.Join(errs...)
 }
 
 // Close implements Networker: the bridge goes when no build uses it.

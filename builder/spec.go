@@ -28,7 +28,7 @@ func (b *Builder) UseBridgeNetwork(stateRoot, runRoot string) error {
 	if err != nil {
 		return err
 	}
-	b.SetNetwork(&BridgeNetwork{M: m})
+	b.SetNetwork(&BridgeNetwork{M: m, LockDir: filepath.Join(b.root, "netlocks")})
 	return nil
 }
 
