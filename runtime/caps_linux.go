@@ -127,13 +127,16 @@ func applyCaps(c *specs.LinuxCapabilities) error {
 	if c == nil {
 		c = &specs.LinuxCapabilities{}
 	}
+	// What this process does not hold it cannot grant (here, root lacks
+	// CAP_SYS_RESOURCE): capset would refuse the whole set.
+	held := ownPermitted()
 	var masks [4]uint64
 	for i, set := range [][]string{c.Effective, c.Permitted, c.Inheritable, c.Ambient} {
 		m, err := capMask(set)
 		if err != nil {
 			return err
 		}
-		masks[i] = m
+		masks[i] = m & held
 	}
 	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
 	data := [2]unix.CapUserData{
