@@ -44,7 +44,15 @@ func (m *Manager) EnsureNetwork(ctx context.Context, spec state.NetworkSpec) (Ne
 	return out, m.ensureDNS(ctx)
 }
 
+// HostLock serialises subnet allocation between state roots sharing a
+// host: each reads the host's routes, and two must not pick the same free
+// subnet at once.
+var HostLock = "/run/lock/berth-network.lock"
+
 func (m *Manager) ensureNetwork(st *diskState, spec state.NetworkSpec) (*NetworkInfo, error) {
+	if unlock, err := lockFile(HostLock); err == nil {
+		defer unlock()
+	}
 	want, err := m.plan(st, spec)
 	if err != nil {
 		return nil, err

@@ -16,16 +16,22 @@ const stateFile = "state.json"
 // allocation file, across goroutines (separate open file descriptions) and
 // processes. The returned function releases it.
 func lockState(dir string) (func(), error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	return lockFile(filepath.Join(dir, "lock"))
+}
+
+// lockFile takes an exclusive flock on path, creating it (and its
+// directory) when missing.
+func lockFile(path string) (func(), error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, err
 	}
-	f, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return nil, err
 	}
 	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("lock %s: %w", dir, err)
+		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
 	return func() { f.Close() }, nil
 }
