@@ -75,9 +75,13 @@ func runDown(ctx context.Context, stdout, stderr io.Writer, o downOptions, timeo
 		_, err := io.WriteString(stdout, p.String())
 		return err
 	}
-	err = reconciler.Execute(ctx, t.d, p, reconciler.ExecOptions{Parallel: global.parallel, OnEvent: func(e reconciler.Event) {
-		printEvent(stdout, e)
-	}})
+	prog, err := newProgress(stderr, false)
+	if err != nil {
+		return err
+	}
+	prog.Observed(obs)
+	err = reconciler.Execute(ctx, t.d, p, reconciler.ExecOptions{Parallel: global.parallel, OnEvent: prog.Event})
+	prog.Close()
 	if err != nil {
 		return err
 	}

@@ -41,7 +41,7 @@ services:
 	machineDriver = func(context.Context) (driver.Driver, error) { return machine, nil }
 	ctx := context.Background()
 	var out, errOut bytes.Buffer
-	if err := runUp(ctx, &out, &errOut, upOptions{dryRun: true}, nil, false); err != nil {
+	if err := runUp(ctx, &out, &errOut, upOptions{dryRun: true}, nil); err != nil {
 		t.Fatalf("up --dry-run: %v\n%s", err, errOut.String())
 	}
 	got := out.String()
@@ -58,32 +58,35 @@ services:
 		t.Fatalf("--dry-run changed the machine: %v", calls)
 	}
 	out.Reset()
-	if err := runUp(ctx, &out, &errOut, upOptions{dryRun: true}, []string{"db"}, false); err != nil {
+	if err := runUp(ctx, &out, &errOut, upOptions{dryRun: true}, []string{"db"}); err != nil {
 		t.Fatal(err)
 	}
 	if strings.Contains(out.String(), "service:web") {
 		t.Errorf("up db planned web too:\n%s", out.String())
 	}
 	out.Reset()
-	if err := runUp(ctx, &out, &errOut, upOptions{detach: true}, nil, false); err != nil {
+	global.progress = "plain"
+	if err := runUp(ctx, &out, &errOut, upOptions{detach: true}, nil); err != nil {
 		t.Fatalf("up: %v\n%s", err, out.String())
 	}
 	if c, ok := machine.Container("drydemo-web-1"); !ok || c.Status != state.StatusRunning {
 		t.Errorf("web not running after up: %+v", c)
 	}
-	if !strings.Contains(out.String(), "service:web:1 StartContainer done") {
-		t.Errorf("no progress line for web's start:\n%s", out.String())
+	for _, want := range []string{" Network drydemo_default  Created\n", " Container drydemo-web-1  Starting\n", " Container drydemo-web-1  Started\n", " Container drydemo-db-1  Healthy\n"} {
+		if !strings.Contains(errOut.String(), want) {
+			t.Errorf("no progress line %q:\n%s", want, errOut.String())
+		}
 	}
 	out.Reset()
 	errOut.Reset()
-	if err := runUp(ctx, &out, &errOut, upOptions{dryRun: true}, nil, false); err != nil {
+	if err := runUp(ctx, &out, &errOut, upOptions{dryRun: true}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if out.String() != "" || !strings.Contains(errOut.String(), "nothing to do") {
 		t.Errorf("second up plans %q (%s)", out.String(), errOut.String())
 	}
 	machineDriver = nil
-	if err := runUp(ctx, &out, &errOut, upOptions{}, nil, false); err == nil || !strings.Contains(err.Error(), "--dry-run") {
+	if err := runUp(ctx, &out, &errOut, upOptions{}, nil); err == nil || !strings.Contains(err.Error(), "no machine driver") {
 		t.Errorf("up without a driver: %v", err)
 	}
 }

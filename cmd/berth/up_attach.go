@@ -1,0 +1,153 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/berth-dev/berth/driver/native"
+	"github.com/berth-dev/berth/state"
+)
+
+// attach is up without -d: once the project is converged, print the output
+// of the containers of the services up was asked for (from this up on,
+// with coloured name prefixes) until they have all exited or the user
+// interrupts; an interrupt stops those containers as compose does and
+// exits 128+signal (130 for Ctrl-C).
+func attach(ctx context.Context, stdout, stderr io.Writer, want *state.Desired, services []string, o upOptions, since time.Time) error {
+	d, err := nativeDriver(ctx)
+	if err != nil {
+		return err
+	}
+	t := &projectTarget{name: want.Project, desired: want, d: d}
+	cs, err := t.containers(ctx, services, false)
+	if err != nil || len(cs) == 0 {
+		return err
+	}
+	names := make([]string, len(cs))
+	for i, c := range cs {
+		names[i] = c.Name
+	}
+	fmt.Fprintf(stdout, "Attaching to %s\n", strings.Join(names, ", "))
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+
+	logCtx, stopLogs := context.WithCancel(ctx)
+	defer stopLogs()
+	logsDone := make(chan error, 1)
+	go func() {
+		lo := logsOptions{follow: true, since: since.Format(time.RFC3339Nano), noPrefix: o.noLogPrefix, noColor: o.noColor}
+		logsDone <- streamLogs(logCtx, stdout, d, cs, lo)
+	}()
+	exited := make(chan struct{})
+	go watchExits(logCtx, stdout, d, cs, exited)
+
+	var sig os.Signal
+	select {
+	case sig = <-sigs:
+	case <-exited:
+		// The monitor writes the last lines just before the exit is
+		// recorded; give the followers one poll to print them.
+		time.Sleep(300 * time.Millisecond)
+		stopLogs()
+		return <-logsDone
+	case err := <-logsDone:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	stopLogs()
+	<-logsDone
+	fmt.Fprintln(stderr, "Gracefully stopping... (press Ctrl+C again to force)")
+	if err := stopAttached(stderr, d, cs, o, sigs); err != nil {
+		return err
+	}
+	code := 130
+	if s, ok := sig.(syscall.Signal); ok {
+		code = 128 + int(s)
+	}
+	return exitError{code: code}
+}
+
+// watchExits prints "NAME exited with code N" as compose does when each
+// container stops for good, and closes done once none is left running.
+func watchExits(ctx context.Context, w io.Writer, d *native.Driver, cs []native.ContainerInfo, done chan<- struct{}) {
+	left := map[string]string{}
+	for _, c := range cs {
+		left[c.ID] = c.Name
+	}
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	for len(left) > 0 {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		for id, name := range left {
+			c, err := d.Inspect(ctx, id)
+			if err != nil {
+				delete(left, id) // removed under us: nothing to wait for
+				continue
+			}
+			if !running(*c) {
+				fmt.Fprintf(w, "%s exited with code %d\n", name, c.ExitCode)
+				delete(left, id)
+			}
+		}
+	}
+	close(done)
+}
+
+// stopAttached stops the attached containers in parallel, each with -t or
+// its stop_grace_period; a second signal kills them at once.
+func stopAttached(w io.Writer, d *native.Driver, cs []native.ContainerInfo, o upOptions, sigs <-chan os.Signal) error {
+	ctx := context.Background()
+	prog, err := newProgress(w, false)
+	if err != nil {
+		return err
+	}
+	defer prog.Close()
+	finished := make(chan struct{})
+	defer close(finished)
+	go func() {
+		select {
+		case <-sigs:
+			for _, c := range cs {
+				d.Kill(ctx, c.ID, syscall.SIGKILL)
+			}
+		case <-finished:
+		}
+	}()
+	var wg sync.WaitGroup
+	errs := make([]error, len(cs))
+	for i, c := range cs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			id := "Container " + c.Name
+			prog.Step(id, "Stopping", false)
+			timeout := c.Spec.StopGracePeriod
+			if o.timeoutSet || timeout == 0 {
+				timeout = time.Duration(o.timeout) * time.Second
+			}
+			if errs[i] = d.StopContainer(ctx, c.ID, timeout); errs[i] == nil {
+				prog.Step(id, "Stopped", true)
+			}
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
