@@ -125,6 +125,18 @@ func TestNetworkModes(t *testing.T) {
 	if err := e.m.RemoveNetwork(ctx, "p_default"); err == nil {
 		t.Error("removed a network in use")
 	}
+	// gw_priority: the highest non-internal network carries the default route.
+	if _, err := e.m.EnsureNetwork(ctx, netSpec("p_side", "10.213.12.0/24")); err != nil {
+		t.Fatal(err)
+	}
+	two, err := e.m.Attach(ctx, Endpoint{ID: "two", Name: "p-two-1", Networks: []state.NetworkAttachment{
+		{Network: "p_default"}, {Network: "p_side", Priority: 5}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := renderNS(t, two.NetnsPath); !strings.Contains(got, "route default dev eth1 via 10.213.12.1") {
+		t.Errorf("default route not through the gw_priority network:\n%s", got)
+	}
 	// Moving a publishing container to host mode drops its rules.
 	if _, err := e.m.Attach(ctx, Endpoint{ID: "pub", Name: "p-pub-1", Networks: []state.NetworkAttachment{{Network: "p_default"}},
 		Ports: []state.Port{{HostPort: 8181, ContainerPort: 80}}}); err != nil {
