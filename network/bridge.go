@@ -72,6 +72,9 @@ func (m *Manager) ensureNetwork(st *diskState, spec state.NetworkSpec) (*Network
 // plan computes the allocation for spec, keeping the current one when the
 // file's request has not changed.
 func (m *Manager) plan(st *diskState, spec state.NetworkSpec) (*NetworkInfo, error) {
+	if spec.Driver != "" && spec.Driver != "bridge" {
+		return nil, fmt.Errorf("network %s: driver %q is not supported (berth networks are bridges)", spec.Name, spec.Driver)
+	}
 	n := &NetworkInfo{Spec: spec, Bridge: BridgeName(m.opt.Root, spec.Name)}
 	if v, ok := spec.DriverOpts[MTUOption]; ok {
 		mtu, err := strconv.Atoi(v)

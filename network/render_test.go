@@ -95,6 +95,9 @@ func TestNetworkModes(t *testing.T) {
 	if _, err := e.m.EnsureNetwork(ctx, netSpec("p_default", "")); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := e.m.EnsureNetwork(ctx, state.NetworkSpec{Name: "p_overlay", Driver: "overlay"}); err == nil {
+		t.Error("an overlay network was accepted")
+	}
 	if _, err := e.m.EnsureNetwork(ctx, state.NetworkSpec{Name: "elsewhere", External: true}); err == nil {
 		t.Error("a missing external network was accepted")
 	}
