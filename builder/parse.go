@@ -95,6 +95,9 @@ func Parse(name string, data []byte) (*Dockerfile, error) {
 	}
 	df := &Dockerfile{Name: name, Escape: res.EscapeToken}
 	df.Syntax, _, _, _ = parser.DetectSyntax(data)
+	if df.Syntax != "" && !strings.Contains(df.Syntax, "docker/dockerfile") {
+		df.Warnings = append(df.Warnings, fmt.Sprintf("%s:1: syntax=%s ignored: berth builds with its own Dockerfile frontend", name, df.Syntax))
+	}
 	for _, w := range res.Warnings {
 		df.Warnings = append(df.Warnings, warningText(name, w.Short, w.Location))
 	}

@@ -166,6 +166,7 @@ func TestParseErrorsHaveLines(t *testing.T) {
 		"FROM busybox\nCOPY --from=$X a b\n": "Dockerfile:2:",
 		"FROM busybox AS a\nCOPY --from=b /x /x\nFROM busybox AS b\n": "Dockerfile:2:",
 		"FROM --platform=linux/s390x busybox\n":                       "host platform",
+		"# check=error=true\nFROM busybox as Build\n":                 "lint checks failed",
 	} {
 		df, err := Parse("Dockerfile", []byte(src))
 		if err == nil {
