@@ -58,6 +58,7 @@ type initConfig struct {
 	NewCgroupNS  bool              `json:"newCgroupNS,omitempty"`
 	CgroupV1     map[string]string `json:"cgroupV1,omitempty"` // hierarchy mountpoint -> mount options, for a cgroup mount on v1
 	NewUTS       bool              `json:"newUTS,omitempty"`
+	UserNS       bool              `json:"userNS,omitempty"`
 	// Exec only: the process to run in an existing container.
 	Process *specs.Process `json:"process,omitempty"`
 }

@@ -94,6 +94,13 @@ func (r *Runtime) launch(ctx context.Context, s *State, spec *specs.Spec, stdio 
 		cg.destroy()
 		return nil, err
 	}
+	if plan.userNS && fifo != "" {
+		uid, gid := plan.rootHostID()
+		if err := os.Chown(fifo, uid, gid); err != nil {
+			cg.destroy()
+			return nil, err
+		}
+	}
 	c, err := startChild(childInit, plan, stdio)
 	if err != nil {
 		cg.destroy()
@@ -102,6 +109,7 @@ func (r *Runtime) launch(ctx context.Context, s *State, spec *specs.Spec, stdio 
 	cfg := &initConfig{
 		Spec: spec, Rootfs: s.Rootfs, RootfsMounts: o.RootfsMounts, ExecFifo: fifo,
 		User: o.User, Init: o.Init, Seccomp: filter, NewCgroupNS: plan.newCgroup, NewUTS: plan.newUTS,
+		UserNS: plan.userNS,
 	}
 	if hasCgroupMount(spec) {
 		cfg.CgroupV1 = v1MountOptions()

@@ -118,7 +118,7 @@ func setupRootfs(cfg *initConfig) error {
 			devTmpfs = true
 		}
 	}
-	if err := createDevices(root, spec, devTmpfs); err != nil {
+	if err := createDevices(root, cfg, devTmpfs); err != nil {
 		return err
 	}
 	if err := pivotRoot(rootfs); err != nil {
@@ -312,6 +312,13 @@ func mountCgroup(root *os.File, cfg *initConfig, m specs.Mount, flags uintptr) e
 		return err
 	}
 	defer target.Close()
+	if cfg.UserNS && cfg.CgroupV1 != nil {
+		// v1 hierarchies cannot be mounted from a user namespace.
+		if err := unix.Mount("/sys/fs/cgroup", fdPath(target), "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+			return fmt.Errorf("bind cgroups on %s: %w", m.Destination, err)
+		}
+		return nil
+	}
 	if cfg.CgroupV1 == nil {
 		if err := unix.Mount("cgroup2", fdPath(target), "cgroup2", flags, ""); err != nil {
 			return fmt.Errorf("mount cgroup2 on %s: %w", m.Destination, err)
@@ -342,7 +349,8 @@ func mountCgroup(root *os.File, cfg *initConfig, m specs.Mount, flags uintptr) e
 	return nil
 }
 
-func createDevices(root *os.File, spec *specs.Spec, devTmpfs bool) error {
+func createDevices(root *os.File, cfg *initConfig, devTmpfs bool) error {
+	spec := cfg.Spec
 	var devs []specs.LinuxDevice
 	if devTmpfs {
 		for _, d := range defaultDevices {
@@ -354,6 +362,13 @@ func createDevices(root *os.File, spec *specs.Spec, devTmpfs bool) error {
 		devs = append(devs, spec.Linux.Devices...)
 	}
 	for _, d := range devs {
+		if cfg.UserNS {
+			// mknod is refused in a user namespace: bind the host's node.
+			if err := mountOne(root, cfg, specs.Mount{Destination: d.Path, Type: "bind", Source: d.Path, Options: []string{"bind"}}); err != nil {
+				return err
+			}
+			continue
+		}
 		if err := mknodInRoot(root, d); err != nil {
 			return err
 		}

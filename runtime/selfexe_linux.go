@@ -29,9 +29,10 @@ func sealedSelf() (string, error) {
 	if selfExe.err != nil {
 		return "", selfExe.err
 	}
-	// The path names this process's fd, so that the fd renumbering a
-	// child's stdio setup does cannot change which file is executed.
-	return "/proc/" + strconv.Itoa(os.Getpid()) + "/fd/" + strconv.Itoa(selfExe.fd), nil
+	// The fd sits high (see makeSealedSelf), above anything a child's
+	// stdio setup renumbers, and the child execs its own inherited copy:
+	// a child in a user namespace may not reach this process's fds.
+	return "/proc/self/fd/" + strconv.Itoa(selfExe.fd), nil
 }
 
 func makeSealedSelf() (int, error) {
@@ -55,7 +56,7 @@ func makeSealedSelf() (int, error) {
 		return -1, fmt.Errorf("seal self: %w", err)
 	}
 	// Keep the *os.File from closing the fd when collected.
-	newFd, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
+	newFd, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 200)
 	dst.Close()
 	if err != nil {
 		return -1, err

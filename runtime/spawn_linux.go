@@ -37,6 +37,26 @@ type nsPlan struct {
 	fork      bool
 	newCgroup bool
 	newUTS    bool
+	userNS    bool // a new user namespace: devices are bound, not made
+	uidMap    []syscall.SysProcIDMap
+	gidMap    []syscall.SysProcIDMap
+}
+
+// rootHostID maps the container's uid/gid 0 to the host (for files the
+// container's root must open, like exec.fifo).
+func (p nsPlan) rootHostID() (int, int) {
+	uid, gid := 0, 0
+	for _, m := range p.uidMap {
+		if m.ContainerID == 0 {
+			uid = m.HostID
+		}
+	}
+	for _, m := range p.gidMap {
+		if m.ContainerID == 0 {
+			gid = m.HostID
+		}
+	}
+	return uid, gid
 }
 
 func planNamespaces(spec *specs.Spec) (nsPlan, error) {
@@ -57,8 +77,19 @@ func planNamespaces(spec *specs.Spec) (nsPlan, error) {
 			return p, fmt.Errorf("%w: namespace type %q", ErrInvalid, ns.Type)
 		}
 		switch {
-		case ns.Type == specs.UserNamespace:
-			return p, fmt.Errorf("%w: user namespaces are not supported", ErrInvalid)
+		case ns.Type == specs.UserNamespace && ns.Path == "":
+			if len(spec.Linux.UIDMappings) == 0 || len(spec.Linux.GIDMappings) == 0 {
+				return p, fmt.Errorf("%w: a new user namespace needs uid and gid mappings", ErrInvalid)
+			}
+			p.clone |= unix.CLONE_NEWUSER
+			p.userNS = true
+			for _, m := range spec.Linux.UIDMappings {
+				p.uidMap = append(p.uidMap, syscall.SysProcIDMap{ContainerID: int(m.ContainerID), HostID: int(m.HostID), Size: int(m.Size)})
+			}
+			for _, m := range spec.Linux.GIDMappings {
+				p.gidMap = append(p.gidMap, syscall.SysProcIDMap{ContainerID: int(m.ContainerID), HostID: int(m.HostID), Size: int(m.Size)})
+			}
+			continue
 		case ns.Type == specs.MountNamespace && ns.Path != "":
 			return p, fmt.Errorf("%w: joining a mount namespace is not supported", ErrInvalid)
 		case ns.Path != "":
@@ -124,7 +155,7 @@ func startChild(role string, plan nsPlan, stdio []*os.File) (*child, error) {
 	proc, err := os.StartProcess(exe, []string{"berth-" + role}, &os.ProcAttr{
 		Env:   env,
 		Files: files,
-		Sys:   &syscall.SysProcAttr{Cloneflags: plan.clone, Setsid: true},
+		Sys:   sysProcAttr(plan),
 	})
 	if err != nil {
 		parent.Close()
@@ -200,4 +231,15 @@ func setOOMScoreAdj(pid int, adj *int) error {
 		return fmt.Errorf("oom_score_adj %d (lowering it needs CAP_SYS_RESOURCE): %w", *adj, err)
 	}
 	return nil
+}
+
+func sysProcAttr(plan nsPlan) *syscall.SysProcAttr {
+	a := &syscall.SysProcAttr{Cloneflags: plan.clone, Setsid: true}
+	if plan.userNS {
+		a.UidMappings, a.GidMappings, a.GidMappingsEnableSetgroups = plan.uidMap, plan.gidMap, true
+		// Become the namespace's root before exec, or the host uid (not
+		// mapped) would exec without capabilities in the namespace.
+		a.Credential = &syscall.Credential{Uid: 0, Gid: 0}
+	}
+	return a
 }
