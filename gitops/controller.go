@@ -86,8 +86,9 @@ type Controller struct {
 	target *loaded // what the loop converges to
 	good   *loaded // the last healthy revision
 	cand   *candidate
-	// passRev is the revision the running pass converges to.
-	passRev string
+	// passRev is the revision the running pass converges to; rollback
+	// the healthy revision a failed one is being rolled back to.
+	passRev, rollback string
 
 	loop     *reconciler.Loop
 	runCtx   context.Context
@@ -247,7 +248,10 @@ func (c *Controller) onPass(res reconciler.PassResult) {
 	c.metrics.pass(res)
 	c.mu.Lock()
 	cand := c.cand
-	passRev := c.passRev
+	passRev, rollback := c.passRev, c.rollback
+	if res.Err == nil && rollback == passRev {
+		c.rollback = ""
+	}
 	c.mu.Unlock()
 	for _, p := range res.Plans {
 		for _, w := range p.Warnings {
@@ -255,7 +259,9 @@ func (c *Controller) onPass(res reconciler.PassResult) {
 		}
 	}
 	if cand == nil || passRev != cand.rev {
-		if len(res.Plans) > 0 {
+		if rollback != "" && rollback == passRev && res.Err == nil {
+			c.logf("rolled back to %s: %d operations", rollback[:12], countOps(res.Plans))
+		} else if len(res.Plans) > 0 {
 			c.logf("repaired drift (%s): %d operations", strings.Join(res.Reasons, ", "), countOps(res.Plans))
 		}
 		if res.Err != nil {
@@ -375,6 +381,9 @@ func (c *Controller) fail(rev string, err error, rollback bool) {
 		c.logf("checkout %s: %v", good.rev[:12], cerr)
 	}
 	if rollback && c.loop != nil {
+		c.mu.Lock()
+		c.rollback = good.rev
+		c.mu.Unlock()
 		c.logf("rolling back to %s", good.rev[:12])
 		c.loop.Kick("rollback to " + good.rev[:12])
 	}
