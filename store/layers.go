@@ -148,7 +148,7 @@ func (s *Store) shortLink(name, target string) error {
 // deep for one overlay mount.
 func (s *Store) flatten(ctx context.Context, img *Image, n int) (string, error) {
 	chain := img.ChainIDs()[n-1]
-	name := "f" + chain.Encoded()[:shortLen-1]
+	name := "z" + chain.Encoded()[:shortLen-1] // "z" is not hex: never a layer's name
 	if !exists(filepath.Join(s.flatDir(chain), "fs")) {
 		tmp, err := os.MkdirTemp(s.path("tmp"), "flat-")
 		if err != nil {

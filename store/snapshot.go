@@ -105,6 +105,9 @@ func (s *Store) lowers(ctx context.Context, img *Image, fixed int) ([]string, di
 	keep := n // layers mounted individually; the rest are flattened
 	if n*per > budget {
 		keep = budget/per - 1
+		if keep < 1 {
+			return nil, "", fmt.Errorf("store root %s is too long for overlay mount options", s.root)
+		}
 	}
 	var lowers []string
 	for i := n - 1; i >= n-keep; i-- {
