@@ -165,6 +165,7 @@ func (r *endpointRecord) on(network string) bool {
 func (m *Manager) attachment(r *endpointRecord) Attachment {
 	dir := m.filesDir(r.Endpoint.ID)
 	return Attachment{
+		Name:           r.Endpoint.Name,
 		NetnsPath:      r.Netns,
 		HostsPath:      filepath.Join(dir, "hosts"),
 		ResolvConfPath: filepath.Join(dir, "resolv.conf"),

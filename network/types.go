@@ -43,6 +43,7 @@ type Config struct {
 
 // Attachment is what Attach set up for a container.
 type Attachment struct {
+	Name           string // the container's name
 	NetnsPath      string // "" in host mode: the container keeps the host's namespace
 	HostsPath      string
 	ResolvConfPath string

@@ -90,7 +90,13 @@ func countOn(users map[string]network.Attachment, name string) int {
 // networkView is what `berth network inspect` prints for one network.
 type networkView struct {
 	network.NetworkInfo
-	Containers map[string]network.Interface `json:"containers"`
+	Containers map[string]containerView `json:"containers"`
+}
+
+// containerView is one container's endpoint on the network.
+type containerView struct {
+	Name string `json:"name"`
+	network.Interface
 }
 
 func networkInspectCmd() *cobra.Command {
@@ -114,11 +120,11 @@ func networkInspectCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				v := networkView{NetworkInfo: n, Containers: map[string]network.Interface{}}
+				v := networkView{NetworkInfo: n, Containers: map[string]containerView{}}
 				for id, a := range users {
 					for _, i := range a.Interfaces {
 						if i.Network == name {
-							v.Containers[id] = i
+							v.Containers[id] = containerView{Name: a.Name, Interface: i}
 						}
 					}
 				}

@@ -59,7 +59,7 @@ func TestNetworkCommands(t *testing.T) {
 		t.Fatalf("ls: %v\n%s", err, out)
 	}
 	out, err = berth("network", "inspect", "demo_default")
-	if err != nil || !strings.Contains(out, `"c1"`) {
+	if err != nil || !strings.Contains(out, `"c1"`) || !strings.Contains(out, `"name": "demo-web-1"`) {
 		t.Fatalf("inspect: %v\n%s", err, out)
 	}
 	if out, err = berth("network", "rm", "demo_default"); err == nil {
