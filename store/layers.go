@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -136,12 +137,19 @@ func (s *Store) shortLink(name, target string) error {
 		}
 		return fmt.Errorf("short layer name %s taken by %s", link, cur)
 	}
-	tmp := link + ".tmp-" + fmt.Sprint(os.Getpid())
-	os.Remove(tmp)
+	// A private temp name per call: goroutines of one process may race
+	// here for the same layer.
+	var rnd [8]byte
+	rand.Read(rnd[:])
+	tmp := fmt.Sprintf("%s.tmp-%x", link, rnd)
 	if err := os.Symlink(target, tmp); err != nil {
 		return err
 	}
-	return os.Rename(tmp, link)
+	if err := os.Rename(tmp, link); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return nil
 }
 
 // flatten applies layers [0, n) of img into one directory, for images too
