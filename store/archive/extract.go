@@ -245,13 +245,20 @@ func (x *extractor) create(pfd int, name, base string, hdr *tar.Header, r io.Rea
 	case tar.TypeLink:
 		return x.hardlink(pfd, base, hdr.Linkname)
 	case tar.TypeFifo:
-		if err := unix.Mknodat(pfd, base, unix.S_IFIFO|0o600, 0); err != nil {
+		if err := unix.Mknodat(pfd, base, unix.S_IFIFO|mode(hdr), 0); err != nil {
 			return err
 		}
 		if err := x.linkMeta(pfd, base, hdr); err != nil {
 			return err
 		}
-		return unix.Fchmodat(pfd, base, mode(hdr), unix.AT_SYMLINK_NOFOLLOW)
+		// Undo the umask. Kernels before 6.6 lack fchmodat2 (no
+		// AT_SYMLINK_NOFOLLOW): keep the umasked mode rather than risk
+		// following a link.
+		err := unix.Fchmodat(pfd, base, mode(hdr), unix.AT_SYMLINK_NOFOLLOW)
+		if err == unix.EOPNOTSUPP || err == unix.ENOSYS {
+			return nil
+		}
+		return err
 	}
 	return nil // unknown types are skipped, as tar(1) does
 }
