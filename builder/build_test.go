@@ -335,6 +335,7 @@ func TestBuildRunNetworkAndMounts(t *testing.T) {
 		"Dockerfile": "FROM busybox:test\n" +
 			"RUN --network=none cat /proc/net/dev | wc -l > /netdevs\n" +
 			"RUN (echo x > /proc/sysrq-trigger) 2>/dev/null; echo $? > /sysrq; wc -c < /proc/timer_list > /kcore\n" +
+			"RUN grep -c 'Seccomp:.2' /proc/self/status > /seccomp; grep CapBnd /proc/self/status > /capbnd\n" +
 			"RUN --mount=type=cache,target=/cache echo x >> /cache/log && wc -l < /cache/log > /count\n" +
 			"RUN --mount=type=bind,source=src,target=/mnt cat /mnt/a > /a\n" +
 			"COPY <<EOF /inline.txt\ninline $A\nEOF\n" +
@@ -348,6 +349,12 @@ func TestBuildRunNetworkAndMounts(t *testing.T) {
 	}
 	if got := strings.TrimSpace(e.readImageFile(res, "netdevs")); got != "3" { // 2 header lines + lo
 		t.Errorf("--network=none sees %s lines of /proc/net/dev", got)
+	}
+	if got := e.readImageFile(res, "seccomp"); got != "1\n" {
+		t.Errorf("RUN without the seccomp filter: %q", got)
+	}
+	if got := e.readImageFile(res, "capbnd"); got != "CapBnd:\t00000000a80425fb\n" {
+		t.Errorf("RUN bounding set %q, want Docker's default", got)
 	}
 	if got := e.readImageFile(res, "sysrq"); got == "0\n" {
 		t.Error("/proc/sysrq-trigger is writable in RUN")

@@ -340,6 +340,9 @@ func execStep(cfg runConfig) error {
 			}
 		}
 	}
+	if err := loadRunSeccomp(); err != nil {
+		return fmt.Errorf("seccomp: %w", err)
+	}
 	if err := syscall.Setgroups(cfg.Groups); err != nil {
 		return fmt.Errorf("setgroups: %w", err)
 	}
