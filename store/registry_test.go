@@ -7,10 +7,13 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -118,12 +121,55 @@ func TestPushPullLoopbackRegistry(t *testing.T) {
 		t.Errorf("second pull fetched again:\n%s", progress.String())
 	}
 	// s2 knows where its blobs came from: pushing to another repository
-	// mounts them.
-	if err := s2.Push(ctx, ref, addr+"/other/bb:v1", RegistryOptions{}); err != nil {
+	// mounts them instead of uploading (seen through a recording proxy).
+	proxyAddr, requests := recordingProxy(t, addr)
+	viaProxy := proxyAddr + "/test/bb:v1"
+	s4 := openStore(t)
+	if _, err := s4.Pull(ctx, viaProxy, RegistryOptions{}); err != nil {
 		t.Fatal(err)
+	}
+	if err := s4.Push(ctx, viaProxy, proxyAddr+"/other/bb:v1", RegistryOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	mounts, uploads := 0, 0
+	for _, r := range requests() {
+		if strings.HasPrefix(r, "POST /v2/other/bb/blobs/uploads/") && strings.Contains(r, "mount=") {
+			mounts++
+		}
+		if strings.HasPrefix(r, "PUT /v2/other/bb/blobs/uploads/") { // an upload's completion
+			uploads++
+		}
+	}
+	if mounts != 2 || uploads != 1 { // both layers mounted; only the config uploaded
+		t.Errorf("cross-repository push: %d mounts, %d uploads:\n%s", mounts, uploads, strings.Join(requests(), "\n"))
 	}
 	s3 := openStore(t)
 	if _, err := s3.Pull(ctx, addr+"/other/bb:v1", RegistryOptions{}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// recordingProxy forwards to a registry and lists the requests it saw.
+func recordingProxy(t *testing.T, registry string) (string, func() []string) {
+	target, _ := url.Parse("http://" + registry)
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	var mu sync.Mutex
+	var seen []string
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen = append(seen, r.Method+" "+r.URL.RequestURI())
+		mu.Unlock()
+		proxy.ServeHTTP(w, r)
+	})}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	return l.Addr().String(), func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]string(nil), seen...)
 	}
 }
