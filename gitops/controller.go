@@ -89,6 +89,7 @@ type Controller struct {
 	// passRev is the revision the running pass converges to; rollback
 	// the healthy revision a failed one is being rolled back to.
 	passRev, rollback string
+	passStarted       time.Time
 
 	loop     *reconciler.Loop
 	runCtx   context.Context
@@ -235,6 +236,7 @@ func (c *Controller) desired(ctx context.Context) (*state.Desired, error) {
 		return nil, errors.New("no revision loaded yet")
 	}
 	c.passRev = c.target.rev
+	c.passStarted = time.Now()
 	// a new revision rebuilds images whose policy asks for it; drift
 	// repair passes do not (they would pull or rebuild every resync)
 	c.loop.Options.RefreshImages = c.cand != nil && c.cand.rev == c.target.rev
@@ -249,6 +251,7 @@ func (c *Controller) onPass(res reconciler.PassResult) {
 	c.mu.Lock()
 	cand := c.cand
 	passRev, rollback := c.passRev, c.rollback
+	passTime := time.Since(c.passStarted)
 	if res.Err == nil && rollback == passRev {
 		c.rollback = ""
 	}
@@ -270,7 +273,7 @@ func (c *Controller) onPass(res reconciler.PassResult) {
 		return
 	}
 	changes := planLines(res.Plans)
-	c.addChanges(cand.rev, changes)
+	c.notePass(cand.rev, changes, passTime)
 	err := res.Err
 	if err == nil {
 		hctx, cancel := context.WithTimeout(c.runCtx, c.o.HealthTimeout)
@@ -311,11 +314,12 @@ func planLines(plans []*reconciler.Plan) []string {
 	return out
 }
 
-func (c *Controller) addChanges(rev string, changes []string) {
+func (c *Controller) notePass(rev string, changes []string, d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if e := c.rec.Last(); e != nil && e.Revision == rev {
 		e.Changes = append(e.Changes, changes...)
+		e.PassSeconds += d.Seconds()
 	}
 }
 

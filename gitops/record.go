@@ -28,6 +28,10 @@ type Entry struct {
 	Pinned   bool      `json:"pinned,omitempty"`
 	// Changes are the plan's lines (what was created, recreated, removed).
 	Changes []string `json:"changes,omitempty"`
+	// PassSeconds is the time the reconciler spent applying the plan
+	// (images, stops, creates, starts): the containers' own share of the
+	// apply, the rest being fetch, checkout, load and health checks.
+	PassSeconds float64 `json:"pass_seconds,omitempty"`
 }
 
 // Record is everything the controller must not forget across restarts.

@@ -63,7 +63,9 @@ func OpenRepo(url, ref, dir string) (*Repo, error) {
 			return nil, err
 		}
 	}
-	st := filesystem.NewStorage(osfs.New(gitDir), cache.NewObjectLRUDefault())
+	// a small object cache: one checkout at a time reads each object once,
+	// and the controller's resident memory is what idles on the machine
+	st := filesystem.NewStorage(osfs.New(gitDir), cache.NewObjectLRU(4*cache.MiByte))
 	repo, err := git.Open(st, osfs.New(work))
 	if errors.Is(err, git.ErrRepositoryNotExists) {
 		repo, err = git.Init(st, osfs.New(work))
