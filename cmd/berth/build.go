@@ -1,14 +1,17 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"os"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/berth-dev/berth/builder"
 	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
 )
 
 func init() { register(newBuildCmd) }
@@ -53,25 +56,42 @@ func newBuildCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			for _, j := range jobs {
+			ids := make([]string, len(jobs))
+			g, gctx := errgroup.WithContext(ctx)
+			if global.parallel > 0 {
+				g.SetLimit(global.parallel)
+			}
+			for i, j := range jobs {
 				j.NoCache = j.NoCache || f.noCache
 				j.Pull = j.Pull || f.pull
 				j.Progress = out
+				if out != nil && len(jobs) > 1 {
+					j.Progress = &linePrefixer{w: out, prefix: "[" + j.service + "] "}
+				}
 				if j.BuildArgs == nil {
 					j.BuildArgs = map[string]string{}
 				}
 				for k, v := range buildArgs {
 					j.BuildArgs[k] = v
 				}
-				res, err := b.Build(ctx, j.Options)
-				if err != nil {
-					if j.service != "" {
-						return fmt.Errorf("service %q: %w", j.service, err)
+				g.Go(func() error {
+					res, err := b.Build(gctx, j.Options)
+					if err != nil {
+						if j.service != "" {
+							return fmt.Errorf("service %q: %w", j.service, err)
+						}
+						return err
 					}
-					return err
-				}
-				if f.quiet {
-					fmt.Println(res.ID)
+					ids[i] = res.ID.String()
+					return nil
+				})
+			}
+			if err := g.Wait(); err != nil {
+				return err
+			}
+			if f.quiet {
+				for _, id := range ids {
+					fmt.Println(id)
 				}
 			}
 			return nil
@@ -132,6 +152,30 @@ func buildJobs(cmd *cobra.Command, f buildFlags, services []string) ([]buildJob,
 	}
 	sort.SliceStable(jobs, func(i, j int) bool { return jobs[i].service < jobs[j].service })
 	return jobs, nil
+}
+
+// linePrefixer marks each line of a service's build output with its
+// name, as services build in parallel. The builder writes whole lines.
+type linePrefixer struct {
+	mu     sync.Mutex
+	w      io.Writer
+	prefix string
+}
+
+func (p *linePrefixer) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var buf bytes.Buffer
+	for _, line := range bytes.SplitAfter(b, []byte("\n")) {
+		if len(line) > 0 {
+			buf.WriteString(p.prefix)
+			buf.Write(line)
+		}
+	}
+	if _, err := p.w.Write(buf.Bytes()); err != nil {
+		return 0, err
+	}
+	return len(b), nil
 }
 
 func parseBuildArgs(list []string) (map[string]string, error) {

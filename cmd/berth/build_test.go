@@ -38,3 +38,40 @@ func TestBuildExample(t *testing.T) {
 		t.Errorf("unknown service: %d %s", bad.code, bad.stderr)
 	}
 }
+
+// TestBuildServicesInParallel builds two services; their output lines are
+// marked with the service and -q prints one ID per service.
+func TestBuildServicesInParallel(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: overlay mounts and namespaces")
+	}
+	dir := t.TempDir()
+	files := map[string]string{
+		"docker-compose.yml": "services:\n" +
+			"  a:\n    build:\n      context: a\n      additional_contexts: {hostbin: /bin}\n" +
+			"  b:\n    build:\n      context: b\n      additional_contexts: {hostbin: /bin}\n      args: {X: bee}\n" +
+			"  c:\n    image: busybox\n",
+		"a/Dockerfile": "FROM scratch\nCOPY --from=hostbin busybox /bin/busybox\nRUN [\"/bin/busybox\", \"true\"]\n",
+		"b/Dockerfile": "FROM scratch\nARG X\nCOPY --from=hostbin busybox /bin/busybox\nLABEL x=$X\n",
+	}
+	for name, content := range files {
+		os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755)
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	args := []string{"--root", t.TempDir(), "--run-root", t.TempDir(), "build"}
+	r := run(t, dir, "", args...)
+	if r.code != 0 {
+		t.Fatalf("%d\n%s", r.code, r.stderr)
+	}
+	for _, want := range []string{"[a] #", "[b] #"} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("output lacks %q:\n%s", want, r.stderr)
+		}
+	}
+	q := run(t, dir, "", append(args, "-q")...)
+	if ids := strings.Fields(q.stdout); q.code != 0 || len(ids) != 2 || ids[0] == ids[1] {
+		t.Errorf("-q: %q\n%s", q.stdout, q.stderr)
+	}
+}
