@@ -4,8 +4,12 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -564,5 +568,27 @@ func TestBuildAddHostileTar(t *testing.T) {
 	if _, err := os.Stat("/tmp/berth-evil"); err == nil {
 		os.Remove("/tmp/berth-evil")
 		t.Fatal("ADD wrote outside the image")
+	}
+}
+
+// TestBuildAddURL serves a file on loopback: ADD downloads it, checks
+// --checksum, and a wrong checksum fails the build.
+func TestBuildAddURL(t *testing.T) {
+	e := newTestEnv(t)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("remote\n")) }))
+	defer srv.Close()
+	sum := "sha256:" + fmt.Sprintf("%x", sha256.Sum256([]byte("remote\n")))
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"Dockerfile": "FROM busybox:test\nADD --checksum=" + sum + " " + srv.URL + "/f.txt /dl/\n"})
+	res, out, err := e.build(dir, Options{})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if got := e.readImageFile(res, "dl/f.txt"); got != "remote\n" {
+		t.Errorf("downloaded %q", got)
+	}
+	writeFiles(t, dir, map[string]string{"Dockerfile": "FROM busybox:test\nADD --checksum=sha256:" + strings.Repeat("0", 64) + " " + srv.URL + "/f.txt /dl/\n"})
+	if _, _, err := e.build(dir, Options{}); err == nil || !strings.Contains(err.Error(), "checksum mismatch") {
+		t.Errorf("wrong checksum: %v", err)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	digest "github.com/opencontainers/go-digest"
 )
 
 // copySpec is what COPY and ADD share.
@@ -37,9 +38,6 @@ func (r *buildRun) copy(ctx context.Context, st *stageState, c *instructions.Cop
 }
 
 func (r *buildRun) add(ctx context.Context, st *stageState, c *instructions.AddCommand) (bool, error) {
-	if c.Checksum != "" {
-		return false, fmt.Errorf("ADD --checksum is not supported by berth")
-	}
 	unpack := c.Unpack == nil || *c.Unpack
 	spec := copySpec{Op: "ADD", Inline: c.SourceContents, Dest: c.DestPath, Chown: c.Chown,
 		Chmod: c.Chmod, Excludes: c.ExcludePatterns, Unpack: unpack, Workdir: st.img.Config.WorkingDir}
@@ -53,11 +51,14 @@ func (r *buildRun) add(ctx context.Context, st *stageState, c *instructions.AddC
 			spec.Sources = append(spec.Sources, s)
 		}
 	}
+	if c.Checksum != "" && (len(urls) != 1 || len(spec.Sources) > 0) {
+		return false, fmt.Errorf("ADD --checksum needs exactly one URL source")
+	}
 	if len(urls) > 0 {
 		if len(spec.Sources) > 0 || len(spec.Inline) > 0 {
 			return false, fmt.Errorf("ADD cannot mix URLs with other sources in berth")
 		}
-		return r.addURLs(ctx, st, c.String(), spec, urls)
+		return r.addURLs(ctx, st, c.String(), spec, urls, c.Checksum)
 	}
 	return r.copyStep(ctx, st, c.String(), spec)
 }
@@ -188,7 +189,7 @@ func writeInline(files []instructions.SourceContent) (string, error) {
 
 // addURLs downloads ADD sources; the content digest is the cache key, so an
 // unchanged remote file is a cache hit. Downloads are never unpacked.
-func (r *buildRun) addURLs(ctx context.Context, st *stageState, createdBy string, spec copySpec, urls []string) (bool, error) {
+func (r *buildRun) addURLs(ctx context.Context, st *stageState, createdBy string, spec copySpec, urls []string, checksum string) (bool, error) {
 	dir, err := os.MkdirTemp("", "berth-add-")
 	if err != nil {
 		return false, err
@@ -199,6 +200,11 @@ func (r *buildRun) addURLs(ctx context.Context, st *stageState, createdBy string
 		name, err := download(ctx, u, dir)
 		if err != nil {
 			return false, err
+		}
+		if checksum != "" {
+			if err := verifyChecksum(filepath.Join(dir, name), checksum); err != nil {
+				return false, fmt.Errorf("ADD %s: %w", u, err)
+			}
 		}
 		spec.Sources = append(spec.Sources, name)
 	}
@@ -220,6 +226,27 @@ func (r *buildRun) addURLs(ctx context.Context, st *stageState, createdBy string
 	return r.fsStep(ctx, st, key, createdBy, func(rf Rootfs) error {
 		return writeCopy(ctx, c.fs, rf, ms, spec, st.img.Config.User)
 	})
+}
+
+// verifyChecksum checks ADD --checksum=sha256:<hex> against a download.
+func verifyChecksum(name, want string) error {
+	d, err := digest.Parse(want)
+	if err != nil {
+		return fmt.Errorf("invalid --checksum %q: %w", want, err)
+	}
+	f, err := os.Open(name)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	got, err := d.Algorithm().FromReader(f)
+	if err != nil {
+		return err
+	}
+	if got != d {
+		return fmt.Errorf("checksum mismatch: got %s, want %s", got, d)
+	}
+	return nil
 }
 
 func download(ctx context.Context, rawURL, dir string) (string, error) {
