@@ -243,3 +243,12 @@ func (r *Runtime) Wait(ctx context.Context, id string) (*State, error) {
 		}
 	}
 }
+
+// Ping makes sure the root's monitor runs: when none answers, one is
+// started, and it adopts the live containers (health checks, restart
+// policies and exit statuses resume). Waiters call it so that a killed
+// monitor does not leave them polling a state nobody updates.
+func (r *Runtime) Ping(ctx context.Context) error {
+	_, err := r.do(ctx, &request{Op: "ping"}, nil)
+	return err
+}

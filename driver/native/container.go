@@ -148,6 +148,11 @@ func (d *Driver) RenameContainer(ctx context.Context, id, name string) error {
 	if err := d.writeRecord(r); err != nil {
 		return err
 	}
+	// A successor renamed into place is the service's container now: its
+	// ports are published whatever happened to the wait before.
+	if err := d.setMarker(id, markPublished, true); err != nil {
+		return err
+	}
 	if st, err := d.rt.State(id); err == nil && st.Status == runtime.StatusRunning {
 		if _, err := d.attach(ctx, r); err != nil {
 			return fmt.Errorf("rename %s: network names: %w", name, err)

@@ -59,6 +59,9 @@ func (d *Driver) Observe(ctx context.Context, project string) (*state.Observed, 
 	return o, nil
 }
 
+// lostExitCode is the exit code of a run whose status nobody recorded.
+const lostExitCode = 255
+
 // observeContainer merges a record with the runtime's view of it.
 func (d *Driver) observeContainer(r *record) state.Container {
 	c := state.Container{
@@ -76,17 +79,27 @@ func (d *Driver) observeContainer(r *record) state.Container {
 	st, err := d.rt.State(r.ID)
 	if errors.Is(err, runtime.ErrNotFound) || err != nil {
 		if r.Started {
-			c.Status = state.StatusExited
+			// The run is gone (a removal or stop killed half-way, a
+			// reboot emptied the run root): its exit status is lost.
+			// 255, as the monitor records a lost status, and never 0,
+			// which the planner reads as a job that completed and
+			// must not be started again.
+			c.Status, c.ExitCode = state.StatusExited, lostExitCode
 		}
 		return c
 	}
 	c.Pid, c.StartedAt, c.FinishedAt, c.ExitCode = st.Pid, st.Started, st.Finished, st.ExitCode
-	switch st.Status {
-	case runtime.StatusRunning:
+	switch {
+	case stopping(st):
+		// A stop is under way (asked by a berth that may be gone): the
+		// container is on its way out, and StartContainer waits for
+		// that before starting it again.
+		c.Status, c.ExitCode = state.StatusExited, lostExitCode
+	case st.Status == runtime.StatusRunning:
 		c.Status = state.StatusRunning
-	case runtime.StatusPaused:
+	case st.Status == runtime.StatusPaused:
 		c.Status = state.StatusPaused
-	case runtime.StatusStopped:
+	case st.Status == runtime.StatusStopped:
 		c.Status = state.StatusExited
 		if restarting(st) {
 			c.Status = state.StatusRestarting
@@ -96,6 +109,11 @@ func (d *Driver) observeContainer(r *record) state.Container {
 		c.Health = st.Health.Status
 	}
 	return c
+}
+
+// stopping tells whether the monitor is stopping a live container.
+func stopping(st *runtime.State) bool {
+	return st.StoppedByUser && (st.Status == runtime.StatusRunning || st.Status == runtime.StatusPaused)
 }
 
 // restarting tells whether the monitor will start a stopped container

@@ -28,15 +28,28 @@ func (d *Driver) StartContainer(ctx context.Context, id string) error {
 		return err
 	}
 	if st, err := d.rt.State(id); err == nil {
+		if stopping(st) {
+			if st, err = d.rt.Wait(ctx, id); err != nil {
+				return fmt.Errorf("start %s: waiting for its stop: %w", r.Name, err)
+			}
+		}
 		switch st.Status {
 		case runtime.StatusRunning, runtime.StatusPaused:
 			return nil
 		case runtime.StatusCreated:
-			return wrap(d.rt.Start(ctx, id), "start %s", r.Name)
+			// A create whose start never came (berth killed in
+			// between) may not start any more; it never ran, so
+			// nothing is lost by making it again below.
+			if d.start(ctx, id) == nil {
+				return nil
+			}
 		}
 		if err := d.rt.Delete(ctx, id, true); err != nil && !errors.Is(err, runtime.ErrNotFound) {
 			return fmt.Errorf("start %s: clearing the previous run: %w", r.Name, err)
 		}
+	}
+	if err := d.setMarker(id, markDrained, false); err != nil {
+		return err
 	}
 	opts, err := d.createOptions(ctx, r)
 	if err != nil {
@@ -51,10 +64,37 @@ func (d *Driver) StartContainer(ctx context.Context, id string) error {
 			return err
 		}
 	}
-	if err := d.rt.Start(ctx, id); err != nil {
+	if err := d.start(ctx, id); err != nil {
 		return fmt.Errorf("start %s: %w", r.Name, err)
 	}
 	return nil
+}
+
+// start starts a created container. A berth killed while asking the
+// monitor to start it leaves the monitor finishing that start: a second
+// start then fails (its exec fifo is consumed) although the container
+// runs, so a failure is checked against the state before it is reported.
+func (d *Driver) start(ctx context.Context, id string) error {
+	err := d.rt.Start(ctx, id)
+	if err == nil {
+		return nil
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for time.Now().Before(deadline) {
+		st, serr := d.rt.State(id)
+		if serr != nil {
+			break
+		}
+		if !st.Started.IsZero() || st.Status == runtime.StatusRunning || st.Status == runtime.StatusPaused {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return err
 }
 
 // createOptions prepares everything the runtime needs for one run.
@@ -72,6 +112,9 @@ func (d *Driver) createOptions(ctx context.Context, r *record) (runtime.CreateOp
 		return runtime.CreateOptions{}, fmt.Errorf("rootfs: %w", err)
 	}
 	att, err := d.attach(ctx, r)
+	if err != nil && d.repairNetworks(ctx, r) {
+		att, err = d.attach(ctx, r)
+	}
 	if err != nil {
 		return runtime.CreateOptions{}, fmt.Errorf("network: %w", err)
 	}
@@ -104,6 +147,24 @@ func (d *Driver) createOptions(ctx context.Context, r *record) (runtime.CreateOp
 	}, nil
 }
 
+// repairNetworks converges the container's networks again from their
+// records when an attach failed: a removal killed between deleting a
+// bridge and forgetting it leaves a network that is recorded but has no
+// link. It reports whether anything was repaired, so the caller retries.
+func (d *Driver) repairNetworks(ctx context.Context, r *record) bool {
+	repaired := false
+	for _, a := range r.Spec.Networks {
+		info, err := d.net.Network(ctx, a.Network)
+		if err != nil {
+			continue
+		}
+		if _, err := d.net.EnsureNetwork(ctx, info.Spec); err == nil {
+			repaired = true
+		}
+	}
+	return repaired
+}
+
 func hostname(r *record) string {
 	if r.Spec.Hostname != "" {
 		return r.Spec.Hostname
@@ -132,7 +193,7 @@ func (d *Driver) attach(ctx context.Context, r *record) (network.Attachment, err
 	return d.net.Attach(ctx, network.Endpoint{
 		ID: r.ID, Name: r.Name, Project: c.Project, Service: c.Service,
 		Hostname: hostname(r), Domainname: c.Domainname, NetworkMode: mode,
-		Networks: c.Networks, Ports: c.Ports, ExtraHosts: c.ExtraHosts,
+		Networks: c.Networks, Ports: d.publishedPorts(r), ExtraHosts: c.ExtraHosts,
 		DNS: c.DNS, DNSSearch: c.DNSSearch, DNSOpt: c.DNSOpt, MacAddress: c.MacAddress,
 	})
 }
@@ -219,6 +280,9 @@ func (d *Driver) StopContainer(ctx context.Context, id string, timeout time.Dura
 		if err != nil {
 			return err
 		}
+		if err := d.drain(ctx, r); err != nil {
+			return fmt.Errorf("stop %s: unpublish ports: %w", r.Name, err)
+		}
 		if err := d.rt.Stop(ctx, id, sig, timeout); err != nil && !errors.Is(err, runtime.ErrNotFound) {
 			return fmt.Errorf("stop %s: %w", r.Name, err)
 		}
@@ -256,10 +320,23 @@ func (d *Driver) WaitContainer(ctx context.Context, id, condition string) error 
 	}
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
+	// The state file is written by the monitor; one that died (killed,
+	// OOM) updates nothing until a request starts another, which adopts
+	// the container. Pinging now and then is that request.
+	nextPing := time.Now().Add(time.Second)
 	for {
+		if time.Now().After(nextPing) {
+			if err := d.rt.Ping(ctx); err != nil {
+				return fmt.Errorf("wait for %s: %w", r.Name, err)
+			}
+			nextPing = time.Now().Add(time.Second)
+		}
 		st, err := d.rt.State(id)
 		if err == nil {
 			done, err := reached(r, st, condition)
+			if done && err == nil && st.Status == runtime.StatusRunning {
+				err = d.publish(ctx, r)
+			}
 			if done || err != nil {
 				return err
 			}

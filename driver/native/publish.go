@@ -1,0 +1,73 @@
+package native
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+
+	"github.com/berth-dev/berth/state"
+)
+
+// Published ports follow a container's readiness so that a start-first
+// update drops no connection: a successor (labelled with the container it
+// replaces) joins the port's load balancing only once the reconciler's wait
+// on it succeeds, and a container leaves it before it is sent its stop
+// signal. Both facts are marker files beside the record, so they survive a
+// crash and are gone with the container.
+const (
+	markPublished = "published" // a successor has been seen ready
+	markDrained   = "drained"   // the container is being stopped
+)
+
+func (d *Driver) marker(id, name string) string { return filepath.Join(d.containerDir(id), name) }
+
+func (d *Driver) hasMarker(id, name string) bool {
+	_, err := os.Stat(d.marker(id, name))
+	return err == nil
+}
+
+func (d *Driver) setMarker(id, name string, on bool) error {
+	if !on {
+		if err := os.Remove(d.marker(id, name)); err != nil && !os.IsNotExist(err) {
+			return err
+		}
+		return nil
+	}
+	return os.WriteFile(d.marker(id, name), nil, 0o600)
+}
+
+// publishedPorts are the ports the container's endpoint carries now.
+func (d *Driver) publishedPorts(r *record) []state.Port {
+	if d.hasMarker(r.ID, markDrained) {
+		return nil
+	}
+	if r.Spec.Labels[state.LabelReplace] != "" && !d.hasMarker(r.ID, markPublished) {
+		return nil
+	}
+	return r.Spec.Ports
+}
+
+// publish adds a ready successor's ports to the load balancing.
+func (d *Driver) publish(ctx context.Context, r *record) error {
+	if len(r.Spec.Ports) == 0 || d.hasMarker(r.ID, markPublished) {
+		return nil
+	}
+	if err := d.setMarker(r.ID, markPublished, true); err != nil {
+		return err
+	}
+	_, err := d.attach(ctx, r)
+	return err
+}
+
+// drain takes a running container's ports out of the load balancing before
+// it is stopped; connections already made carry on.
+func (d *Driver) drain(ctx context.Context, r *record) error {
+	if len(r.Spec.Ports) == 0 {
+		return nil
+	}
+	if err := d.setMarker(r.ID, markDrained, true); err != nil {
+		return err
+	}
+	_, err := d.attach(ctx, r)
+	return err
+}
