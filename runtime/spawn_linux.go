@@ -146,7 +146,7 @@ func startChild(role string, plan nsPlan, stdio []*os.File) (*child, error) {
 			parent.Close()
 			return nil, err
 		}
-		defer w.Close()
+		defer w.Close() // also closed right after the start, below
 		pidR = r
 		defer pidR.Close()
 		files = append(files, w)
@@ -165,6 +165,9 @@ func startChild(role string, plan nsPlan, stdio []*os.File) (*child, error) {
 	if !plan.fork {
 		return c, nil
 	}
+	// Only the intermediate may hold the write end, or a failed setns
+	// would leave this read waiting forever.
+	files[len(files)-1].Close()
 	st, err := proc.Wait()
 	line, rerr := bufio.NewReader(pidR).ReadString('\n')
 	pid, perr := strconv.Atoi(strings.TrimSpace(line))
