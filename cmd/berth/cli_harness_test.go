@@ -102,6 +102,14 @@ func newCLIMachine(t *testing.T, compose string, files map[string]string) *cliMa
 	return m
 }
 
+// writeCompose replaces the project's compose file.
+func (m *cliMachine) writeCompose(content string) {
+	m.t.Helper()
+	if err := os.WriteFile(filepath.Join(m.dir, "compose.yaml"), []byte(content), 0o644); err != nil {
+		m.t.Fatal(err)
+	}
+}
+
 func (m *cliMachine) env() []string {
 	return append(os.Environ(), "BERTH_ROOT="+m.root, "BERTH_RUN_ROOT="+m.run, "NO_COLOR=1")
 }

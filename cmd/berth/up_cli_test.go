@@ -1,0 +1,146 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+const upCompose = `
+name: clia
+services:
+  talker:
+    image: localhost/busybox:cli
+    pull_policy: never
+    init: true
+    command: ["sh", "-c", "echo hello-attached; exec sleep 3600"]
+  job:
+    image: localhost/busybox:cli
+    pull_policy: never
+    command: ["echo", "job-done"]
+`
+
+// syncBuffer is a bytes.Buffer a running command writes while the test reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestUpAttached runs berth up without -d: it streams the containers'
+// output with name prefixes, and Ctrl-C stops the project and exits 130.
+func TestUpAttached(t *testing.T) {
+	m := newCLIMachine(t, upCompose, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := m.command(ctx, "up")
+	var out, errOut syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	// nsenter passes the signal on to berth, its only child.
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "attached output", func() error {
+		for _, want := range []string{"Attaching to clia-job-1, clia-talker-1\n", "clia-talker-1 | hello-attached\n",
+			"clia-job-1    | job-done\n", "clia-job-1 exited with code 0\n"} {
+			if !strings.Contains(out.String(), want) {
+				return fmt.Errorf("no %q in\n%s\n%s", want, out.String(), errOut.String())
+			}
+		}
+		return nil
+	})
+	cmd.Process.Signal(syscall.SIGINT)
+	err := cmd.Wait()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 130 {
+		t.Errorf("up interrupted: %v, want exit status 130\n%s", err, errOut.String())
+	}
+	for _, want := range []string{"Gracefully stopping... (press Ctrl+C again to force)\n", " Container clia-talker-1  Stopped\n"} {
+		if !strings.Contains(errOut.String(), want) {
+			t.Errorf("no %q in stderr:\n%s", want, errOut.String())
+		}
+	}
+	if ps := m.must("ps", "-q"); ps != "" {
+		t.Errorf("containers still running after Ctrl-C: %q", ps)
+	}
+	// Attached to a service whose containers have all exited, up returns
+	// by itself with status 0.
+	stdout, stderr, code := m.berth("", "up", "job")
+	if code != 0 || !strings.Contains(stdout, "clia-job-1 exited with code 0") {
+		t.Errorf("up job: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+}
+
+// TestUpFlags covers --progress json, --scale, --no-recreate/--force-recreate,
+// --no-start, --pull never and --wait through the binary.
+func TestUpFlags(t *testing.T) {
+	m := newCLIMachine(t, upCompose, nil)
+	_, errOut, code := m.berth("", "up", "-d", "--progress", "json", "--scale", "talker=2", "talker")
+	if code != 0 {
+		t.Fatalf("up --progress json: exit %d\n%s", code, errOut)
+	}
+	seen := map[string]bool{}
+	for _, l := range strings.Split(strings.TrimSpace(errOut), "\n") {
+		var e struct{ ID, Text, Status string }
+		if err := json.Unmarshal([]byte(l), &e); err != nil {
+			t.Fatalf("--progress json line %q: %v", l, err)
+		}
+		seen[e.ID+" "+e.Text] = true
+	}
+	for _, want := range []string{"Network clia_default Created", "Container clia-talker-1 Started", "Container clia-talker-2 Started"} {
+		if !seen[want] {
+			t.Errorf("no event %q in\n%s", want, errOut)
+		}
+	}
+	if ps := m.must("ps", "--format", "json"); strings.Count(ps, `"Service":"talker"`) != 2 || strings.Contains(ps, "clia-job") {
+		t.Errorf("up --scale talker=2 talker:\n%s", ps)
+	}
+	// A second up with nothing changed says nothing; --dry-run of a
+	// forced recreate plans it without doing it.
+	if _, errOut, _ := m.berth("", "up", "-d", "--progress", "plain", "--scale", "talker=2", "talker"); errOut != "" {
+		t.Errorf("no-op up printed:\n%s", errOut)
+	}
+	plan, _, _ := m.berth("", "up", "--dry-run", "--force-recreate", "--scale", "talker=2", "talker")
+	if !strings.Contains(plan, "service:talker:1") || !strings.Contains(plan, "CreateContainer") {
+		t.Errorf("--dry-run --force-recreate plan:\n%s", plan)
+	}
+	// --no-start creates without starting; --wait then starts and waits.
+	_, errOut, code = m.berth("", "up", "--no-start", "--progress", "plain", "job")
+	if code != 0 || !strings.Contains(errOut, " Container clia-job-1  Created") || strings.Contains(errOut, "clia-job-1  Started") {
+		t.Errorf("up --no-start: exit %d\n%s", code, errOut)
+	}
+	_, errOut, code = m.berth("", "up", "--wait", "--wait-timeout", "20", "--scale", "talker=2")
+	if code != 0 {
+		t.Errorf("up --wait: exit %d\n%s", code, errOut)
+	}
+	// --pull never on an image the store lacks fails; --pull rejects a
+	// value compose does not know; --scale names a service.
+	absent := strings.ReplaceAll(upCompose, "localhost/busybox:cli", "localhost/absent:1")
+	m.writeCompose(strings.ReplaceAll(absent, "pull_policy: never", "pull_policy: missing"))
+	if _, errOut, code := m.berth("", "up", "-d", "--pull", "never", "job"); code == 0 || !strings.Contains(errOut, "localhost/absent:1 is not in the store and pull_policy is never") {
+		t.Errorf("up --pull never with a missing image: exit %d\n%s", code, errOut)
+	}
+	if _, errOut, code := m.berth("", "up", "--pull", "sometimes"); code == 0 || !strings.Contains(errOut, "--pull") {
+		t.Errorf("up --pull sometimes: exit %d %s", code, errOut)
+	}
+	if _, errOut, code := m.berth("", "up", "--scale", "nosuch=2"); code == 0 || !strings.Contains(errOut, "no such service") {
+		t.Errorf("up --scale nosuch=2: exit %d %s", code, errOut)
+	}
+}
