@@ -27,8 +27,8 @@ import (
 //  3. child:  unshare the cgroup namespace, set up the rootfs, pivot_root,
 //     masked and read-only paths, sysctls, hostname, rlimits; then write one
 //     JSON syncMsg on fd 3: {"ready":true} or {"error":"..."} (and exit 1).
-//  4. child:  open <state>/exec.fifo for writing (opened O_PATH before
-//     pivot_root and reopened through /proc/self/fd): this blocks until
+//  4. child:  open exec.fifo for writing (fd 4, opened O_PATH by the parent
+//     and reopened through /proc/self/fd): this blocks until
 //     Start opens the FIFO for reading, which is what "start" means. It
 //     writes one byte so that Start knows the child passed the point.
 //  5. child:  resolve the executable, seccomp (before dropping capabilities
@@ -51,7 +51,7 @@ type initConfig struct {
 	Spec         *specs.Spec       `json:"spec"`
 	Rootfs       string            `json:"rootfs"`
 	RootfsMounts []specs.Mount     `json:"rootfsMounts,omitempty"`
-	ExecFifo     string            `json:"execFifo,omitempty"`
+	ExecFifo     bool              `json:"execFifo,omitempty"` // on fd 4
 	User         string            `json:"user,omitempty"`
 	Init         bool              `json:"init,omitempty"`
 	Seccomp      []unix.SockFilter `json:"seccomp,omitempty"`
@@ -129,12 +129,9 @@ func initContainer(cfg *initConfig, sync *os.File) error {
 		}
 	}
 	var fifo *os.File
-	if cfg.ExecFifo != "" {
-		f, err := os.OpenFile(cfg.ExecFifo, unix.O_PATH|unix.O_CLOEXEC, 0)
-		if err != nil {
-			return fmt.Errorf("exec fifo: %w", err)
-		}
-		fifo = f
+	if cfg.ExecFifo {
+		fifo = os.NewFile(4, "exec.fifo")
+		unix.CloseOnExec(4)
 	}
 	if err := setupRootfs(cfg); err != nil {
 		return fmt.Errorf("rootfs: %w", err)

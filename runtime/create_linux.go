@@ -101,13 +101,21 @@ func (r *Runtime) launch(ctx context.Context, s *State, spec *specs.Spec, stdio 
 			return nil, err
 		}
 	}
-	c, err := startChild(childInit, plan, stdio)
+	var fifoFile *os.File
+	if fifo != "" {
+		if fifoFile, err = os.OpenFile(fifo, unix.O_PATH|unix.O_CLOEXEC, 0); err != nil {
+			cg.destroy()
+			return nil, err
+		}
+		defer fifoFile.Close()
+	}
+	c, err := startChild(childInit, plan, stdio, fifoFile)
 	if err != nil {
 		cg.destroy()
 		return nil, err
 	}
 	cfg := &initConfig{
-		Spec: spec, Rootfs: s.Rootfs, RootfsMounts: o.RootfsMounts, ExecFifo: fifo,
+		Spec: spec, Rootfs: s.Rootfs, RootfsMounts: o.RootfsMounts, ExecFifo: fifo != "",
 		User: o.User, Init: o.Init, Seccomp: filter, NewCgroupNS: plan.newCgroup, NewUTS: plan.newUTS,
 		UserNS: plan.userNS,
 	}

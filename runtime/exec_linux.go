@@ -49,7 +49,7 @@ func (r *Runtime) ExecStart(ctx context.Context, id string, p *specs.Process, o 
 		return nil, err
 	}
 	plan := nsPlan{fork: true, join: joinList(spec, s.Pid)}
-	c, err := startChild(childExec, plan, o.Stdio)
+	c, err := startChild(childExec, plan, o.Stdio, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -72,6 +72,7 @@ func (m *monitor) healthLoop(ctx context.Context, id string, hc Healthcheck, sta
 			return
 		}
 		inStart = time.Since(started) < hc.StartPeriod
+		turned := false
 		m.updateHealth(id, func(h *Health) {
 			h.Log = append(h.Log, probe)
 			if len(h.Log) > healthLogSize {
@@ -86,9 +87,13 @@ func (m *monitor) healthLoop(ctx context.Context, id string, hc Healthcheck, sta
 			}
 			h.FailingStreak++
 			if h.FailingStreak >= hc.Retries {
+				turned = h.Status != "unhealthy"
 				h.Status = "unhealthy"
 			}
 		})
+		if turned {
+			m.restartUnhealthy(id)
+		}
 	}
 }
 

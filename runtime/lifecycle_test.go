@@ -360,3 +360,18 @@ func TestHealthcheck(t *testing.T) {
 	}
 	t.Fatalf("health states seen: %v", seen)
 }
+
+func TestUserNamespace(t *testing.T) {
+	r := newTestRuntime(t)
+	s := testSpec(t, "sh", "-c", "cat /proc/self/uid_map; id -u; ls -ln /bin/busybox | awk '{print $3}'")
+	s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})
+	s.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}}
+	s.Linux.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}}
+	st := runToEnd(t, r, "userns", CreateOptions{Spec: s})
+	out := logText(t, r, "userns")
+	f := strings.Fields(out)
+	// Inside: root, mapped to 100000; the host's root-owned files are nobody's.
+	if st.ExitCode != 0 || len(f) != 5 || f[0] != "0" || f[1] != "100000" || f[3] != "0" || f[4] != "65534" {
+		t.Fatalf("exit %d: %q", st.ExitCode, out)
+	}
+}

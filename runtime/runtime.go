@@ -84,7 +84,10 @@ type CreateOptions struct {
 	LogMaxSize  int64         `json:"logMaxSize,omitempty"`
 	LogMaxFiles int           `json:"logMaxFiles,omitempty"`
 	Restart     RestartPolicy `json:"restart,omitempty"`
-	Healthcheck *Healthcheck  `json:"healthcheck,omitempty"`
+	// NoHealthRestart keeps a container that turns unhealthy running;
+	// by default its restart policy restarts it as if it had crashed.
+	NoHealthRestart bool         `json:"noHealthRestart,omitempty"`
+	Healthcheck     *Healthcheck `json:"healthcheck,omitempty"`
 	// Init runs a tiny reaping init as PID 1 in front of the process.
 	Init bool `json:"init,omitempty"`
 	// User, when set, is "user[:group]" (names or numbers) resolved against

@@ -125,7 +125,12 @@ type child struct {
 // startChild re-execs the sealed berth binary in role with stdio, joining
 // and cloning namespaces as plan says. When the plan forks (a joined PID
 // namespace) the intermediate is reaped here and proc is the real child.
-func startChild(role string, plan nsPlan, stdio []*os.File) (*child, error) {
+//
+// Its fds: 0-2 stdio, 3 the sync socket, 4 extra (exec.fifo opened O_PATH,
+// reopened by the child through /proc/self/fd so that no path, and no
+// directory permission, is involved; /dev/null when nil), 5 the pid pipe
+// of a forking plan.
+func startChild(role string, plan nsPlan, stdio []*os.File, extra *os.File) (*child, error) {
 	exe, err := sealedSelf()
 	if err != nil {
 		return nil, err
@@ -139,6 +144,10 @@ func startChild(role string, plan nsPlan, stdio []*os.File) (*child, error) {
 	env := append(os.Environ(), envChild+"="+role)
 	env = append(env, "_BERTH_NSENTER="+strings.Join(plan.join, ","))
 	files := append(stdioOrNull(stdio), childEnd)
+	if extra == nil {
+		extra = files[0]
+	}
+	files = append(files, extra)
 	var pidR *os.File
 	if plan.fork {
 		r, w, err := os.Pipe()
@@ -150,7 +159,7 @@ func startChild(role string, plan nsPlan, stdio []*os.File) (*child, error) {
 		pidR = r
 		defer pidR.Close()
 		files = append(files, w)
-		env = append(env, "_BERTH_NSFORK=4")
+		env = append(env, "_BERTH_NSFORK=5")
 	}
 	proc, err := os.StartProcess(exe, []string{"berth-" + role}, &os.ProcAttr{
 		Env:   env,
