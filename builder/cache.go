@@ -1,6 +1,7 @@
 package builder
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -8,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -92,4 +94,42 @@ func (c *cacheIndex) put(key string, r *cacheRecord) error {
 		return errors.Join(errors.New("cache index write"), err)
 	}
 	return nil
+}
+
+// PruneStats says what Prune removed.
+type PruneStats struct {
+	Records     int // cache index entries
+	CacheMounts int // RUN --mount=type=cache directories
+}
+
+// Prune drops cache records whose layer the store no longer has (the
+// store's GC removed it) and, with all, every record and cache mount.
+func (b *Builder) Prune(ctx context.Context, all bool) (PruneStats, error) {
+	var st PruneStats
+	entries, err := os.ReadDir(b.cache.dir)
+	if err != nil {
+		return st, err
+	}
+	for _, e := range entries {
+		name := filepath.Join(b.cache.dir, e.Name())
+		drop := all || strings.HasPrefix(e.Name(), ".tmp-")
+		if !drop {
+			var r cacheRecord
+			data, err := os.ReadFile(name)
+			drop = err != nil || json.Unmarshal(data, &r) != nil || (r.Layer != nil && !b.store.HasLayer(ctx, *r.Layer))
+		}
+		if drop && os.Remove(name) == nil {
+			st.Records++
+		}
+	}
+	if all {
+		mounts, _ := os.ReadDir(filepath.Join(b.root, "cachemounts"))
+		for _, m := range mounts {
+			if os.RemoveAll(filepath.Join(b.root, "cachemounts", m.Name())) == nil {
+				st.CacheMounts++
+			}
+		}
+		os.RemoveAll(filepath.Join(b.root, "filehash"))
+	}
+	return st, nil
 }

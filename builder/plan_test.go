@@ -1,6 +1,7 @@
 package builder
 
 import (
+	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/moby/buildkit/frontend/dockerfile/shell"
+	digest "github.com/opencontainers/go-digest"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -221,4 +223,41 @@ func TestSourceDateEpoch(t *testing.T) {
 	if _, err := sourceDateEpoch(map[string]string{"SOURCE_DATE_EPOCH": "x"}); err == nil {
 		t.Error("bad epoch accepted")
 	}
+}
+
+func TestPrune(t *testing.T) {
+	root := t.TempDir()
+	have := Layer{Digest: "sha256:11", DiffID: "sha256:12"}
+	b, err := New(root, fakeLayers{have.Digest: true}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.cache.put(cacheKey("", "kept"), &cacheRecord{Layer: &have})
+	b.cache.put(cacheKey("", "empty"), &cacheRecord{})
+	b.cache.put(cacheKey("", "gone"), &cacheRecord{Layer: &Layer{Digest: "sha256:99"}})
+	os.MkdirAll(filepath.Join(root, "cachemounts", "x"), 0o755)
+	st, err := b.Prune(context.Background(), false)
+	if err != nil || st.Records != 1 {
+		t.Fatalf("prune: %+v %v", st, err)
+	}
+	if _, ok := b.cache.get(cacheKey("", "kept")); !ok {
+		t.Error("a live record was pruned")
+	}
+	st, _ = b.Prune(context.Background(), true)
+	if st.Records != 2 || st.CacheMounts != 1 {
+		t.Errorf("prune --all: %+v", st)
+	}
+}
+
+// fakeLayers is a Store that only answers HasLayer.
+type fakeLayers map[digest.Digest]bool
+
+func (f fakeLayers) HasLayer(_ context.Context, l Layer) bool { return f[l.Digest] }
+func (fakeLayers) Image(context.Context, string) (*BaseImage, error) {
+	return nil, ErrNotFound
+}
+func (fakeLayers) Pull(context.Context, string) (*BaseImage, error) { return nil, ErrNotFound }
+func (fakeLayers) Prepare(context.Context, []Layer) (Rootfs, error) { return nil, ErrNotFound }
+func (fakeLayers) PutImage(context.Context, []byte, []Layer, []string) (digest.Digest, error) {
+	return "", ErrNotFound
 }

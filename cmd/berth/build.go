@@ -14,7 +14,36 @@ import (
 	"golang.org/x/sync/errgroup"
 )
 
-func init() { register(newBuildCmd) }
+func init() {
+	register(newBuildCmd)
+	register(newBuilderCmd)
+}
+
+// newBuilderCmd is `berth builder prune`, as `docker builder prune`.
+func newBuilderCmd() *cobra.Command {
+	c := &cobra.Command{Use: "builder", Short: "Manage the build cache"}
+	var all bool
+	prune := &cobra.Command{
+		Use:   "prune",
+		Short: "Remove build cache entries whose layers are gone (all entries and cache mounts with --all)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			b, err := builder.Open(global.root, nil)
+			if err != nil {
+				return err
+			}
+			st, err := b.Prune(cmd.Context(), all)
+			if err != nil {
+				return err
+			}
+			fmt.Printf("Removed %d cache entries and %d cache mounts\n", st.Records, st.CacheMounts)
+			return nil
+		},
+	}
+	prune.Flags().BoolVarP(&all, "all", "a", false, "Remove every cache entry and RUN cache mount")
+	c.AddCommand(prune)
+	return c
+}
 
 type buildFlags struct {
 	noCache    bool
