@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -137,7 +138,7 @@ func (m *Manager) attach(st *diskState, ep Endpoint, old *endpointRecord) (*endp
 		if err := m.syncInterfaces(st, h, ns, old, rec); err != nil {
 			return err
 		}
-		return syncDefaultRoutes(st, h, rec)
+		return syncDefaultRoutes(st, h, rec, old)
 	})
 	if err != nil {
 		return rec, err
@@ -272,32 +273,32 @@ func vethIntact(host, h *netlink.Handle, ifc Interface) bool {
 	return err == nil && cl.Attrs().Flags&net.FlagUp != 0 && cl.Type() == "veth"
 }
 
+// createVeth makes the pair, the container end straight in the sandbox
+// under its final name. Leftovers of a failed attempt are removed only
+// when the kernel reports them, which keeps the common path short.
 func (m *Manager) createVeth(n *NetworkInfo, h *netlink.Handle, ns netns.NsHandle, ifc *Interface) error {
-	if err := m.deleteLink(ifc.HostVeth); err != nil {
-		return err
-	}
-	if l, err := h.LinkByName(ifc.Name); err == nil {
-		if err := h.LinkDel(l); err != nil {
+	err := m.addVeth(n, ns, ifc)
+	if errors.Is(err, syscall.EEXIST) {
+		if err := m.deleteLink(ifc.HostVeth); err != nil {
 			return err
 		}
-	}
-	br, err := m.nl.LinkByName(n.Bridge)
-	if err != nil {
-		return fmt.Errorf("bridge %s of %s: %w", n.Bridge, n.Spec.Name, err)
-	}
-	attrs := netlink.NewLinkAttrs()
-	attrs.Name, attrs.MTU, attrs.MasterIndex, attrs.Flags = ifc.HostVeth, n.MTU, br.Attrs().Index, net.FlagUp
-	veth := &netlink.Veth{LinkAttrs: attrs, PeerName: ifc.Name, PeerNamespace: netlink.NsFd(int(ns)), PeerTxQLen: -1}
-	if ifc.MAC != "" {
-		if veth.PeerHardwareAddr, err = net.ParseMAC(ifc.MAC); err != nil {
-			return fmt.Errorf("mac_address %q: %w", ifc.MAC, err)
+		if l, err := h.LinkByName(ifc.Name); err == nil {
+			if err := h.LinkDel(l); err != nil {
+				return err
+			}
 		}
+		err = m.addVeth(n, ns, ifc)
 	}
-	if err := m.nl.LinkAdd(veth); err != nil {
+	if err != nil {
 		return fmt.Errorf("create veth %s: %w", ifc.HostVeth, err)
 	}
 	peer, err := h.LinkByName(ifc.Name)
 	if err != nil {
+		return err
+	}
+	// Up first: the carrier event that lets the bridge forward to this port
+	// travels asynchronously (linkwatch) while the addresses go on.
+	if err := h.LinkSetUp(peer); err != nil {
 		return err
 	}
 	if ifc.IPv6.IsValid() {
@@ -317,19 +318,48 @@ func (m *Manager) createVeth(n *NetworkInfo, h *netlink.Handle, ns netns.NsHandl
 			return err
 		}
 	}
-	if err := h.LinkSetUp(peer); err != nil {
-		return err
+	return m.waitCarrier(ifc.HostVeth)
+}
+
+// waitCarrier waits (briefly) until the host end reports its carrier: only
+// then does the bridge forward to the port. A packet sent before — the
+// first ARP request for the container, say — is lost, and its sender
+// retries only a second later.
+func (m *Manager) waitCarrier(name string) error {
+	for deadline := time.Now().Add(500 * time.Millisecond); ; time.Sleep(200 * time.Microsecond) {
+		l, err := m.nl.LinkByName(name)
+		if err != nil {
+			return err
+		}
+		if l.Attrs().OperState == netlink.OperUp || time.Now().After(deadline) {
+			return nil
+		}
 	}
-	hl, err := m.nl.LinkByName(ifc.HostVeth)
+}
+
+// addVeth creates the pair: host end up, on the bridge, tagged with the
+// root, in hairpin mode (with br_netfilter, a container reaching its own
+// published port is DNATed at bridge level and must be sent back out of
+// the port it came in).
+func (m *Manager) addVeth(n *NetworkInfo, ns netns.NsHandle, ifc *Interface) error {
+	br, err := m.nl.LinkByName(n.Bridge)
 	if err != nil {
+		return fmt.Errorf("bridge %s of %s: %w", n.Bridge, n.Spec.Name, err)
+	}
+	attrs := netlink.NewLinkAttrs()
+	attrs.Name, attrs.MTU, attrs.MasterIndex, attrs.Flags = ifc.HostVeth, n.MTU, br.Attrs().Index, net.FlagUp
+	attrs.Alias = linkAlias(m.opt.Root)
+	veth := &netlink.Veth{LinkAttrs: attrs, PeerName: ifc.Name, PeerNamespace: netlink.NsFd(int(ns)), PeerTxQLen: -1}
+	if ifc.MAC != "" {
+		if veth.PeerHardwareAddr, err = net.ParseMAC(ifc.MAC); err != nil {
+			return fmt.Errorf("mac_address %q: %w", ifc.MAC, err)
+		}
+	}
+	if err := m.nl.LinkAdd(veth); err != nil {
 		return err
 	}
-	if err := m.tag(hl); err != nil {
-		return err
-	}
-	// With br_netfilter, a container reaching its own published port is
-	// DNATed at bridge level and must be sent back out of the port it came in.
-	return m.nl.LinkSetHairpin(hl, true)
+	// LinkAdd filled in the index.
+	return m.nl.LinkSetHairpin(veth, true)
 }
 
 // macFor derives a container's MAC from its IPv4 address, as Docker does,
@@ -345,8 +375,11 @@ func macFor(v4 netip.Addr, id, network string) string {
 
 // syncDefaultRoutes points the default routes at the gateway of the
 // highest-priority non-internal network (the first one on a tie).
-func syncDefaultRoutes(st *diskState, h *netlink.Handle, rec *endpointRecord) error {
+func syncDefaultRoutes(st *diskState, h *netlink.Handle, rec *endpointRecord, old *endpointRecord) error {
 	for _, v4 := range []bool{true, false} {
+		if !v4 && !hasIPv6(rec) && !hasIPv6(old) {
+			continue // no IPv6 address now or before: no IPv6 default route to manage
+		}
 		var best *Interface
 		var gw netip.Addr
 		for i := range rec.Interfaces {
@@ -452,4 +485,16 @@ func (m *Manager) RemoveSandbox(ctx context.Context, id string) error {
 		}
 		return removeNetns(m.SandboxPath(id))
 	})
+}
+
+func hasIPv6(r *endpointRecord) bool {
+	if r == nil {
+		return false
+	}
+	for _, i := range r.Interfaces {
+		if i.IPv6.IsValid() {
+			return true
+		}
+	}
+	return false
 }
