@@ -90,3 +90,43 @@ services:
 		t.Errorf("up without a driver: %v", err)
 	}
 }
+
+// TestUpOverrides checks that --scale, --build, --no-build and --pull
+// reach the desired state the planner sees.
+func TestUpOverrides(t *testing.T) {
+	desired := func() *state.Desired {
+		return &state.Desired{Services: map[string]*state.Service{
+			"built":  {Name: "built", Replicas: 1, Image: state.ImageSpec{Ref: "p-built", Build: &state.BuildSpec{Context: "/x"}}},
+			"pulled": {Name: "pulled", Replicas: 1, Image: state.ImageSpec{Ref: "nginx", PullPolicy: "missing"}},
+		}}
+	}
+	d := desired()
+	if err := (upOptions{scale: []string{"pulled=3", "built=0"}, build: true, pull: "always"}).applyOverrides(d); err != nil {
+		t.Fatal(err)
+	}
+	if d.Services["pulled"].Replicas != 3 || d.Services["built"].Replicas != 0 {
+		t.Errorf("--scale: %d %d", d.Services["pulled"].Replicas, d.Services["built"].Replicas)
+	}
+	if d.Services["built"].Image.PullPolicy != "build" || d.Services["pulled"].Image.PullPolicy != "always" {
+		t.Errorf("--build --pull always: %+v %+v", d.Services["built"].Image, d.Services["pulled"].Image)
+	}
+	d = desired()
+	if err := (upOptions{noBuild: true, pull: "never"}).applyOverrides(d); err != nil {
+		t.Fatal(err)
+	}
+	if d.Services["built"].Image.PullPolicy != "never" || d.Services["pulled"].Image.PullPolicy != "never" {
+		t.Errorf("--no-build --pull never: %+v %+v", d.Services["built"].Image, d.Services["pulled"].Image)
+	}
+	d = desired()
+	if err := (upOptions{pull: "always"}).applyOverrides(d); err != nil || !d.Services["built"].Image.Build.Pull {
+		t.Errorf("--pull always does not refresh a build's base images: %v", err)
+	}
+	for _, bad := range []upOptions{{scale: []string{"nosuch=1"}}, {scale: []string{"pulled"}}, {scale: []string{"pulled=-1"}}, {pull: "sometimes"}} {
+		if err := bad.applyOverrides(desired()); err == nil {
+			t.Errorf("%+v accepted", bad)
+		}
+	}
+	if _, err := (upOptions{build: true, noBuild: true}).planOptions(nil); err == nil {
+		t.Errorf("--build --no-build accepted")
+	}
+}
