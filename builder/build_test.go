@@ -378,6 +378,14 @@ func TestBuildRunNetworkAndMounts(t *testing.T) {
 	if got := e.readImageFile(res, "inline.txt"); got != "inline \n" {
 		t.Errorf("heredoc COPY: %q", got)
 	}
+	writeFiles(t, dir, map[string]string{"src/a": "changed\n"})
+	res1, out1, err := e.build(dir, Options{})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out1)
+	}
+	if got := e.readImageFile(res1, "a"); got != "changed\n" {
+		t.Errorf("a changed bind source did not rerun the RUN: %q\n%s", got, out1)
+	}
 	res2, out2, err := e.build(dir, Options{NoCache: true})
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out2)

@@ -97,6 +97,48 @@ func (r *buildRun) bindSource(ctx context.Context, st *stageState, m *instructio
 	return tmp, done, nil
 }
 
+// bindKeys identify what RUN --mount=type=bind steps see, for the cache
+// key: a content digest of context sources, the key of stage or image
+// sources.
+func (r *buildRun) bindKeys(ctx context.Context, ms []*instructions.Mount) ([]string, error) {
+	var keys []string
+	for _, m := range ms {
+		if m.Type != instructions.MountTypeBind {
+			continue
+		}
+		src, err := r.source(ctx, m.From)
+		if err != nil {
+			return nil, err
+		}
+		k := src.key
+		if k == "" {
+			k, err = r.contentKey(ctx, src, orDot(m.Source))
+		}
+		src.close()
+		if err != nil {
+			return nil, fmt.Errorf("--mount=type=bind,source=%s: %w", m.Source, err)
+		}
+		keys = append(keys, k)
+	}
+	return keys, nil
+}
+
+func (r *buildRun) contentKey(ctx context.Context, src *copySource, source string) (string, error) {
+	fs, ignored, err := src.open(ctx)
+	if err != nil {
+		return "", err
+	}
+	ms, err := selectSources(fs, []string{source}, selectOptions{ignored: ignored})
+	if err != nil {
+		return "", err
+	}
+	var fh *fileHashes
+	if fs == r.ctx.fs {
+		fh = r.hashes
+	}
+	return digestMatches(fs, ms, fh)
+}
+
 func orDot(p string) string {
 	if p == "" {
 		return "."

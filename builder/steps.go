@@ -63,7 +63,11 @@ func (r *buildRun) run(ctx context.Context, st *stageState, c *instructions.RunC
 	}
 	mounts := instructions.GetMounts(c)
 	env := r.runEnv(st, false)
-	key := cacheKey(st.key, "RUN", args, script, env, network, mounts)
+	binds, err := r.bindKeys(ctx, mounts)
+	if err != nil {
+		return false, err
+	}
+	key := cacheKey(st.key, "RUN", args, script, env, network, mounts, binds)
 	return r.fsStep(ctx, st, key, c.String(), func(rf Rootfs) error {
 		root, err := openRootDir(rf.Path())
 		if err != nil {
