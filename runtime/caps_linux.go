@@ -128,13 +128,21 @@ func applyCaps(c *specs.LinuxCapabilities) error {
 		c = &specs.LinuxCapabilities{}
 	}
 	// What this process does not hold it cannot grant (here, root lacks
-	// CAP_SYS_RESOURCE): capset would refuse the whole set.
+	// CAP_SYS_RESOURCE): say which, rather than capset's bare EPERM.
+	// Privileged (AllCapabilities) only asks for what is held.
 	held := ownPermitted()
 	var masks [4]uint64
 	for i, set := range [][]string{c.Effective, c.Permitted, c.Inheritable, c.Ambient} {
 		m, err := capMask(set)
 		if err != nil {
 			return err
+		}
+		if missing := m &^ held; missing != 0 && i < 2 {
+			for name, n := range capNames {
+				if missing&(1<<uint(n)) != 0 {
+					return fmt.Errorf("capability %s is not held by the runtime and cannot be granted", name)
+				}
+			}
 		}
 		masks[i] = m & held
 	}

@@ -104,6 +104,9 @@ func (c *cgroup) dir(controller string) string {
 }
 
 func writeCg(dir, file, val string) error {
+	if dir == "" {
+		return fmt.Errorf("cgroup controller for %s is not mounted", file)
+	}
 	if err := os.WriteFile(filepath.Join(dir, file), []byte(val), 0); err != nil {
 		return fmt.Errorf("cgroup %s/%s=%s: %w", dir, file, val, err)
 	}
@@ -255,10 +258,38 @@ func (c *cgroup) applyV1(r *specs.LinuxResources) error {
 			set("cpuset", "cpuset.mems", cpu.Mems)
 		}
 	}
-	if b := r.BlockIO; b != nil && b.Weight != nil {
-		if _, err := os.Stat(filepath.Join(c.dir("blkio"), "blkio.weight")); err == nil {
+	if b := r.BlockIO; b != nil {
+		// This kernel's blkio has no weight files without an IO scheduler
+		// that supports them: refuse rather than pretend.
+		if b.Weight != nil {
 			set("blkio", "blkio.weight", strconv.Itoa(int(*b.Weight)))
 		}
+		if b.LeafWeight != nil {
+			set("blkio", "blkio.leaf_weight", strconv.Itoa(int(*b.LeafWeight)))
+		}
+		for _, d := range b.ThrottleReadBpsDevice {
+			set("blkio", "blkio.throttle.read_bps_device", fmt.Sprintf("%d:%d %d", d.Major, d.Minor, d.Rate))
+		}
+		for _, d := range b.ThrottleWriteBpsDevice {
+			set("blkio", "blkio.throttle.write_bps_device", fmt.Sprintf("%d:%d %d", d.Major, d.Minor, d.Rate))
+		}
+		for _, d := range b.ThrottleReadIOPSDevice {
+			set("blkio", "blkio.throttle.read_iops_device", fmt.Sprintf("%d:%d %d", d.Major, d.Minor, d.Rate))
+		}
+		for _, d := range b.ThrottleWriteIOPSDevice {
+			set("blkio", "blkio.throttle.write_iops_device", fmt.Sprintf("%d:%d %d", d.Major, d.Minor, d.Rate))
+		}
+	}
+	if n := r.Network; n != nil {
+		if n.ClassID != nil {
+			set("net_cls", "net_cls.classid", strconv.FormatUint(uint64(*n.ClassID), 10))
+		}
+		for _, p := range n.Priorities {
+			set("net_prio", "net_prio.ifpriomap", fmt.Sprintf("%s %d", p.Name, p.Priority))
+		}
+	}
+	for _, h := range r.HugepageLimits {
+		set("hugetlb", "hugetlb."+h.Pagesize+".limit_in_bytes", strconv.FormatUint(h.Limit, 10))
 	}
 	for _, d := range r.Devices {
 		file := "devices.deny"
