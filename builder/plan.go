@@ -252,7 +252,7 @@ func unusedArgs(p *Plan, buildArgs map[string]string) []string {
 	}
 	var out []string
 	for _, k := range sortedKeys(buildArgs) {
-		if !declared[k] && !proxyArgs[k] {
+		if !declared[k] && !proxyArgs[k] && k != "SOURCE_DATE_EPOCH" {
 			if _, pre := p.GlobalArgs.vals[k]; !pre {
 				out = append(out, k)
 			}
