@@ -64,7 +64,7 @@ func networkLsCmd() *cobra.Command {
 				if n.Subnet6.IsValid() {
 					subnet += "," + n.Subnet6.String()
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\n", n.Spec.Name, n.Spec.Project, n.Bridge, subnet, n.Gateway4, countOn(users, n.Spec.Name))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\n", n.Spec.Name, n.Spec.Project, n.Bridge, subnet, n.Gateway4, networkUsers(users, n.Spec.Name))
 			}
 			return tw.Flush()
 		},
@@ -74,7 +74,7 @@ func networkLsCmd() *cobra.Command {
 	return cmd
 }
 
-func countOn(users map[string]network.Attachment, name string) int {
+func networkUsers(users map[string]network.Attachment, name string) int {
 	n := 0
 	for _, a := range users {
 		for _, i := range a.Interfaces {
@@ -90,11 +90,11 @@ func countOn(users map[string]network.Attachment, name string) int {
 // networkView is what `berth network inspect` prints for one network.
 type networkView struct {
 	network.NetworkInfo
-	Containers map[string]containerView `json:"containers"`
+	Containers map[string]networkContainerView `json:"containers"`
 }
 
-// containerView is one container's endpoint on the network.
-type containerView struct {
+// networkContainerView is one container's endpoint on the network.
+type networkContainerView struct {
 	Name string `json:"name"`
 	network.Interface
 }
@@ -120,11 +120,11 @@ func networkInspectCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				v := networkView{NetworkInfo: n, Containers: map[string]containerView{}}
+				v := networkView{NetworkInfo: n, Containers: map[string]networkContainerView{}}
 				for id, a := range users {
 					for _, i := range a.Interfaces {
 						if i.Network == name {
-							v.Containers[id] = containerView{Name: a.Name, Interface: i}
+							v.Containers[id] = networkContainerView{Name: a.Name, Interface: i}
 						}
 					}
 				}

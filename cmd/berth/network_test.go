@@ -82,10 +82,10 @@ func TestNetworkCommands(t *testing.T) {
 		t.Fatalf("rm: %v\n%s", err, out)
 	}
 	deadline := time.Now().Add(3 * time.Second)
-	for exists("/proc/"+string(pid)+"/cmdline") && time.Now().Before(deadline) {
+	for procExists("/proc/"+string(pid)+"/cmdline") && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
-	if exists("/proc/" + string(pid) + "/cmdline") {
+	if procExists("/proc/" + string(pid) + "/cmdline") {
 		if st, _ := os.ReadFile("/proc/" + string(pid) + "/stat"); !strings.Contains(string(st), ") Z") {
 			t.Errorf("dns responder still running after the last network went")
 		}
@@ -95,4 +95,4 @@ func TestNetworkCommands(t *testing.T) {
 	}
 }
 
-func exists(p string) bool { _, err := os.Stat(p); return err == nil }
+func procExists(p string) bool { _, err := os.Stat(p); return err == nil }
