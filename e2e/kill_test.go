@@ -59,11 +59,11 @@ func TestKill(t *testing.T) {
 	m := newMachine(t)
 	p := m.project(killCompose, nil)
 	before := m.netSnapshot()
-	trials := 20
+	trials := 16
 	if n, err := strconv.Atoi(os.Getenv("BERTH_E2E_KILL_TRIALS")); err == nil {
 		trials = n
 	}
-	budget := time.Now().Add(4 * time.Minute)
+	budget := time.Now().Add(2 * time.Minute)
 
 	// The durations of an undisturbed up and down bound the kill moments.
 	t0 := time.Now()

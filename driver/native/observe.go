@@ -19,12 +19,14 @@ func (d *Driver) Observe(ctx context.Context, project string) (*state.Observed, 
 	if err != nil {
 		return nil, err
 	}
+	var mine []*record
 	for _, r := range recs {
-		if r.Spec.Project != project {
-			continue
+		if r.Spec.Project == project {
+			mine = append(mine, r)
 		}
-		o.Containers = append(o.Containers, d.observeContainer(r))
 	}
+	o.Containers = make([]state.Container, len(mine))
+	inParallel(len(mine), func(i int) { o.Containers[i] = d.observeContainer(mine[i]) })
 	nets, err := d.net.Networks(ctx)
 	if err != nil {
 		return nil, err

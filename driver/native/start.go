@@ -137,13 +137,14 @@ func (d *Driver) createOptions(ctx context.Context, r *record) (runtime.CreateOp
 		Bundle: d.containerDir(r.ID),
 		// The log lives with the record, not the runtime state: it
 		// survives restarts of the container and of the machine.
-		LogPath:      filepath.Join(d.containerDir(r.ID), "container.log"),
-		Spec:         spec,
-		RootfsMounts: rootfs,
-		Restart:      restartPolicy(c.Restart),
-		Healthcheck:  healthcheck(c.Healthcheck),
-		Init:         c.Init,
-		User:         firstOf(c.User, img.Config.Config.User),
+		LogPath:         filepath.Join(d.containerDir(r.ID), "container.log"),
+		Spec:            spec,
+		RootfsMounts:    rootfs,
+		Restart:         restartPolicy(c.Restart),
+		NoHealthRestart: c.NoHealthRestart,
+		Healthcheck:     healthcheck(c.Healthcheck),
+		Init:            c.Init,
+		User:            firstOf(c.User, img.Config.Config.User),
 	}, nil
 }
 
