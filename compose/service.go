@@ -36,7 +36,21 @@ func service(p *types.Project, s types.ServiceConfig) (*state.Service, error) {
 	if len(s.Extensions) > 0 {
 		svc.Extensions = map[string]any(s.Extensions)
 	}
+	svc.Container.NoHealthRestart = !berthExtension(s, "restart-on-unhealthy", true)
 	return svc, nil
+}
+
+// berthExtension reads a boolean of the service's x-berth extension, the
+// place for what berth does beyond compose.
+func berthExtension(s types.ServiceConfig, key string, def bool) bool {
+	x, ok := s.Extensions["x-berth"].(map[string]any)
+	if !ok {
+		return def
+	}
+	if v, ok := x[key].(bool); ok {
+		return v
+	}
+	return def
 }
 
 // ImageName is the image a service runs: its image:, else compose's

@@ -62,6 +62,10 @@ type ContainerSpec struct {
 
 	PostStart []Hook
 	PreStop   []Hook
+	// NoHealthRestart keeps a container running when its healthcheck turns
+	// unhealthy (x-berth: {restart-on-unhealthy: false}); by default its
+	// restart policy restarts it as after a crash.
+	NoHealthRestart bool
 
 	Labels map[string]string
 }
