@@ -16,11 +16,12 @@ const (
 // ranges are paired, random host ports are chosen (and kept across calls),
 // and a host port another service already publishes is refused. Replicas
 // of one service may share a host port: they are load-balanced.
-// hostFree says whether nothing on the host listens on a port; random host
-// ports are only chosen among free ones.
+// hostFree says whether nothing on the host listens on a port: random host
+// ports are only chosen among free ones, and a fixed one that a host
+// process already serves is refused rather than silently shadowed by DNAT.
 func resolvePorts(st *diskState, ep Endpoint, old *endpointRecord, hostFree func(PublishedPort) bool) ([]PublishedPort, error) {
 	var out []PublishedPort
-	owner := portOwners(st, ep.ID)
+	owned := portOwners(st, ep.ID)
 	for _, p := range ep.Ports {
 		proto := p.Protocol
 		if proto == "" {
@@ -34,28 +35,31 @@ func resolvePorts(st *diskState, ep Endpoint, old *endpointRecord, hostFree func
 		for cp := p.ContainerPort; cp <= cEnd; cp++ {
 			pp := PublishedPort{HostIP: p.HostIP, ContainerPort: cp, Protocol: proto}
 			switch {
-			case p.HostPort == 0:
-				pp.HostPort = keptRandom(old, pp)
-				if pp.HostPort == 0 {
-					hp, err := pickRandomPort(owner, pp, hostFree)
+			case hEnd-p.HostPort == cEnd-p.ContainerPort && p.HostPort != 0:
+				pp.HostPort = p.HostPort + cp - p.ContainerPort
+			default:
+				// A random port, or "8000-8010:80" (the first free port of
+				// the range); either stays what it was across calls.
+				lo, hi := p.HostPort, hEnd
+				if lo == 0 {
+					lo, hi = randomPortLow, randomPortHigh
+				}
+				if pp.HostPort = kept(old, pp, lo, hi); pp.HostPort == 0 {
+					hp, err := pickPort(owned, pp, lo, hi, hostFree)
 					if err != nil {
 						return nil, err
 					}
 					pp.HostPort = hp
 				}
-			case hEnd-p.HostPort == cEnd-p.ContainerPort:
-				pp.HostPort = p.HostPort + cp - p.ContainerPort
-			default:
-				// "8000-8010:80": the first host port of the range that is free.
-				pp.HostPort = firstFree(owner, pp, p.HostPort, hEnd)
-				if pp.HostPort == 0 {
-					return nil, fmt.Errorf("port %d-%d: no free host port", p.HostPort, hEnd)
-				}
 			}
-			if o, ok := owner[portKey(pp)]; ok && (o.Project != ep.Project || o.Service != ep.Service || ep.Service == "") {
-				return nil, fmt.Errorf("host port %s is already published by %s", portKey(pp), o.Name)
+			o, shared := conflict(owned, pp)
+			switch {
+			case o != nil && (!shared || o.ep.Project != ep.Project || o.ep.Service != ep.Service || ep.Service == ""):
+				return nil, fmt.Errorf("host port %s is already published by %s", portKey(pp), o.ep.Name)
+			case o == nil && !hadPort(old, pp) && hostFree != nil && !hostFree(pp):
+				return nil, fmt.Errorf("host port %s is in use by a process on the host", portKey(pp))
 			}
-			owner[portKey(pp)] = ep
+			owned = append(owned, ownedPort{pp, ep})
 			out = append(out, pp)
 		}
 	}
@@ -66,52 +70,85 @@ func portKey(p PublishedPort) string {
 	return net.JoinHostPort(p.HostIP, strconv.Itoa(p.HostPort)) + "/" + p.Protocol
 }
 
-// portOwners maps every host port published by another container to it.
-// A port bound to all addresses also collides with each specific address.
-func portOwners(st *diskState, self string) map[string]Endpoint {
-	owner := map[string]Endpoint{}
+// ownedPort is a host port some container publishes.
+type ownedPort struct {
+	PublishedPort
+	ep Endpoint
+}
+
+// portOwners lists every host port published by another container.
+func portOwners(st *diskState, self string) []ownedPort {
+	var owned []ownedPort
 	for id, r := range st.Endpoints {
 		if id == self {
 			continue
 		}
 		for _, p := range r.Ports {
-			owner[portKey(p)] = r.Endpoint
+			owned = append(owned, ownedPort{p, r.Endpoint})
 		}
 	}
-	return owner
+	return owned
 }
 
-func keptRandom(old *endpointRecord, want PublishedPort) int {
+func wildcard(ip string) bool { return ip == "" || ip == "0.0.0.0" || ip == "::" }
+
+// conflict finds a published port that pp would collide with: same port
+// and protocol, and the same host IP or either bound to all addresses.
+// shared is true when the two could be one load-balanced group (the very
+// same host IP, port and protocol).
+func conflict(owned []ownedPort, pp PublishedPort) (o *ownedPort, shared bool) {
+	for i := range owned {
+		x := &owned[i]
+		if x.Protocol != pp.Protocol || x.HostPort != pp.HostPort {
+			continue
+		}
+		if x.HostIP == pp.HostIP {
+			return x, true
+		}
+		if wildcard(x.HostIP) || wildcard(pp.HostIP) {
+			o = x
+		}
+	}
+	return o, false
+}
+
+func hadPort(old *endpointRecord, pp PublishedPort) bool {
+	if old == nil {
+		return false
+	}
+	for _, p := range old.Ports {
+		if p.HostIP == pp.HostIP && p.HostPort == pp.HostPort && p.Protocol == pp.Protocol {
+			return true
+		}
+	}
+	return false
+}
+
+// kept is the host port in lo..hi that old already had for this
+// container port, or 0.
+func kept(old *endpointRecord, want PublishedPort, lo, hi int) int {
 	if old == nil {
 		return 0
 	}
 	for _, p := range old.Ports {
-		if p.HostIP == want.HostIP && p.ContainerPort == want.ContainerPort && p.Protocol == want.Protocol && p.HostPort >= randomPortLow {
+		if p.HostIP == want.HostIP && p.ContainerPort == want.ContainerPort && p.Protocol == want.Protocol && p.HostPort >= lo && p.HostPort <= hi {
 			return p.HostPort
 		}
 	}
 	return 0
 }
 
-func firstFree(owner map[string]Endpoint, pp PublishedPort, lo, hi int) int {
+// pickPort returns the first port of lo..hi that no container publishes
+// and nothing on the host listens on.
+func pickPort(owned []ownedPort, pp PublishedPort, lo, hi int, hostFree func(PublishedPort) bool) (int, error) {
 	for hp := lo; hp <= hi; hp++ {
 		pp.HostPort = hp
-		if _, ok := owner[portKey(pp)]; !ok {
-			return hp
-		}
-	}
-	return 0
-}
-
-func pickRandomPort(owner map[string]Endpoint, pp PublishedPort, hostFree func(PublishedPort) bool) (int, error) {
-	for hp := randomPortLow; hp <= randomPortHigh; hp++ {
-		pp.HostPort = hp
-		if _, taken := owner[portKey(pp)]; taken || (hostFree != nil && !hostFree(pp)) {
+		if o, _ := conflict(owned, pp); o != nil || (hostFree != nil && !hostFree(pp)) {
 			continue
 		}
 		return hp, nil
 	}
-	return 0, fmt.Errorf("no free host port for %d/%s", pp.ContainerPort, pp.Protocol)
+	return 0, fmt.Errorf("no free host port in %d-%d for %d/%s", lo, hi, pp.ContainerPort, pp.Protocol)
 }
 
 // hostPortFree tries to bind the port in the host namespace.

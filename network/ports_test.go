@@ -43,6 +43,24 @@ func TestResolvePorts(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "p-api-1") {
 		t.Errorf("conflict not reported: %v", err)
 	}
+	// A port on all addresses collides with the same port on one address,
+	// even for a replica (one load-balanced group needs one host address).
+	for _, e := range []Endpoint{
+		{ID: "z", Name: "p-z-1", Project: "p", Service: "z", Ports: []state.Port{{HostIP: "127.0.0.1", HostPort: 9090, ContainerPort: 80}}},
+		{ID: "a3", Name: "p-api-3", Project: "p", Service: "api", Ports: []state.Port{{HostIP: "127.0.0.1", HostPort: 9090, ContainerPort: 80}}},
+	} {
+		if _, err := resolvePorts(st, e, nil, nil); err == nil {
+			t.Errorf("%s: 127.0.0.1:9090 accepted beside *:9090", e.Name)
+		}
+	}
+	if _, err := resolvePorts(st, Endpoint{ID: "u", Ports: []state.Port{{HostPort: 9090, ContainerPort: 80, Protocol: "udp"}}}, nil, nil); err != nil {
+		t.Errorf("9090/udp beside 9090/tcp: %v", err)
+	}
+	// A fixed port a host process listens on is refused, not shadowed.
+	hostBusy := func(p PublishedPort) bool { return p.HostPort != 2222 }
+	if _, err := resolvePorts(st, Endpoint{ID: "s", Ports: []state.Port{{HostPort: 2222, ContainerPort: 22}}}, nil, hostBusy); err == nil || !strings.Contains(err.Error(), "in use") {
+		t.Errorf("port in use on the host: %v", err)
+	}
 	if _, err := resolvePorts(st, Endpoint{ID: "y", Ports: []state.Port{{ContainerPort: 1, Protocol: "sctp"}}}, nil, nil); err == nil {
 		t.Error("sctp accepted")
 	}
