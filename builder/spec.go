@@ -32,6 +32,14 @@ func (b *Builder) UseBridgeNetwork(stateRoot, runRoot string) error {
 	return nil
 }
 
+// Close releases what UseBridgeNetwork opened.
+func (b *Builder) Close() error {
+	if bn, ok := b.net.(*BridgeNetwork); ok {
+		return bn.M.Close()
+	}
+	return nil
+}
+
 // UseRuntime runs RUN steps as containers of berth's runtime (seccomp,
 // cgroup, masked paths, as service containers) instead of the lighter
 // namespace runner; its containers live under <runRoot>/builder.

@@ -77,6 +77,7 @@ func newBuildCmd() *cobra.Command {
 			if err := b.UseBridgeNetwork(global.root, global.runRoot); err != nil {
 				fmt.Fprintf(os.Stderr, "berth: warning: RUN steps use the host network: %v\n", err)
 			}
+			defer b.Close()
 			buildArgs, err := parseBuildArgs(f.buildArgs)
 			if err != nil {
 				return err
