@@ -31,10 +31,16 @@ cleanup() {
 trap cleanup EXIT
 mkdir -p "$OUT"
 
+# The built suite is kept (SUITE_CACHE) so that later runs skip the build.
+SUITE_CACHE="${SUITE_CACHE:-/var/tmp/berth-runtime-tools-$RTT_VERSION}"
+
 build_suite() {
-	local dir src
+	local dir src="$work/src"
+	if [ -x "$SUITE_CACHE/runtimetest" ] && [ -x "$SUITE_CACHE/validation/state.t" ]; then
+		cp -r "$SUITE_CACHE" "$src"
+		return
+	fi
 	dir="$(cd "$work" && go mod download -json "github.com/opencontainers/runtime-tools@$RTT_VERSION" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')"
-	src="$work/src"
 	cp -r "$dir" "$src"
 	chmod -R u+w "$src"
 	cd "$src"
@@ -52,6 +58,7 @@ build_suite() {
 		[ "$name" = util ] && continue
 		GOFLAGS=-mod=mod go build -o "validation/$name.t" "./validation/$name" || echo "conformance: build of $name failed" >&2
 	done
+	rm -rf "$SUITE_CACHE" && cp -r "$src" "$SUITE_CACHE"
 }
 
 # run_suite NAME WRAPPER [PREFIX...]: runs every test with RUNTIME=WRAPPER.
