@@ -38,3 +38,15 @@ func TestFailedCreateLeavesNothing(t *testing.T) {
 		}
 	}
 }
+
+func TestSysctlMustBeNamespaced(t *testing.T) {
+	for k, ok := range map[string]bool{"kernel.msgmax": true, "net.ipv4.ip_forward": true, "fs.mqueue.queues_max": true,
+		"vm.swappiness": false, "kernel.panic": false, "../kernel.x": false} {
+		if err := checkSysctl(k, true); (err == nil) != ok {
+			t.Errorf("%s: %v", k, err)
+		}
+	}
+	if checkSysctl("net.ipv4.ip_forward", false) == nil {
+		t.Error("net sysctl admitted in the host's network namespace")
+	}
+}

@@ -42,6 +42,17 @@ func validateSpec(s *specs.Spec) error {
 			return fmt.Errorf("%w: mount destination %q is not absolute", ErrInvalid, m.Destination)
 		}
 	}
+	if s.Linux != nil {
+		ownNet := false
+		for _, ns := range s.Linux.Namespaces {
+			ownNet = ownNet || ns.Type == specs.NetworkNamespace
+		}
+		for k := range s.Linux.Sysctl {
+			if err := checkSysctl(k, ownNet); err != nil {
+				return err
+			}
+		}
+	}
 	return ValidateCapabilities(s.Process.Capabilities)
 }
 

@@ -79,11 +79,33 @@ func setRlimits(rls []specs.POSIXRlimit) error {
 	return nil
 }
 
+var namespacedSysctls = map[string]bool{
+	"kernel.msgmax": true, "kernel.msgmnb": true, "kernel.msgmni": true, "kernel.sem": true,
+	"kernel.shmall": true, "kernel.shmmax": true, "kernel.shmmni": true, "kernel.shm_rmid_forced": true,
+	"kernel.domainname": true, "kernel.hostname": true,
+}
+
+// checkSysctl admits only sysctls that belong to a namespace the
+// container owns: writing another would change the host (the init still
+// holds every capability when it writes them).
+func checkSysctl(k string, ownNet bool) error {
+	if strings.Contains(k, "..") || strings.HasPrefix(k, "/") {
+		return fmt.Errorf("%w: bad sysctl %q", ErrInvalid, k)
+	}
+	if namespacedSysctls[k] || strings.HasPrefix(k, "fs.mqueue.") {
+		return nil
+	}
+	if strings.HasPrefix(k, "net.") {
+		if !ownNet {
+			return fmt.Errorf("%w: sysctl %s needs the container's own network namespace", ErrInvalid, k)
+		}
+		return nil
+	}
+	return fmt.Errorf("%w: sysctl %s is not namespaced", ErrInvalid, k)
+}
+
 func writeSysctls(sysctl map[string]string) error {
 	for k, v := range sysctl {
-		if strings.Contains(k, "..") || strings.Contains(k, "/") && strings.Contains(k, ".") && strings.HasPrefix(k, "/") {
-			return fmt.Errorf("%w: bad sysctl %q", ErrInvalid, k)
-		}
 		p := filepath.Join("/proc/sys", strings.ReplaceAll(k, ".", "/"))
 		if err := os.WriteFile(p, []byte(v), 0); err != nil {
 			return fmt.Errorf("sysctl %s=%s: %w", k, v, err)
