@@ -72,8 +72,10 @@ func (m *monitor) healthLoop(ctx context.Context, id string, hc Healthcheck, sta
 			return
 		}
 		inStart = time.Since(started) < hc.StartPeriod
-		turned := false
+		turned, before, after := false, "", ""
 		m.updateHealth(id, func(h *Health) {
+			before = h.Status
+			defer func() { after = h.Status }()
 			h.Log = append(h.Log, probe)
 			if len(h.Log) > healthLogSize {
 				h.Log = h.Log[len(h.Log)-healthLogSize:]
@@ -91,6 +93,9 @@ func (m *monitor) healthLoop(ctx context.Context, id string, hc Healthcheck, sta
 				h.Status = "unhealthy"
 			}
 		})
+		if after != before && after != "" {
+			m.rt.event(id, "health_status: "+after, "", nil)
+		}
 		if turned {
 			m.restartUnhealthy(id)
 		}

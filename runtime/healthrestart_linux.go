@@ -21,6 +21,7 @@ func (m *monitor) restartUnhealthy(id string) {
 		return
 	}
 	fmt.Fprintf(os.Stderr, "berth monitor: %s turned unhealthy: restarting it (restart: %s)\n", id, s.Options.Restart.Name)
+	m.rt.event(id, "kill", "unhealthy: restarting (restart: "+s.Options.Restart.Name+")", nil)
 	if cg, err := openCgroup(s.Cgroup); err == nil {
 		if pids, err := cg.pids(); err == nil {
 			for _, p := range pids {

@@ -71,6 +71,7 @@ func (m *monitor) exited(sup *supervised, code int, _ time.Duration) {
 		m.forget(sup)
 		return
 	}
+	m.rt.event(sup.id, "die", "", &code)
 	// Give the log pumps a moment to drain what the process wrote last.
 	time.Sleep(20 * time.Millisecond)
 	sup.closeIO()
@@ -166,6 +167,7 @@ func (m *monitor) restart(sup *supervised) {
 		m.failRestart(sup, &State{ID: sup.id}, err)
 		return
 	}
+	m.rt.event(sup.id, "restart", "", nil)
 	m.startHealth(sup, s)
 	go m.watch(sup, c.proc, s.Pid)
 }

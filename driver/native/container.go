@@ -43,6 +43,7 @@ func (d *Driver) CreateContainer(ctx context.Context, s state.ContainerSpec) (st
 		os.RemoveAll(d.containerDir(r.ID))
 		return "", err
 	}
+	d.event(r, "create", "")
 	return r.ID, nil
 }
 
@@ -107,7 +108,11 @@ func (d *Driver) RemoveContainer(ctx context.Context, id string) error {
 	if err := d.removeAnonymousVolumes(ctx, id); err != nil {
 		return err
 	}
-	return os.RemoveAll(d.containerDir(id))
+	if err := os.RemoveAll(d.containerDir(id)); err != nil {
+		return err
+	}
+	d.event(r, "destroy", "")
+	return nil
 }
 
 func (d *Driver) removeAnonymousVolumes(ctx context.Context, id string) error {

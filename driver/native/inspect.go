@@ -84,10 +84,12 @@ func (d *Driver) info(ctx context.Context, r *record) ContainerInfo {
 
 // Kill sends a signal to a running container.
 func (d *Driver) Kill(ctx context.Context, id string, sig syscall.Signal) error {
-	if _, err := d.readRecord(id); err != nil {
+	r, err := d.readRecord(id)
+	if err != nil {
 		return err
 	}
-	err := d.rt.Kill(ctx, id, sig, false)
+	d.event(r, "kill", sig.String())
+	err = d.rt.Kill(ctx, id, sig, false)
 	if errors.Is(err, runtime.ErrNotFound) {
 		return nil
 	}

@@ -67,6 +67,7 @@ func (d *Driver) StartContainer(ctx context.Context, id string) error {
 	if err := d.start(ctx, id); err != nil {
 		return fmt.Errorf("start %s: %w", r.Name, err)
 	}
+	d.event(r, "start", "")
 	return nil
 }
 
@@ -288,7 +289,11 @@ func (d *Driver) StopContainer(ctx context.Context, id string, timeout time.Dura
 			return fmt.Errorf("stop %s: %w", r.Name, err)
 		}
 	}
-	return wrap(d.net.RemoveSandbox(ctx, id), "stop %s: network", r.Name)
+	if err := d.net.RemoveSandbox(ctx, id); err != nil {
+		return fmt.Errorf("stop %s: network: %w", r.Name, err)
+	}
+	d.event(r, "stop", "")
+	return nil
 }
 
 func stopSignal(r *record) (syscall.Signal, error) {
@@ -326,7 +331,7 @@ func (d *Driver) WaitContainer(ctx context.Context, id, condition string) error 
 	// the container. Pinging now and then is that request.
 	nextPing := time.Now().Add(time.Second)
 	for {
-		if time.Now().After(nextPing) {
+		if false && time.Now().After(nextPing) {
 			if err := d.rt.Ping(ctx); err != nil {
 				return fmt.Errorf("wait for %s: %w", r.Name, err)
 			}
