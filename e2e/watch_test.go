@@ -18,7 +18,7 @@ type watchProc struct {
 	t    *testing.T
 	mu   sync.Mutex
 	out  bytes.Buffer
-	seen int // output before this offset was matched already
+	seen int           // output before this offset was matched already
 	done chan struct{} // closed when the process exited
 	err  error         // its exit, valid once done is closed
 	stop func()
@@ -149,19 +149,29 @@ services:
           action: sync+exec
           exec:
             command: ["sh", "-c", "cat /hooks/h > /ran"]
+  img:
+    build: ./img
+    init: true
+    stop_grace_period: 1s
+    develop:
+      watch:
+        - path: ./img
+          action: rebuild
 %s`
 
 func TestWatch(t *testing.T) {
 	m := newMachine(t)
 	p := m.project(fmt.Sprintf(watchCompose, ""), map[string]string{
-		".env":        "X_VALUE=1\n",
-		"src/old.txt": "old\n",
-		"hooks/h":     "v1\n",
+		".env":           "X_VALUE=1\n",
+		"src/old.txt":    "old\n",
+		"hooks/h":        "v1\n",
+		"img/Dockerfile": "FROM localhost/busybox:e2e\nCOPY msg /msg\nCMD [\"sleep\", \"100000\"]\n",
+		"img/msg":        "v1\n",
 	})
 	w := p.watch("--debounce", "200ms")
 	w.expect(time.Minute, "reconciled after start")
 	ids := p.ids()
-	if len(ids) != 2 {
+	if len(ids) != 3 {
 		t.Fatalf("containers %v", ids)
 	}
 
@@ -206,7 +216,7 @@ func TestWatch(t *testing.T) {
 			t.Fatalf("broken file touched %s (%s): %s", n, ids[n], out)
 		}
 	}
-	if strings.Count(out, `"State":"running"`) != 2 {
+	if strings.Count(out, `"State":"running"`) != 3 {
 		t.Fatalf("containers not all running while the file is broken: %s", out)
 	}
 	// fixed, with a change: converges again
@@ -247,6 +257,20 @@ func TestWatch(t *testing.T) {
 	w.expect(30*time.Second, "b: synced", "ran exec")
 	if got := m.inContainer(ids[name(p, "b")], "/ran"); got != "v2\n" {
 		t.Fatalf("sync+exec: /ran is %q", got)
+	}
+
+	// rebuild: a source change builds the image again and recreates img
+	p.write("img/msg", "v2\n")
+	w.expect(2*time.Minute, "img: rebuilt")
+	w.expect(time.Minute, "reconciled after", "service img rebuilt")
+	eventually(t, 10*time.Second, "img recreated from the new image", func() error {
+		if got := m.inContainer(p.ids()[name(p, "img")], "/msg"); got != "v2\n" {
+			return fmt.Errorf("/msg is %q", got)
+		}
+		return nil
+	})
+	if now := p.ids(); now[name(p, "a")] != a || now[name(p, "b")] != ids[name(p, "b")] {
+		t.Fatalf("rebuild of img touched other services: %v -> %v", ids, now)
 	}
 
 	// a container killed from outside comes back (container events, not
