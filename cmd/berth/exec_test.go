@@ -70,6 +70,14 @@ func TestExecCommand(t *testing.T) {
 		}
 		return nil
 	})
+	// -p NAME reaches the project from any directory.
+	projectDir := m.dir
+	m.dir = t.TempDir()
+	out, errOut, code = m.berth("", "-p", "clix", "exec", "-T", "app", "echo", "anywhere")
+	m.dir = projectDir
+	if code != 0 || out != "anywhere\n" {
+		t.Errorf("-p clix exec from another directory: code %d, out %q %s", code, out, errOut)
+	}
 	m.must("stop", "-t", "0")
 	_, errOut, code = m.berth("", "exec", "app", "true")
 	if code == 0 || !strings.Contains(errOut, "not running") {

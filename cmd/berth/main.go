@@ -10,6 +10,7 @@ import (
 
 func main() {
 	root := newRootCmd()
+	root.SetArgs(projectFlagBeforeRun(os.Args[1:]))
 	if err := root.Execute(); err != nil {
 		var ee exitError
 		if errors.As(err, &ee) {

@@ -18,7 +18,6 @@ import (
 	"github.com/compose-spec/compose-go/v2/format"
 	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 
 	"github.com/berth-dev/berth/driver"
 	"github.com/berth-dev/berth/driver/native"
@@ -44,64 +43,38 @@ type runOptions struct {
 
 func init() {
 	register(func() *cobra.Command {
+		var o runOptions
 		cmd := &cobra.Command{
 			Use:   "run [OPTIONS] SERVICE [COMMAND] [ARGS...]",
 			Short: "Run a one-off command on a service",
-			// run's -p is --publish as in compose, which cobra cannot
-			// reconcile with the global -p (--project-name): run parses its
-			// own flags, the global ones included by their long names.
-			DisableFlagParsing: true,
+			Args:  cobra.MinimumNArgs(1),
 			RunE: func(cmd *cobra.Command, args []string) error {
-				var o runOptions
-				fs := o.flags(cmd)
-				if err := fs.Parse(args); err != nil {
-					if errors.Is(err, pflag.ErrHelp) {
-						return nil
-					}
-					return err
-				}
-				if fs.NArg() < 1 {
-					return errors.New("run: SERVICE is required")
-				}
-				return runOneOff(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), o, fs.Arg(0), fs.Args()[1:])
+				return runOneOff(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), o, args[0], args[1:])
 			},
 		}
+		f := cmd.Flags()
+		f.SetInterspersed(false) // flags after SERVICE belong to COMMAND
+		f.BoolVar(&o.rm, "rm", false, "Automatically remove the container when it exits")
+		f.BoolVarP(&o.detach, "detach", "d", false, "Run container in background and print its name")
+		f.BoolVar(&o.noDeps, "no-deps", false, "Don't start linked services")
+		f.BoolVarP(&o.noTTY, "no-TTY", "T", false, "Disable pseudo-TTY allocation (default: a TTY when stdin is one)")
+		f.BoolVarP(&o.servicePorts, "service-ports", "P", false, "Run with the service's ports published")
+		f.StringVar(&o.name, "name", "", "Assign a name to the container")
+		f.StringVar(&o.entrypoint, "entrypoint", "", "Override the entrypoint of the image")
+		f.StringVarP(&o.user, "user", "u", "", "Run as specified username or uid")
+		f.StringVarP(&o.workdir, "workdir", "w", "", "Working directory inside the container")
+		f.StringArrayVarP(&o.env, "env", "e", nil, "Set environment variables")
+		f.StringArrayVarP(&o.volumes, "volume", "v", nil, "Bind mount a volume")
+		f.StringArrayVarP(&o.publish, "publish", "p", nil, "Publish a container's port(s) to the host")
+		f.StringArrayVarP(&o.labels, "label", "l", nil, "Add or override a label")
+		f.BoolP("interactive", "i", true, "Keep STDIN open (always on; compose's flag)")
+		f.Lookup("interactive").Hidden = true
+		// run's -p is --publish, as in compose: the global -p is then only
+		// reachable as --project-name here (cobra would panic on the clash).
+		f.StringVar(&global.projectName, "project-name", "", "Project name")
+		f.Lookup("project-name").Hidden = true
 		return cmd
 	})
-}
-
-// flags are run's own flags plus the global ones (whose values are the
-// globals themselves), -p excepted.
-func (o *runOptions) flags(cmd *cobra.Command) *pflag.FlagSet {
-	f := pflag.NewFlagSet("run", pflag.ContinueOnError)
-	f.SetInterspersed(false) // flags after SERVICE belong to COMMAND
-	f.SetOutput(cmd.ErrOrStderr())
-	f.Usage = func() {
-		fmt.Fprintf(cmd.ErrOrStderr(), "Usage:  berth run [OPTIONS] SERVICE [COMMAND] [ARGS...]\n\n%s\nOptions:\n%s", cmd.Short, f.FlagUsages())
-	}
-	f.BoolVar(&o.rm, "rm", false, "Automatically remove the container when it exits")
-	f.BoolVarP(&o.detach, "detach", "d", false, "Run container in background and print its name")
-	f.BoolVar(&o.noDeps, "no-deps", false, "Don't start linked services")
-	f.BoolVarP(&o.noTTY, "no-TTY", "T", false, "Disable pseudo-TTY allocation (default: a TTY when stdin is one)")
-	f.BoolVarP(&o.servicePorts, "service-ports", "P", false, "Run with the service's ports published")
-	f.StringVar(&o.name, "name", "", "Assign a name to the container")
-	f.StringVar(&o.entrypoint, "entrypoint", "", "Override the entrypoint of the image")
-	f.StringVarP(&o.user, "user", "u", "", "Run as specified username or uid")
-	f.StringVarP(&o.workdir, "workdir", "w", "", "Working directory inside the container")
-	f.StringArrayVarP(&o.env, "env", "e", nil, "Set environment variables")
-	f.StringArrayVarP(&o.volumes, "volume", "v", nil, "Bind mount a volume")
-	f.StringArrayVarP(&o.publish, "publish", "p", nil, "Publish a container's port(s) to the host")
-	f.StringArrayVarP(&o.labels, "label", "l", nil, "Add or override a label")
-	f.BoolP("interactive", "i", true, "Keep STDIN open (always on; compose's flag)")
-	f.Lookup("interactive").Hidden = true
-	cmd.Root().PersistentFlags().VisitAll(func(g *pflag.Flag) {
-		short := g.Shorthand
-		if short == "p" || f.ShorthandLookup(short) != nil {
-			short = ""
-		}
-		f.VarP(g.Value, g.Name, short, g.Usage)
-	})
-	return f
 }
 
 // runOneOff is berth run: the service's dependencies are converged first
@@ -349,4 +322,32 @@ func forwardSignals(ctx context.Context, d *native.Driver, id string) func() {
 		signal.Stop(sigs)
 		close(done)
 	}
+}
+
+// projectFlagBeforeRun rewrites a global -p NAME written before the run
+// command (berth -p demo run -p 80:80 web) to --project-name=NAME: cobra
+// parses every flag with the subcommand's flag set, where -p is
+// --publish. Other commands' arguments are returned unchanged.
+func projectFlagBeforeRun(args []string) []string {
+	takesValue := map[string]bool{"-f": true, "--file": true, "--project-name": true, "--project-directory": true,
+		"--profile": true, "--env-file": true, "--root": true, "--run-root": true, "--progress": true, "--parallel": true}
+	out := append([]string{}, args...)
+	for i := 0; i < len(out); i++ {
+		a := out[i]
+		switch {
+		case a == "-p" && i+1 < len(out):
+			out[i] = "--project-name=" + out[i+1]
+			out = append(out[:i+1], out[i+2:]...)
+		case strings.HasPrefix(a, "-p") && !strings.HasPrefix(a, "--"):
+			out[i] = "--project-name=" + strings.TrimPrefix(strings.TrimPrefix(a, "-p"), "=")
+		case takesValue[a]:
+			i++
+		case !strings.HasPrefix(a, "-"):
+			if a == "run" {
+				return out
+			}
+			return args
+		}
+	}
+	return args
 }

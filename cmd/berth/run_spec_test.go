@@ -57,3 +57,16 @@ func TestOneOffSpec(t *testing.T) {
 		t.Errorf("--name --service-ports --entrypoint: %+v", s)
 	}
 }
+
+func TestProjectFlagBeforeRun(t *testing.T) {
+	for _, c := range []struct{ in, want []string }{
+		{[]string{"-p", "demo", "run", "-p", "80:80", "web"}, []string{"--project-name=demo", "run", "-p", "80:80", "web"}},
+		{[]string{"-pdemo", "-f", "x.yml", "run", "web"}, []string{"--project-name=demo", "-f", "x.yml", "run", "web"}},
+		{[]string{"-p", "demo", "up", "-d"}, []string{"-p", "demo", "up", "-d"}},
+		{[]string{"run", "-p", "80:80", "web"}, []string{"run", "-p", "80:80", "web"}},
+	} {
+		if got := projectFlagBeforeRun(c.in); !slices.Equal(got, c.want) {
+			t.Errorf("%q: got %q, want %q", c.in, got, c.want)
+		}
+	}
+}

@@ -108,10 +108,11 @@ func TestRunCommand(t *testing.T) {
 		}
 		return nil
 	})
-	// Without --rm the exited one-off stays until down removes it.
-	_, _, code = m.berth("", "run", "--no-deps", "app", "true")
+	// Without --rm the exited one-off stays until down removes it. The
+	// global -p before run is the project; run's own -p publishes.
+	_, errOut, code = m.berth("", "-p", "clir", "run", "--no-deps", "-p", "127.0.0.1:18082:80", "app", "true")
 	if code != 0 {
-		t.Errorf("run true: code %d", code)
+		t.Errorf("-p clir run -p PORT: code %d %s", code, errOut)
 	}
 	if n := len(m.records()); n != 4 {
 		t.Errorf("%d containers, want db and three one-offs", n)

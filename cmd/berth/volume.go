@@ -211,7 +211,8 @@ func volumeInspectCmd() *cobra.Command {
 			return errors.Join(errs...)
 		},
 	}
-	cmd.Flags().StringVar(&format, "format", "", "Format the output using a Go template")
+	cmd.Flags().StringVarP(&format, "format", "f", "", "Format the output using a Go template")
+	shadowFileFlag(cmd)
 	return cmd
 }
 
@@ -279,7 +280,8 @@ func volumeRmCmd() *cobra.Command {
 			return errors.Join(errs...)
 		},
 	}
-	cmd.Flags().BoolVar(&force, "force", false, "Do not fail on volumes that do not exist")
+	cmd.Flags().BoolVarP(&force, "force", "f", false, "Do not fail on volumes that do not exist")
+	shadowFileFlag(cmd)
 	return cmd
 }
 
@@ -325,7 +327,8 @@ func volumePruneCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVarP(&all, "all", "a", false, "Remove all unused volumes, not just anonymous ones")
-	cmd.Flags().BoolVar(&force, "force", false, "Do not prompt for confirmation (berth never prompts)")
+	cmd.Flags().BoolVarP(&force, "force", "f", false, "Do not prompt for confirmation (berth never prompts)")
+	shadowFileFlag(cmd)
 	return cmd
 }
 
