@@ -56,6 +56,7 @@ type Controller struct {
 	start time.Time // of the running pass
 	outMu sync.Mutex
 
+	refresh   bool // RefreshImages for the first pass
 	startLoop func()
 	loopOnce  sync.Once
 }
@@ -80,6 +81,9 @@ func New(ctx context.Context, o Options) (*Controller, error) {
 	c.warn(l)
 	ro := o.Reconcile
 	ro.RemoveOrphans = true
+	// images are refreshed (pull_policy always/build) by the first pass
+	// only: a loop refreshing on every pass would rebuild forever
+	c.refresh, ro.RefreshImages = ro.RefreshImages, false
 	c.loop = &reconciler.Loop{
 		Driver: c.obs, Project: l.desired.Project, Options: ro, Locker: o.Locker,
 		Desired: c.desired, Resync: o.Resync,
@@ -147,7 +151,7 @@ func (c *Controller) Run(ctx context.Context) error {
 // up is the first convergence: images are refreshed as `berth up` would,
 // then initial_sync rules copy their trees in, then the loop takes over.
 func (c *Controller) up(ctx context.Context) {
-	c.loop.Options.RefreshImages = true
+	c.loop.Options.RefreshImages = c.refresh
 	res := c.loop.Pass(ctx)
 	c.loop.Options.RefreshImages = false
 	res.Reasons = []string{"start"}

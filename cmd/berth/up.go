@@ -49,6 +49,9 @@ func init() {
 			Short: "Create and start containers, converging the machine to the compose file",
 			RunE: func(cmd *cobra.Command, args []string) error {
 				o.timeoutSet = cmd.Flags().Changed("timeout")
+				if watching(cmd) {
+					return runUpWatch(cmd, o, args) // watch.go
+				}
 				return runUp(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), o, args)
 			},
 		}
@@ -69,6 +72,7 @@ func init() {
 		f.IntVar(&o.waitTimeout, "wait-timeout", 0, "Maximum seconds to wait for the project to be running|healthy")
 		f.BoolVar(&o.noColor, "no-color", false, "Produce monochrome output")
 		f.BoolVar(&o.noLogPrefix, "no-log-prefix", false, "Don't print a prefix in logs")
+		addWatchFlags(f) // --watch, --quiet, --debounce: watch.go
 		return cmd
 	})
 }

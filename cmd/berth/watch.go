@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -11,6 +12,7 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/berth-dev/berth/driver/native"
 	"github.com/berth-dev/berth/reconciler"
@@ -35,7 +37,7 @@ func init() {
 			RunE: func(cmd *cobra.Command, args []string) error {
 				ctx, cancel := signalContext(cmd)
 				defer cancel()
-				return runWatch(ctx, cmd.OutOrStdout(), cmd.ErrOrStderr(), o, upOptions{})
+				return runWatch(ctx, cmd.OutOrStdout(), cmd.ErrOrStderr(), o, upOptions{}, nil)
 			},
 		}
 		f := cmd.Flags()
@@ -45,22 +47,33 @@ func init() {
 	})
 }
 
-// runUpWatch is `berth up --watch`: the same controller, the containers'
-// logs attached unless --quiet.
-func runUpWatch(cmd *cobra.Command, up upOptions, quiet bool) error {
-	ctx, cancel := signalContext(cmd)
-	defer cancel()
-	debounce := watch.DefaultDebounce
-	if f := cmd.Flags().Lookup("debounce"); f != nil {
-		if d, err := time.ParseDuration(f.Value.String()); err == nil {
-			debounce = d
-		}
-	}
-	return runWatch(ctx, cmd.OutOrStdout(), cmd.ErrOrStderr(), watchOptions{debounce: debounce, logs: !quiet}, up)
+// addWatchFlags adds up's --watch and its companions.
+func addWatchFlags(f *pflag.FlagSet) {
+	f.Bool("watch", false, "Keep running: re-apply on every change and run develop.watch rules (see berth watch)")
+	f.Bool("quiet", false, "With --watch, do not attach the containers' logs")
+	f.Duration("debounce", watch.DefaultDebounce, "With --watch, quiet period after a change before acting")
 }
 
-func runWatch(ctx context.Context, stdout, stderr io.Writer, o watchOptions, up upOptions) error {
-	ro, err := up.planOptions(nil)
+func watching(cmd *cobra.Command) bool {
+	w, _ := cmd.Flags().GetBool("watch")
+	return w
+}
+
+// runUpWatch is `berth up --watch`: the same controller as berth watch,
+// the containers' logs attached unless --quiet.
+func runUpWatch(cmd *cobra.Command, up upOptions, services []string) error {
+	ctx, cancel := signalContext(cmd)
+	defer cancel()
+	quiet, _ := cmd.Flags().GetBool("quiet")
+	debounce, _ := cmd.Flags().GetDuration("debounce")
+	if up.dryRun || up.detach {
+		return errors.New("--watch cannot be combined with --dry-run or --detach")
+	}
+	return runWatch(ctx, cmd.OutOrStdout(), cmd.ErrOrStderr(), watchOptions{debounce: debounce, logs: !quiet}, up, services)
+}
+
+func runWatch(ctx context.Context, stdout, stderr io.Writer, o watchOptions, up upOptions, services []string) error {
+	ro, err := up.planOptions(services)
 	if err != nil {
 		return err
 	}
