@@ -144,3 +144,34 @@ func TestUpFlags(t *testing.T) {
 		t.Errorf("up --scale nosuch=2: exit %d %s", code, errOut)
 	}
 }
+
+const buildCompose = `
+name: clib
+services:
+  b:
+    build: ./ctx
+    init: true
+    command: ["sleep", "3600"]
+`
+
+// TestUpBuildFlags: --no-build refuses to build a missing image, --build
+// builds it (berth's builder, FROM an image in the store).
+func TestUpBuildFlags(t *testing.T) {
+	m := newCLIMachine(t, buildCompose, map[string]string{
+		"ctx/Dockerfile": "FROM localhost/busybox:cli\nRUN echo built > /built\n",
+	})
+	if _, errOut, code := m.berth("", "up", "-d", "--no-build"); code == 0 || !strings.Contains(errOut, "pull_policy is never") {
+		t.Errorf("up --no-build with the image missing: exit %d\n%s", code, errOut)
+	}
+	_, errOut, code := m.berth("", "up", "-d", "--build", "--progress", "plain")
+	if code != 0 || !strings.Contains(errOut, " Image clib-b  Built") {
+		t.Fatalf("up --build: exit %d\n%s", code, errOut)
+	}
+	if out, _, _ := m.berth("", "exec", "b", "cat", "/built"); out != "built\n" {
+		t.Errorf("built image content: %q", out)
+	}
+	// --no-build with the image present just uses it.
+	if _, errOut, code := m.berth("", "up", "-d", "--no-build"); code != 0 {
+		t.Errorf("up --no-build with the image built: exit %d\n%s", code, errOut)
+	}
+}
