@@ -13,8 +13,9 @@ import (
 // lifecycleCompose is a project that exercises what a user relies on:
 // db becomes healthy only after a delay, app waits for that
 // (service_healthy) and then fetches db's page by service name and counts
-// its starts in a named volume, web publishes the volume's content on
-// 127.0.0.1, crasher restarts after a crash, oneshot does not.
+// its starts in a named volume and in an anonymous one, web publishes the
+// named volume's content on 127.0.0.1, crasher restarts after a crash,
+// oneshot does not.
 const lifecycleCompose = `
 name: e2elife
 x-base: &base
@@ -37,6 +38,7 @@ services:
       db: {condition: service_healthy}
     volumes:
       - data:/data
+      - /cache
       - ./scripts:/scripts:ro
   web:
     <<: *base
@@ -61,6 +63,8 @@ const appScript = `#!/bin/sh
 page=$(timeout 5 wget -q -O - http://db/ 2>&1) || page="FAILED"
 echo "start $MARK $page" >> /data/starts
 cp /data/starts /data/index.html
+echo x >> /cache/starts
+wc -l < /cache/starts > /data/anon
 exec sleep 3600
 `
 
@@ -150,6 +154,12 @@ func TestLifecycle(t *testing.T) {
 		}
 		return nil
 	})
+
+	// The anonymous volume came over to the new app container, as in
+	// compose: it counted both starts.
+	if s, err := m.get("http://127.0.0.1:18080/anon"); err != nil || strings.TrimSpace(s) != "2" {
+		t.Errorf("anonymous volume across recreate: %v %q", err, s)
+	}
 
 	ids := p.allIDs()
 	p.must("down", "-v")

@@ -93,16 +93,27 @@ func bindMount(src, dst string, ro bool, propagation string) specs.Mount {
 }
 
 // volumeFor returns the named volume of a mount, creating the container's
-// anonymous volume (named after the container and target, so a restart
-// finds the same one) when the mount names none.
+// anonymous volume when the mount names none.
+//
+// A service replica's anonymous volume is named after the project, service,
+// replica number and target, not the container: compose carries anonymous
+// volumes over to the container that replaces one, and so does berth (a
+// recreate is stop, remove, create, so the new container finds the old
+// one's volume by name). They outlive down too and go with down -v, which
+// removes every volume of the project. A one-off container's are its own
+// and go with it.
 func (d *Driver) volumeFor(ctx context.Context, r *record, i int, m state.Mount) (string, error) {
 	if m.Source != "" {
 		return m.Source, nil
 	}
-	sum := sha256.Sum256([]byte(r.ID + "\x00" + m.Target))
+	owner := r.ID
+	if !r.Spec.OneOff {
+		owner = r.Spec.Project + "/" + r.Spec.Service + "/" + strconv.Itoa(r.Spec.Number)
+	}
+	sum := sha256.Sum256([]byte(owner + "\x00" + m.Target))
 	name := hex.EncodeToString(sum[:])
 	_, err := d.vols.Create(ctx, volume.Spec{Name: name, Labels: map[string]string{
-		state.LabelProject: r.Spec.Project, labelAnonymous: r.ID,
+		state.LabelProject: r.Spec.Project, labelAnonymous: owner,
 	}})
 	if err != nil && !errors.Is(err, volume.ErrExists) {
 		return "", fmt.Errorf("anonymous volume for %s: %w", m.Target, err)

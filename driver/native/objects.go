@@ -15,7 +15,7 @@ import (
 // Labels berth adds to volumes for what compose's labels do not carry.
 const (
 	labelVolumeHash = "org.berth.config-hash"
-	labelAnonymous  = "org.berth.anonymous-for" // container id owning an anonymous volume
+	labelAnonymous  = "org.berth.anonymous-for" // project/service/number (or a one-off's id) owning an anonymous volume
 )
 
 // CreateNetwork creates a project network; ErrAlreadyExists when present.

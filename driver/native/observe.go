@@ -42,7 +42,9 @@ func (d *Driver) Observe(ctx context.Context, project string) (*state.Observed, 
 		return nil, err
 	}
 	for _, v := range vols {
-		if v.Labels[state.LabelProject] != project || v.Labels[labelAnonymous] != "" {
+		// Anonymous volumes are observed too, so that down -v removes
+		// them; the planner never removes a volume on up.
+		if v.Labels[state.LabelProject] != project {
 			continue
 		}
 		o.Volumes = append(o.Volumes, state.Volume{Name: v.Name, Hash: v.Labels[labelVolumeHash], Labels: v.Labels, Mountpoint: v.Mountpoint})
