@@ -120,6 +120,11 @@ func New(o Options) (*Controller, error) {
 		return nil, fmt.Errorf("record: %w", err)
 	}
 	rec.URL, rec.Ref, rec.Path = o.URL, o.Ref, o.Path
+	// written at once, so that status shows a sync whose first fetch has
+	// not succeeded yet
+	if err := rec.Save(o.StateDir); err != nil {
+		return nil, fmt.Errorf("record: %w", err)
+	}
 	return &Controller{o: o, repo: repo, rec: rec, metrics: newMetrics(), fetchNow: make(chan string, 1)}, nil
 }
 

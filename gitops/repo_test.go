@@ -122,3 +122,46 @@ func TestRepoFetchCheckoutFingerprint(t *testing.T) {
 		c1 = u.commit("reset", map[string]string{"app/compose.yaml": "a"})
 	}
 }
+
+// TestRepoFollowsTag follows an annotated tag: the peeled commit is the
+// revision, and moving the tag is a new revision.
+func TestRepoFollowsTag(t *testing.T) {
+	u := newUpstream(t)
+	c1 := u.commit("one", map[string]string{"f": "1"})
+	u.git(u.work, "tag", "-a", "-m", "release", "v1")
+	u.git(u.work, "push", "-q", u.bare, "refs/tags/v1")
+	r, err := OpenRepo("file://"+u.bare, "v1", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	h, ref, err := r.Remote(ctx)
+	if err != nil || h.String() != c1 || ref != "refs/tags/v1" {
+		t.Fatalf("remote: %v %s %s", err, h, ref)
+	}
+	if err := r.Fetch(ctx, ref, h); err != nil {
+		t.Fatal(err)
+	}
+	c2 := u.commit("two", map[string]string{"f": "2"})
+	u.git(u.work, "tag", "-f", "-a", "-m", "release", "v1")
+	u.git(u.work, "push", "-q", "-f", u.bare, "refs/tags/v1")
+	if h, _, err = r.Remote(ctx); err != nil || h.String() != c2 {
+		t.Fatalf("moved tag: %v %s", err, h)
+	}
+	if err := r.Fetch(ctx, ref, h); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Checkout(ctx, h); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(r.WorkDir(), "f")); string(b) != "2" {
+		t.Fatalf("checked out %q", b)
+	}
+	missing, err := OpenRepo("file://"+u.bare, "nope", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := missing.Remote(ctx); err == nil || !strings.Contains(err.Error(), `no ref "nope"`) {
+		t.Fatalf("missing ref: %v", err)
+	}
+}
