@@ -100,6 +100,17 @@ func TestLifecycle(t *testing.T) {
 		t.Errorf("no-op up -d changed containers: %v -> %v", first, again)
 	}
 
+	// A stopped container publishes nothing; started again, it does.
+	p.must("stop", "-t", "1", "web")
+	if s, err := m.get("http://127.0.0.1:18080/"); err == nil {
+		t.Errorf("stopped web still answers: %q", s)
+	}
+	p.must("start", "web")
+	eventually(t, 5*time.Second, "web answers after start", func() error {
+		_, err := m.get("http://127.0.0.1:18080/")
+		return err
+	})
+
 	// A crash from outside: restart: always brings it back, "no" does not.
 	crasher, oneshot := first["e2elife-crasher-1"], first["e2elife-oneshot-1"]
 	killed := m.killContainer(crasher)
