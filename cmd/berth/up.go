@@ -39,6 +39,8 @@ type upOptions struct {
 	waitTimeout   int
 	noColor       bool
 	noLogPrefix   bool
+	abortOnExit   bool
+	exitCodeFrom  string
 }
 
 func init() {
@@ -72,6 +74,8 @@ func init() {
 		f.IntVar(&o.waitTimeout, "wait-timeout", 0, "Maximum seconds to wait for the project to be running|healthy")
 		f.BoolVar(&o.noColor, "no-color", false, "Produce monochrome output")
 		f.BoolVar(&o.noLogPrefix, "no-log-prefix", false, "Don't print a prefix in logs")
+		f.BoolVar(&o.abortOnExit, "abort-on-container-exit", false, "Stops all containers if any container was stopped; incompatible with -d")
+		f.StringVar(&o.exitCodeFrom, "exit-code-from", "", "Return the exit code of the selected service container; implies --abort-on-container-exit")
 		addWatchFlags(f) // --watch, --quiet, --debounce: watch.go
 		return cmd
 	})
@@ -83,6 +87,9 @@ func (o upOptions) planOptions(services []string) (reconciler.Options, error) {
 	}
 	if o.build && o.noBuild {
 		return reconciler.Options{}, errors.New("--build and --no-build are incompatible")
+	}
+	if (o.detach || o.wait) && (o.abortOnExit || o.exitCodeFrom != "") {
+		return reconciler.Options{}, errors.New("--abort-on-container-exit and --exit-code-from are incompatible with --detach and --wait")
 	}
 	ro := reconciler.Options{
 		Services: services, NoDeps: o.noDeps, ForceRecreate: o.forceRecreate, NoRecreate: o.noRecreate,
@@ -148,6 +155,9 @@ func runUp(ctx context.Context, stdout, stderr io.Writer, o upOptions, services 
 	}
 	if err := o.applyOverrides(want); err != nil {
 		return err
+	}
+	if _, ok := want.Services[o.exitCodeFrom]; o.exitCodeFrom != "" && !ok {
+		return fmt.Errorf("--exit-code-from: no such service: %s", o.exitCodeFrom)
 	}
 	if machineDriver == nil {
 		return errors.New("up: no machine driver in this build")

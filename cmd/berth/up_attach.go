@@ -46,22 +46,33 @@ func attach(ctx context.Context, stdout, stderr io.Writer, want *state.Desired, 
 		lo := logsOptions{follow: true, since: since.Format(time.RFC3339Nano), noPrefix: o.noLogPrefix, noColor: o.noColor}
 		logsDone <- streamLogs(logCtx, stdout, d, cs, lo)
 	}()
-	exited := make(chan struct{})
-	go watchExits(logCtx, stdout, d, cs, exited)
-
-	var sig os.Signal
-	select {
-	case sig = <-sigs:
-	case <-exited:
-		// The monitor writes the last lines just before the exit is
-		// recorded; give the followers one poll to print them.
+	exits := make(chan containerExit, len(cs))
+	go watchExits(logCtx, stdout, d, cs, exits)
+	// finish lets the followers print what the monitor wrote last (it
+	// records the exit just after the final lines) and ends them.
+	finish := func() error {
 		time.Sleep(300 * time.Millisecond)
 		stopLogs()
 		return <-logsDone
-	case err := <-logsDone:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
+	}
+	var sig os.Signal
+	for sig == nil {
+		select {
+		case sig = <-sigs:
+		case e, ok := <-exits:
+			if !ok {
+				return finish() // every container has exited
+			}
+			if o.abortOnExit || o.exitCodeFrom != "" {
+				finish()
+				fmt.Fprintln(stdout, "Aborting on container exit...")
+				return abortAttached(stderr, d, cs, o, sigs, e)
+			}
+		case err := <-logsDone:
+			return err
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 	stopLogs()
 	<-logsDone
@@ -76,12 +87,41 @@ func attach(ctx context.Context, stdout, stderr io.Writer, want *state.Desired, 
 	return exitError{code: code}
 }
 
+// abortAttached is --abort-on-container-exit: stop every attached
+// container, then exit with the status of the one that exited first, or
+// with --exit-code-from, of that service's container.
+func abortAttached(w io.Writer, d *native.Driver, cs []native.ContainerInfo, o upOptions, sigs <-chan os.Signal, first containerExit) error {
+	if err := stopAttached(w, d, cs, o, sigs); err != nil {
+		return err
+	}
+	code := first.code
+	if o.exitCodeFrom != "" && first.service != o.exitCodeFrom {
+		for _, c := range cs {
+			if c.Service == o.exitCodeFrom {
+				if info, err := d.Inspect(context.Background(), c.ID); err == nil {
+					code = info.ExitCode
+				}
+			}
+		}
+	}
+	if code != 0 {
+		return exitError{code: code}
+	}
+	return nil
+}
+
+type containerExit struct {
+	service string
+	code    int
+}
+
 // watchExits prints "NAME exited with code N" as compose does when each
-// container stops for good, and closes done once none is left running.
-func watchExits(ctx context.Context, w io.Writer, d *native.Driver, cs []native.ContainerInfo, done chan<- struct{}) {
-	left := map[string]string{}
+// container stops for good, sends it on exits, and closes exits once none
+// is left running.
+func watchExits(ctx context.Context, w io.Writer, d *native.Driver, cs []native.ContainerInfo, exits chan<- containerExit) {
+	left := map[string]native.ContainerInfo{}
 	for _, c := range cs {
-		left[c.ID] = c.Name
+		left[c.ID] = c
 	}
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
@@ -91,19 +131,20 @@ func watchExits(ctx context.Context, w io.Writer, d *native.Driver, cs []native.
 			return
 		case <-tick.C:
 		}
-		for id, name := range left {
-			c, err := d.Inspect(ctx, id)
+		for id, c := range left {
+			info, err := d.Inspect(ctx, id)
 			if err != nil {
 				delete(left, id) // removed under us: nothing to wait for
 				continue
 			}
-			if !running(*c) {
-				fmt.Fprintf(w, "%s exited with code %d\n", name, c.ExitCode)
+			if !running(*info) {
+				fmt.Fprintf(w, "%s exited with code %d\n", c.Name, info.ExitCode)
 				delete(left, id)
+				exits <- containerExit{service: c.Service, code: info.ExitCode}
 			}
 		}
 	}
-	close(done)
+	close(exits)
 }
 
 // stopAttached stops the attached containers in parallel, each with -t or

@@ -86,6 +86,31 @@ func TestUpAttached(t *testing.T) {
 	if code != 0 || !strings.Contains(stdout, "clia-job-1 exited with code 0") {
 		t.Errorf("up job: exit %d\n%s\n%s", code, stdout, stderr)
 	}
+	// --abort-on-container-exit: the job's exit stops talker and is
+	// berth's status; --exit-code-from talker returns talker's instead.
+	m.writeCompose(strings.Replace(upCompose, `["echo", "job-done"]`, `["sh", "-c", "exit 3"]`, 1))
+	stdout, stderr, code = m.berth("", "up", "--abort-on-container-exit")
+	if code != 3 || !strings.Contains(stdout, "Aborting on container exit...") || !strings.Contains(stderr, "Container clia-talker-1  Stopped") {
+		t.Errorf("up --abort-on-container-exit: exit %d, want 3\n%s\n%s", code, stdout, stderr)
+	}
+	if ps := m.must("ps", "-q"); ps != "" {
+		t.Errorf("containers still running after the abort: %q", ps)
+	}
+	_, stderr, code = m.berth("", "up", "--exit-code-from", "talker")
+	talker := -1
+	for _, l := range strings.Split(strings.TrimSpace(m.must("ps", "-a", "--format", "json")), "\n") {
+		var e struct {
+			Service  string
+			ExitCode int
+		}
+		json.Unmarshal([]byte(l), &e)
+		if e.Service == "talker" {
+			talker = e.ExitCode
+		}
+	}
+	if code == 3 || code != talker {
+		t.Errorf("up --exit-code-from talker: exit %d, talker exited %d\n%s", code, talker, stderr)
+	}
 }
 
 // TestUpFlags covers --progress json, --scale, --no-recreate/--force-recreate,
