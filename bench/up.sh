@@ -34,6 +34,7 @@ BERTH="$berth" ./scripts/busybox-image.sh localhost/busybox:bench >/dev/null
 
 # write_project IMAGE MARK: 50 services; MARK changes svc1 only.
 write_project() {
+	local i
 	{
 		echo "name: benchup"
 		echo "services:"
