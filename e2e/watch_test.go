@@ -22,6 +22,7 @@ type watchProc struct {
 	done chan struct{} // closed when the process exited
 	err  error         // its exit, valid once done is closed
 	stop func()
+	pid  int
 }
 
 // exit stops berth watch with SIGINT and returns how it ended.
@@ -86,6 +87,7 @@ func (p *project) watch(args ...string) *watchProc {
 	if err := cmd.Start(); err != nil {
 		p.m.t.Fatal(err)
 	}
+	w.pid = cmd.Process.Pid
 	go func() {
 		err := cmd.Wait()
 		// Wait reports the cancellation itself even when SIGINT made
