@@ -115,4 +115,17 @@ func TestSyncKilledMidApply(t *testing.T) {
 	m.waitStatus(ctl, "unpinned", func(s *Status) bool {
 		return s.Applied == revs[3] && !s.Pinned && s.State == Synced
 	})
+
+	// drift between commits is repaired: a container stopped by hand runs again
+	worker := m.ids("worker")
+	repairs := strings.Count(ctl.output(), "repaired drift")
+	if out, err := m.berth("stop", "-p", m.project, "worker"); err != nil {
+		t.Fatal(err, out)
+	}
+	m.waitStatus(ctl, "drift repaired", func(s *Status) bool {
+		return healthOf(s, "worker") == "running" && strings.Count(ctl.output(), "repaired drift") > repairs
+	})
+	if m.ids("worker") != worker {
+		t.Errorf("drift repair recreated the worker instead of starting it")
+	}
 }
