@@ -134,6 +134,15 @@ func (m *machine) stateResidue(ids []string) []string {
 			}
 		}
 	}
+	// Known and not yet fixed (cmd/berth, compose): the project's lock
+	// file and the cached desired state stay after down -v. Logged so
+	// that they stay visible until they are fixed.
+	for _, pat := range []string{"projects/*.lock", "cache/compose/*"} {
+		left, _ := filepath.Glob(filepath.Join(m.root, pat))
+		if len(left) > 0 {
+			m.t.Logf("known residue (not asserted): %v", left)
+		}
+	}
 	if b, err := os.ReadFile(filepath.Join(m.root, "network", "state.json")); err == nil {
 		for _, id := range ids {
 			if strings.Contains(string(b), id) {
