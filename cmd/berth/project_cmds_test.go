@@ -85,7 +85,7 @@ func (m *machine) importBusybox(ref string) {
 		m.t.Fatal(err)
 	}
 	os.WriteFile(filepath.Join(rootfs, "bin", "busybox"), b, 0o755)
-	for _, a := range []string{"sh", "sleep", "httpd", "echo", "cat", "wget", "true", "false"} {
+	for _, a := range []string{"sh", "sleep", "httpd", "echo", "cat", "wget", "true", "false", "stat", "mkdir", "ln", "rm", "touch"} {
 		os.Symlink("busybox", filepath.Join(rootfs, "bin", a))
 	}
 	os.WriteFile(filepath.Join(rootfs, "etc", "passwd"), []byte("root:x:0:0:root:/:/bin/sh\n"), 0o644)
