@@ -248,7 +248,13 @@ func (s *dnsServer) handle(w dns.ResponseWriter, req *dns.Msg) {
 		w.WriteMsg(m)
 		return
 	}
-	if z != nil && q.Qclass == dns.ClassINET {
+	if q.Qclass == dns.ClassINET && q.Qtype == dns.TypePTR {
+		if name, ok := z.reverse(client, q.Name); ok {
+			w.WriteMsg(answerPTR(req, q, name))
+			return
+		}
+	}
+	if q.Qclass == dns.ClassINET {
 		if addrs, ok := z.lookup(client, q.Name); ok {
 			w.WriteMsg(answer(req, q, addrs))
 			return
@@ -287,6 +293,15 @@ func answer(req *dns.Msg, q dns.Question, addrs []netip.Addr) *dns.Msg {
 			m.Answer = append(m.Answer, &dns.AAAA{Hdr: hdr, AAAA: a.AsSlice()})
 		}
 	}
+	return m
+}
+
+func answerPTR(req *dns.Msg, q dns.Question, name string) *dns.Msg {
+	m := new(dns.Msg)
+	m.SetReply(req)
+	m.Authoritative = true
+	m.RecursionAvailable = true
+	m.Answer = []dns.RR{&dns.PTR{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypePTR, Class: dns.ClassINET}, Ptr: dns.Fqdn(name)}}
 	return m
 }
 
@@ -396,6 +411,41 @@ func answersTo(ep Endpoint, i Interface, name string) bool {
 		}
 	}
 	return false
+}
+
+// reverse answers a PTR query for an address of a container on a network
+// the asker shares: the container's name (as Docker's resolver does), so
+// that servers logging their peers' names do not wait on the upstream.
+func (z *zone) reverse(client netip.Addr, qname string) (string, bool) {
+	asker := z.byAddr[client]
+	if asker == nil {
+		return "", false
+	}
+	shared := map[string]bool{}
+	for _, i := range asker.Interfaces {
+		shared[i.Network] = true
+	}
+	for _, r := range z.endpoints {
+		for _, i := range r.Interfaces {
+			if !shared[i.Network] {
+				continue
+			}
+			for _, a := range []netip.Addr{i.IPv4, i.IPv6} {
+				if a.IsValid() && strings.EqualFold(reverseName(a), qname) {
+					return r.Endpoint.Name, r.Endpoint.Name != ""
+				}
+			}
+		}
+	}
+	return "", false
+}
+
+func reverseName(a netip.Addr) string {
+	n, err := dns.ReverseAddr(a.String())
+	if err != nil {
+		return ""
+	}
+	return n
 }
 
 // upstreams are the container's dns: servers, else the host's, never

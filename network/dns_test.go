@@ -50,6 +50,15 @@ func TestZoneLookup(t *testing.T) {
 			t.Errorf("%s asks %s: %v %v, want %s %v", c.from, c.name, got, found, c.want, c.found)
 		}
 	}
+	if name, ok := z.reverse(addr("10.213.1.4"), "2.1.213.10.in-addr.arpa."); !ok || name != "p-web-1" {
+		t.Errorf("PTR of web's address: %q %v", name, ok)
+	}
+	if name, ok := z.reverse(addr("10.213.1.4"), "2.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.b.0.0.2.4.d.f.ip6.arpa."); !ok || name != "p-web-1" {
+		t.Errorf("PTR of web's IPv6 address: %q %v", name, ok)
+	}
+	if _, ok := z.reverse(addr("10.213.2.2"), "2.1.213.10.in-addr.arpa."); ok {
+		t.Error("PTR answered across networks")
+	}
 	if !z.local(addr("10.213.2.200")) || z.local(addr("192.0.2.9")) {
 		t.Error("only berth's subnets may query the responder")
 	}

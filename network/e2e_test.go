@@ -142,6 +142,10 @@ func endToEnd(t *testing.T, brnf string) {
 				t.Errorf("%s from client: %v %v, want %s", name, answers(m), err, webIP)
 			}
 		}
+		rev, _ := dns.ReverseAddr(webIP)
+		if m, err := query(t, atts["client1"].NetnsPath, gw, rev, dns.TypePTR); err != nil || len(m.Answer) != 1 || m.Answer[0].(*dns.PTR).Ptr != "p-web-1." {
+			t.Errorf("PTR %s: %v %v", rev, m, err)
+		}
 		m, err := query(t, atts["client1"].NetnsPath, gw, "api", dns.TypeA)
 		if err != nil || len(answers(m)) != 3 {
 			t.Errorf("api has 3 replicas, got %v %v", answers(m), err)
