@@ -116,6 +116,24 @@ func TestSyncOverHTTP(t *testing.T) {
 		t.Errorf("worker does not run revision %s's environment after the rollback: %s", c2[:12], env)
 	}
 
+	// an image that does not build: rolled back the same way
+	badBuild := strings.Replace(project(m.project, "5", true), "  worker:\n    <<: *base\n",
+		"  worker:\n    <<: *base\n    image: localhost/gitops-bad:1\n    pull_policy: build\n    build: ./bad\n", 1)
+	c55 := push("bad build", map[string]string{"deploy/compose.yaml": badBuild,
+		"deploy/bad/Dockerfile": "FROM localhost/busybox:demo\nRUN exit 3\n"})
+	deliver(t, hookURL, secret, "github")
+	s = m.waitStatus(ctl, "failed build rolled back", func(s *Status) bool {
+		return s.Wanted == c55 && s.State == Degraded && strings.Contains(s.LastError, c55[:12])
+	})
+	if s.Applied != c2 || !strings.Contains(s.LastError, "EnsureImage") {
+		t.Errorf("after a failed build: applied %s, error %q", s.Applied, s.LastError)
+	}
+	t.Logf("failed build: %s", s.LastError)
+	m.waitStatus(ctl, "worker back after the failed build", func(s *Status) bool { return healthOf(s, "worker") == "running" })
+	if env := m.env("worker"); !strings.Contains(env, "V=2") {
+		t.Errorf("worker after the failed build: %s", env)
+	}
+
 	// the fix converges
 	c6 := push("fix", map[string]string{"deploy/compose.yaml": project(m.project, "4", true)})
 	deliver(t, hookURL, secret, "gitea")
@@ -134,7 +152,7 @@ func TestSyncOverHTTP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err, out)
 	}
-	for _, want := range []string{c1[:12] + "  ", c2[:12], c4[:12], c5[:12], c6[:12], "failed", "healthy"} {
+	for _, want := range []string{c1[:12] + "  ", c2[:12], c4[:12], c5[:12], c55[:12], c6[:12], "failed", "healthy"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("history lacks %q:\n%s", want, out)
 		}
@@ -149,8 +167,8 @@ func TestSyncOverHTTP(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	for _, want := range []string{`berth_sync_state{state="Synced"} 1`, `berth_sync_applies_total{result="failed"} 2`,
-		`berth_sync_applies_total{result="healthy"} 3`, `applied="` + c6 + `"`, "berth_sync_apply_duration_seconds_count 5"} {
+	for _, want := range []string{`berth_sync_state{state="Synced"} 1`, `berth_sync_applies_total{result="failed"} 3`,
+		`berth_sync_applies_total{result="healthy"} 3`, `applied="` + c6 + `"`, "berth_sync_apply_duration_seconds_count 6"} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("metrics lack %q:\n%s", want, body)
 		}
