@@ -190,21 +190,38 @@ func (c *Controller) rebuild(ctx context.Context, svc *state.Service) error {
 	return nil
 }
 
-// initialSync copies the whole tree of every initial_sync rule into its
-// service's containers once they run.
+// initialSync copies the whole tree of every initial_sync rule into each
+// container of its service that has not had it yet: at start, and after
+// every pass, so that a recreated container gets the files too.
 func (c *Controller) initialSync(ctx context.Context) {
-	l := c.current()
-	for _, r := range l.rules {
+	c.syncMu.Lock()
+	defer c.syncMu.Unlock()
+	if c.synced == nil {
+		c.synced = map[string]bool{}
+	}
+	for _, r := range c.current().rules {
 		if !r.Initial || !r.syncs() {
 			continue
 		}
 		cs, err := c.running(ctx, r.Service)
+		var fresh []state.Container
+		for _, ct := range cs {
+			if !c.synced[ct.ID+"\x00"+r.Path+"\x00"+r.Target] {
+				fresh = append(fresh, ct)
+			}
+		}
+		if err == nil && len(fresh) == 0 {
+			continue
+		}
 		if err == nil {
-			err = initialTree(cs, r)
+			err = initialTree(fresh, r)
 		}
 		if err != nil {
 			c.printf("berth: watch: %s: initial sync of %s failed: %v\n", r.Service, r.Path, err)
 			continue
+		}
+		for _, ct := range fresh {
+			c.synced[ct.ID+"\x00"+r.Path+"\x00"+r.Target] = true
 		}
 		c.printf("berth: watch: %s: initial sync of %s to %s\n", r.Service, c.relNames([]string{r.Path}), r.Target)
 	}

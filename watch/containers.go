@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/fsnotify/fsnotify"
 
@@ -65,6 +66,8 @@ func containerEvents(dir string, name func(id string) (string, bool)) reconciler
 				_ = w.Add(filepath.Join(dir, e.Name()))
 			}
 		}
+		bo := &kickBackoff{ids: map[string]*kickState{}}
+		defer bo.stop()
 		for {
 			select {
 			case <-ctx.Done():
@@ -87,10 +90,70 @@ func containerEvents(dir string, name func(id string) (string, bool)) reconciler
 				if filepath.Base(ev.Name) != "state.json" || ev.Op == fsnotify.Chmod {
 					continue
 				}
-				if n, ok := name(filepath.Base(filepath.Dir(ev.Name))); ok {
-					kick("container " + n + " changed state")
+				id := filepath.Base(filepath.Dir(ev.Name))
+				if n, ok := name(id); ok {
+					bo.event(id, func() { kick("container " + n + " changed state") })
 				}
 			}
 		}
 	})
+}
+
+// kickBackoff spaces out the kicks of one container: the first change is
+// answered at once (a container killed from outside comes back within a
+// pass), but a container that keeps changing (crash-looping: every restart
+// exits again) is looked at after 1s, 2s, 4s... up to 30s, instead of in a
+// tight loop.
+type kickBackoff struct {
+	mu  sync.Mutex
+	ids map[string]*kickState
+}
+
+type kickState struct {
+	last    time.Time
+	delay   time.Duration
+	pending *time.Timer
+}
+
+const (
+	kickCalm     = 10 * time.Second // quiet this long: back to immediate
+	kickMinDelay = time.Second
+	kickMaxDelay = 30 * time.Second
+)
+
+func (b *kickBackoff) event(id string, kick func()) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s := b.ids[id]
+	if s == nil {
+		s = &kickState{}
+		b.ids[id] = s
+	}
+	if s.pending != nil {
+		return // a kick is already scheduled: it will see this change too
+	}
+	fire := func() {
+		b.mu.Lock()
+		s.last, s.pending = time.Now(), nil
+		b.mu.Unlock()
+		kick()
+	}
+	if time.Since(s.last) > kickCalm {
+		s.delay = 0
+		s.last = time.Now()
+		go kick()
+		return
+	}
+	s.delay = min(max(2*s.delay, kickMinDelay), kickMaxDelay)
+	s.pending = time.AfterFunc(s.delay, fire)
+}
+
+func (b *kickBackoff) stop() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, s := range b.ids {
+		if s.pending != nil {
+			s.pending.Stop()
+		}
+	}
 }

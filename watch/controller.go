@@ -57,6 +57,9 @@ type Controller struct {
 	outMu sync.Mutex
 
 	refresh   bool // RefreshImages for the first pass
+	ctx       context.Context
+	syncMu    sync.Mutex
+	synced    map[string]bool // container, rule: initial sync done
 	startLoop func()
 	loopOnce  sync.Once
 }
@@ -121,7 +124,7 @@ func (c *Controller) Run(ctx context.Context) error {
 		return err
 	}
 	defer fw.Close()
-	c.fs = fw
+	c.fs, c.ctx = fw, ctx
 	c.arm(c.current())
 	c.printf("berth: watching project %s (debounce %s); services removed from the compose file are removed too (--remove-orphans)\n",
 		c.Project(), c.o.Debounce)

@@ -42,6 +42,9 @@ func (c *Controller) onPass(res reconciler.PassResult) {
 			c.printf("berth: warning: %s\n", w)
 		}
 	}
+	if ops > 0 && c.ctx != nil {
+		defer c.initialSync(c.ctx) // after the summary line
+	}
 	if ops == 0 && res.Err == nil {
 		return
 	}
