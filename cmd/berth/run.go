@@ -147,6 +147,14 @@ func (o runOptions) oneOffSpec(want *state.Desired, svc *state.Service, args []s
 	spec.Restart = ""
 	spec.Tty, spec.StdinOpen = tty, true
 	spec.Hostname = ""
+	// Like compose's run without --use-aliases, the one-off answers to its
+	// own name only: never to the service's name or network aliases.
+	nets := make([]state.NetworkAttachment, len(spec.Networks))
+	for i, n := range spec.Networks {
+		n.Aliases = nil
+		nets[i] = n
+	}
+	spec.Networks = nets
 	if !o.servicePorts {
 		spec.Ports = nil
 	}

@@ -99,6 +99,14 @@ func TestRunCommand(t *testing.T) {
 		l["com.docker.compose.project"] != "clir" || !oneOff.Spec.OneOff || len(oneOff.Spec.Ports) != 0 {
 		t.Errorf("one-off record: %+v", oneOff.Spec)
 	}
+	// The one-off is not the service: the service's name does not
+	// resolve to it (compose's run without --use-aliases), its own does.
+	if got, _, _ := m.berth("", "exec", "db", "nslookup", "app"); strings.Contains(got, "Name:") {
+		t.Errorf("the service name resolves to a one-off:\n%s", got)
+	}
+	if got, _, code := m.berth("", "exec", "db", "nslookup", out); code != 0 || !strings.Contains(got, "Name:\t"+out) {
+		t.Errorf("the one-off's name does not resolve (exit %d):\n%s", code, got)
+	}
 	// --name, -p publishes on the host namespace's loopback.
 	m.must("run", "-d", "--name", "clir-web", "-p", "127.0.0.1:18081:8080", "app", "httpd", "-f", "-p", "8080", "-h", "/")
 	eventually(t, 10*time.Second, "published port of run -p", func() error {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/berth-dev/berth/driver"
 	"github.com/berth-dev/berth/runtime"
+	"github.com/berth-dev/berth/state"
 )
 
 // StartAttached starts a container that never ran with the caller's stdio
@@ -46,4 +47,15 @@ func (d *Driver) WaitExit(ctx context.Context, id string) (int, error) {
 		return -1, err
 	}
 	return st.ExitCode, nil
+}
+
+// endpointService is the service name the network layer answers for the
+// container: none for a one-off, which compose's run keeps out of the
+// service's DNS name (and its published-port sharing) so that it never
+// receives the service's traffic.
+func endpointService(c state.ContainerSpec) string {
+	if c.OneOff {
+		return ""
+	}
+	return c.Service
 }

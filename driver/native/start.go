@@ -193,7 +193,7 @@ func (d *Driver) attach(ctx context.Context, r *record) (network.Attachment, err
 		mode = "container:" + other.ID
 	}
 	return d.net.Attach(ctx, network.Endpoint{
-		ID: r.ID, Name: r.Name, Project: c.Project, Service: c.Service,
+		ID: r.ID, Name: r.Name, Project: c.Project, Service: endpointService(c),
 		Hostname: hostname(r), Domainname: c.Domainname, NetworkMode: mode,
 		Networks: c.Networks, Ports: d.publishedPorts(r), ExtraHosts: c.ExtraHosts,
 		DNS: c.DNS, DNSSearch: c.DNSSearch, DNSOpt: c.DNSOpt, MacAddress: c.MacAddress,
@@ -331,7 +331,7 @@ func (d *Driver) WaitContainer(ctx context.Context, id, condition string) error 
 	// the container. Pinging now and then is that request.
 	nextPing := time.Now().Add(time.Second)
 	for {
-		if false && time.Now().After(nextPing) {
+		if time.Now().After(nextPing) {
 			if err := d.rt.Ping(ctx); err != nil {
 				return fmt.Errorf("wait for %s: %w", r.Name, err)
 			}
