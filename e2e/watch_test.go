@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -78,9 +79,15 @@ func containsAll(s string, subs []string) bool {
 
 func (p *project) watch(args ...string) *watchProc {
 	p.m.t.Helper()
+	return p.controller(append([]string{"watch"}, args...)...)
+}
+
+// controller starts a long-running berth command (watch, up --watch).
+func (p *project) controller(args ...string) *watchProc {
+	p.m.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	w := &watchProc{t: p.m.t, done: make(chan struct{})}
-	cmd := p.command(ctx, append([]string{"watch"}, args...)...)
+	cmd := p.command(ctx, args...)
 	cmd.Stdout, cmd.Stderr = w, w
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGINT) }
 	cmd.WaitDelay = 20 * time.Second
@@ -322,4 +329,45 @@ func (m *machine) environOf(id string) string {
 	}
 	b, _ := os.ReadFile(filepath.Join("/proc", pid, "environ"))
 	return strings.ReplaceAll(string(b), "\x00", "\n")
+}
+
+// TestWatchExample runs examples/watch (a copy) as its README says, with
+// berth up --watch, and makes two of the edits the README lists.
+func TestWatchExample(t *testing.T) {
+	m := newMachine(t)
+	if _, err := runScript(m, "busybox-image.sh"); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "watch")
+	if out, err := exec.Command("cp", "-r", filepath.Join(repoRoot, "examples", "watch"), dir).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v %s", err, out)
+	}
+	p := m.at(dir)
+	w := p.controller("up", "--watch", "--debounce", "200ms")
+	w.expect(time.Minute, "web: initial sync of site")
+	page := func(url, want string) func() error {
+		return func() error {
+			got, err := m.get(url)
+			if err != nil || !strings.Contains(got, want) {
+				return fmt.Errorf("%s: %q %v", url, got, err)
+			}
+			return nil
+		}
+	}
+	eventually(t, 20*time.Second, "page", page("http://127.0.0.1:8090/", "Edit examples/watch/site/index.html"))
+	eventually(t, 20*time.Second, "greeting", page("http://127.0.0.1:8091/cgi-bin/greet", "hello from berth watch"))
+	web := p.ids()["berth-watch-example-web-1"]
+
+	p.write("site/index.html", "<p>edited</p>\n")
+	eventually(t, 10*time.Second, "synced page", page("http://127.0.0.1:8090/", "edited"))
+	p.write(".env", "GREETING=edited greeting\n")
+	w.expect(30*time.Second, ".env changed", "changed [api]")
+	// the recreated api gets its cgi-bin again (initial_sync per container)
+	eventually(t, 20*time.Second, "new greeting", page("http://127.0.0.1:8091/cgi-bin/greet", "edited greeting"))
+	if now := p.ids()["berth-watch-example-web-1"]; now != web {
+		t.Fatalf("web recreated by an edit of api's environment")
+	}
+	if err := w.exit(); err != nil {
+		t.Fatalf("berth up --watch after SIGINT: %v", err)
+	}
 }
