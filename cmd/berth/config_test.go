@@ -203,7 +203,7 @@ func TestConfigStdinAndFormats(t *testing.T) {
 func TestConfigWarnsOnce(t *testing.T) {
 	r := run(t, fixture(t, "unimplemented"), "", "config", "-q")
 	lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
-	want := "berth: warning: not implemented yet, ignored: services.app.cgroup_parent, services.app.deploy.placement, services.app.develop, services.app.logging, services.other.logging"
+	want := "berth: warning: not implemented yet, ignored: services.app.cgroup_parent, services.app.deploy.placement, services.app.logging, services.other.logging"
 	if r.code != 0 || len(lines) != 1 || lines[0] != want {
 		t.Errorf("exit %d, stderr:\n%s\nwant exactly:\n%s", r.code, r.stderr, want)
 	}
