@@ -34,7 +34,7 @@ func init() {
 				if err != nil {
 					return err
 				}
-				cs, err := t.containers(cmd.Context(), args, false)
+				cs, err := t.containers(cmd.Context(), args, true) // one-offs too, as compose ps
 				if err != nil {
 					return err
 				}

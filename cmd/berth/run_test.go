@@ -46,7 +46,7 @@ func TestRunCommand(t *testing.T) {
 		t.Fatalf("run --rm exit 4: code %d, stdout %q, stderr %q", code, out, errOut)
 	}
 	if ps := m.must("ps", "-a", "-q"); ps != "" {
-		t.Errorf("run --no-deps started services: %q", ps)
+		t.Errorf("run --no-deps started services or left the one-off: %q", ps)
 	}
 	if recs := m.records(); len(recs) != 0 {
 		t.Errorf("run --rm left %d containers", len(recs))
@@ -124,6 +124,10 @@ func TestRunCommand(t *testing.T) {
 	}
 	if n := len(m.records()); n != 4 {
 		t.Errorf("%d containers, want db and three one-offs", n)
+	}
+	// ps lists one-offs as compose's does.
+	if ps := m.must("ps", "-a", "--format", "json"); strings.Count(ps, `"Service":"app"`) != 3 {
+		t.Errorf("ps -a does not list the three one-offs:\n%s", ps)
 	}
 	m.must("down", "-t", "0")
 	if recs := m.records(); len(recs) != 0 {
