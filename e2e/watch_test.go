@@ -367,6 +367,14 @@ func TestWatchExample(t *testing.T) {
 	if now := p.ids()["berth-watch-example-web-1"]; now != web {
 		t.Fatalf("web recreated by an edit of api's environment")
 	}
+	// sync+restart: the script is copied and api restarted in place
+	api := p.ids()["berth-watch-example-api-1"]
+	p.write("api/cgi-bin/greet.sh", "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\n'\necho restarted: $GREETING\n")
+	w.expect(30*time.Second, "api: synced 1 paths, restarted")
+	eventually(t, 20*time.Second, "synced script", page("http://127.0.0.1:8091/cgi-bin/greet.sh", "restarted: edited greeting"))
+	if now := p.ids()["berth-watch-example-api-1"]; now != api {
+		t.Fatalf("sync+restart recreated api instead of restarting it")
+	}
 	if err := w.exit(); err != nil {
 		t.Fatalf("berth up --watch after SIGINT: %v", err)
 	}
