@@ -14,7 +14,8 @@
 set -euo pipefail
 berth="$(readlink -f "${1:-$(dirname "$0")/../bin/berth}")"
 RUNS="${RUNS:-200}"
-work="$(mktemp -d /tmp/berth-bench-XXXXXX)"
+# State roots on tmpfs, where runtimes keep them (/run).
+work="$(mktemp -d /run/berth-bench-XXXXXX)"
 cleanup() {
 	for id in $("$berth" --run-root "$work/run" runtime list -q 2>/dev/null); do
 		"$berth" --run-root "$work/run" runtime delete --force "$id" >/dev/null 2>&1 || true
@@ -67,8 +68,8 @@ sleep 1
 rss_kib=0
 pids=""
 for p in /proc/[0-9]*; do
-	exe="$(readlink "$p/exe" 2>/dev/null || true)"
-	env="$(tr '\0' '\n' <"$p/environ" 2>/dev/null | grep -c "^_BERTH_MONITOR_ROOT=$work/run/runtime$" || true)"
+	[ -r "$p/environ" ] || continue
+	env="$( (tr '\0' '\n' <"$p/environ") 2>/dev/null | grep -c "^_BERTH_MONITOR_ROOT=$work/run/runtime$" || true)"
 	if [ "$env" = 1 ]; then
 		r="$(awk '/^VmRSS:/ {print $2}' "$p/status")"
 		rss_kib=$((rss_kib + r))

@@ -1,0 +1,308 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/berth-dev/berth/runtime"
+)
+
+// registerCommands fills the table (called from the fast path's init,
+// which may run before this file's init functions would).
+func registerCommands() {
+	if len(commands) > 0 {
+		return
+	}
+	commands["create"] = command{"[--bundle DIR] [--pid-file FILE] ID", cmdCreate}
+	commands["start"] = command{"ID", cmdStart}
+	commands["state"] = command{"ID", cmdState}
+	commands["kill"] = command{"[--all] ID [SIGNAL]", cmdKill}
+	commands["delete"] = command{"[--force] ID", cmdDelete}
+	commands["run"] = command{"[--bundle DIR] [--pid-file FILE] [--detach] ID", cmdRun}
+	commands["exec"] = command{"[-t] [-u USER] [-e K=V] [--cwd DIR] [--process FILE] [-d] ID [CMD ARG...]", cmdExec}
+	commands["list"] = command{"[-q] [--format table|json]", cmdList}
+	commands["pause"] = command{"ID", func(ctx context.Context, rt *runtime.Runtime, a []string) error {
+		return onID(ctx, "pause", a, rt.Pause)
+	}}
+	commands["resume"] = command{"ID", func(ctx context.Context, rt *runtime.Runtime, a []string) error {
+		return onID(ctx, "resume", a, rt.Resume)
+	}}
+	commands["ps"] = command{"ID", cmdPs}
+	commands["logs"] = command{"[--follow] [--tail N] [--timestamps] ID", cmdLogs}
+	commands["stats"] = command{"ID", cmdStats}
+}
+
+type createFlags struct {
+	bundle, pidFile, consoleSocket *string
+}
+
+func addCreateFlags(fs *flagSet) createFlags {
+	c := createFlags{
+		bundle:        fs.String("bundle", "", "path to the bundle (default: the working directory)"),
+		pidFile:       fs.String("pid-file", "", "file to write the container's pid to"),
+		consoleSocket: fs.String("console-socket", "", "accepted for runc compatibility (no terminal support in create)"),
+	}
+	fs.Alias("b", "bundle")
+	fs.Bool("no-pivot", false, "accepted for runc compatibility")
+	fs.Bool("no-new-keyring", false, "accepted for runc compatibility")
+	return c
+}
+
+func (c createFlags) options() (runtime.CreateOptions, error) {
+	bundle := *c.bundle
+	if bundle == "" {
+		wd, err := os.Getwd()
+		if err != nil {
+			return runtime.CreateOptions{}, err
+		}
+		bundle = wd
+	}
+	pid := *c.pidFile
+	if pid != "" {
+		abs, err := filepath.Abs(pid)
+		if err != nil {
+			return runtime.CreateOptions{}, err
+		}
+		pid = abs
+	}
+	// The container gets the caller's stdio, as with runc.
+	return runtime.CreateOptions{Bundle: bundle, PidFile: pid, Stdio: []*os.File{os.Stdin, os.Stdout, os.Stderr}}, nil
+}
+
+func cmdCreate(ctx context.Context, rt *runtime.Runtime, args []string) error {
+	fs := newFlagSet("create")
+	cf := addCreateFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := wantArgs(fs.FlagSet, 1, 1); err != nil {
+		return err
+	}
+	o, err := cf.options()
+	if err != nil {
+		return err
+	}
+	_, err = rt.Create(ctx, fs.Arg(0), o)
+	return err
+}
+
+func onID(ctx context.Context, name string, args []string, f func(context.Context, string) error) error {
+	fs := newFlagSet(name)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := wantArgs(fs.FlagSet, 1, 1); err != nil {
+		return err
+	}
+	return f(ctx, fs.Arg(0))
+}
+
+func cmdStart(ctx context.Context, rt *runtime.Runtime, args []string) error {
+	return onID(ctx, "start", args, rt.Start)
+}
+
+func cmdState(ctx context.Context, rt *runtime.Runtime, args []string) error {
+	return onID(ctx, "state", args, func(_ context.Context, id string) error {
+		s, err := rt.State(id)
+		if err != nil {
+			return err
+		}
+		return printJSON(s.OCI())
+	})
+}
+
+func printJSON(v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Println(string(b))
+	return err
+}
+
+// ParseSignal accepts KILL, SIGKILL, kill and 9.
+func ParseSignal(s string) (syscall.Signal, error) {
+	if n, err := strconv.Atoi(s); err == nil {
+		return syscall.Signal(n), nil
+	}
+	name := strings.ToUpper(s)
+	if !strings.HasPrefix(name, "SIG") {
+		name = "SIG" + name
+	}
+	if sig := unix.SignalNum(name); sig != 0 {
+		return sig, nil
+	}
+	return 0, fmt.Errorf("unknown signal %q", s)
+}
+
+func cmdKill(ctx context.Context, rt *runtime.Runtime, args []string) error {
+	fs := newFlagSet("kill")
+	all := fs.Bool("all", false, "signal every process of the container")
+	fs.Alias("a", "all")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := wantArgs(fs.FlagSet, 1, 2); err != nil {
+		return err
+	}
+	sig := syscall.SIGTERM
+	if fs.NArg() == 2 {
+		var err error
+		if sig, err = ParseSignal(fs.Arg(1)); err != nil {
+			return err
+		}
+	}
+	return rt.Kill(ctx, fs.Arg(0), sig, *all)
+}
+
+func cmdDelete(ctx context.Context, rt *runtime.Runtime, args []string) error {
+	fs := newFlagSet("delete")
+	force := fs.Bool("force", false, "kill the container if it runs")
+	fs.Alias("f", "force")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := wantArgs(fs.FlagSet, 1, 1); err != nil {
+		return err
+	}
+	return rt.Delete(ctx, fs.Arg(0), *force)
+}
+
+func cmdRun(ctx context.Context, rt *runtime.Runtime, args []string) error {
+	fs := newFlagSet("run")
+	cf := addCreateFlags(fs)
+	detach := fs.Bool("detach", false, "do not wait for the container")
+	fs.Alias("d", "detach")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := wantArgs(fs.FlagSet, 1, 1); err != nil {
+		return err
+	}
+	o, err := cf.options()
+	if err != nil {
+		return err
+	}
+	id := fs.Arg(0)
+	if _, err := rt.Run(ctx, id, o); err != nil {
+		return err
+	}
+	if *detach {
+		return nil
+	}
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2)
+	defer signal.Stop(sigs)
+	go func() {
+		for s := range sigs {
+			rt.Kill(context.Background(), id, s.(syscall.Signal), false)
+		}
+	}()
+	st, err := rt.Wait(ctx, id)
+	if err != nil {
+		return err
+	}
+	if err := rt.Delete(ctx, id, true); err != nil {
+		return err
+	}
+	if st.ExitCode != 0 {
+		return ExitError{Code: st.ExitCode}
+	}
+	return nil
+}
+
+func cmdList(ctx context.Context, rt *runtime.Runtime, args []string) error {
+	fs := newFlagSet("list")
+	quiet := fs.Bool("quiet", false, "only IDs")
+	fs.Alias("q", "quiet")
+	format := fs.String("format", "table", "table or json")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	list, err := rt.List()
+	if err != nil {
+		return err
+	}
+	if *format == "json" {
+		out := []map[string]any{}
+		for _, s := range list {
+			o := s.OCI()
+			out = append(out, map[string]any{"id": o.ID, "pid": o.Pid, "status": o.Status, "bundle": o.Bundle,
+				"created": s.Created, "annotations": o.Annotations, "restarts": s.Restarts, "health": s.Health})
+		}
+		return printJSON(out)
+	}
+	w := tabwriter.NewWriter(os.Stdout, 0, 8, 1, ' ', 0)
+	if !*quiet {
+		fmt.Fprintln(w, "ID\tPID\tSTATUS\tBUNDLE\tCREATED")
+	}
+	for _, s := range list {
+		if *quiet {
+			fmt.Fprintln(w, s.ID)
+			continue
+		}
+		fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%s\n", s.ID, s.OCI().Pid, s.Status, s.Bundle, s.Created.Format(time.RFC3339Nano))
+	}
+	return w.Flush()
+}
+
+func cmdPs(ctx context.Context, rt *runtime.Runtime, args []string) error {
+	return onID(ctx, "ps", args, func(_ context.Context, id string) error {
+		ps, err := rt.Top(id)
+		if err != nil {
+			return err
+		}
+		w := tabwriter.NewWriter(os.Stdout, 0, 8, 1, ' ', 0)
+		fmt.Fprintln(w, "PID\tPPID\tSTATE\tCOMMAND")
+		for _, p := range ps {
+			fmt.Fprintf(w, "%d\t%d\t%s\t%s\n", p.Pid, p.PPid, p.State, p.Command)
+		}
+		return w.Flush()
+	})
+}
+
+func cmdLogs(ctx context.Context, rt *runtime.Runtime, args []string) error {
+	fs := newFlagSet("logs")
+	var o runtime.LogOptions
+	fs.BoolVar(&o.Follow, "follow", false, "follow the log")
+	fs.IntVar(&o.Tail, "tail", 0, "only the last N lines")
+	ts := fs.Bool("timestamps", false, "show timestamps")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := wantArgs(fs.FlagSet, 1, 1); err != nil {
+		return err
+	}
+	return rt.Logs(ctx, fs.Arg(0), o, func(e runtime.LogEntry) error {
+		out := os.Stdout
+		if e.Stream == "stderr" {
+			out = os.Stderr
+		}
+		if *ts {
+			fmt.Fprint(out, e.Time.Format(time.RFC3339Nano)+" ")
+		}
+		_, err := fmt.Fprint(out, e.Log)
+		return err
+	})
+}
+
+func cmdStats(ctx context.Context, rt *runtime.Runtime, args []string) error {
+	return onID(ctx, "stats", args, func(_ context.Context, id string) error {
+		s, err := rt.Stats(id)
+		if err != nil {
+			return err
+		}
+		return printJSON(s)
+	})
+}

@@ -1,0 +1,160 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/berth-dev/berth/runtime"
+)
+
+type multiString []string
+
+func (m *multiString) String() string     { return strings.Join(*m, ",") }
+func (m *multiString) Set(v string) error { *m = append(*m, v); return nil }
+
+func cmdExec(ctx context.Context, rt *runtime.Runtime, args []string) error {
+	fs := newFlagSet("exec")
+	tty := fs.Bool("tty", false, "allocate a pseudo-terminal")
+	fs.Alias("t", "tty")
+	detach := fs.Bool("detach", false, "do not wait for the process")
+	fs.Alias("d", "detach")
+	user := fs.String("user", "", "user[:group], names or numbers")
+	fs.Alias("u", "user")
+	cwd := fs.String("cwd", "", "working directory")
+	var env multiString
+	fs.Var(&env, "env", "extra environment variable (repeatable)")
+	fs.Alias("e", "env")
+	processFile := fs.String("process", "", "a process.json to run instead of CMD")
+	pidFile := fs.String("pid-file", "", "file to write the process's pid to")
+	noNewPrivs := fs.Bool("no-new-privs", false, "set no_new_privs")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := wantArgs(fs.FlagSet, 1, -1); err != nil {
+		return err
+	}
+	id := fs.Arg(0)
+	p := &specs.Process{Args: fs.Args()[1:], Cwd: *cwd, Terminal: *tty, NoNewPrivileges: *noNewPrivs}
+	if *processFile != "" {
+		b, err := os.ReadFile(*processFile)
+		if err != nil {
+			return err
+		}
+		p = &specs.Process{}
+		if err := json.Unmarshal(b, p); err != nil {
+			return fmt.Errorf("process file: %w", err)
+		}
+	}
+	if len(env) > 0 {
+		spec, err := runtime.LoadSpec(filepath.Join(rt.Root(), id))
+		if err != nil {
+			return err
+		}
+		p.Env = append(append([]string(nil), spec.Process.Env...), env...)
+	}
+	stdio := []*os.File{os.Stdin, os.Stdout, os.Stderr}
+	var master *os.File
+	if p.Terminal {
+		m, slave, err := OpenPty()
+		if err != nil {
+			return err
+		}
+		defer slave.Close()
+		master = m
+		stdio = []*os.File{slave, slave, slave}
+	}
+	proc, err := rt.ExecStart(ctx, id, p, runtime.ExecOptions{User: *user, Stdio: stdio})
+	if err != nil {
+		return err
+	}
+	if *pidFile != "" {
+		if err := os.WriteFile(*pidFile, []byte(strconv.Itoa(proc.Pid)), 0o644); err != nil {
+			return err
+		}
+	}
+	if *detach {
+		proc.Release()
+		return nil
+	}
+	if master != nil {
+		restore := MakeRaw(os.Stdin)
+		defer restore()
+		go io.Copy(master, os.Stdin)
+		go io.Copy(os.Stdout, master)
+	}
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)
+	defer signal.Stop(sigs)
+	go func() {
+		for s := range sigs {
+			proc.Signal(s)
+		}
+	}()
+	st, err := proc.Wait()
+	if err != nil {
+		return err
+	}
+	ws := st.Sys().(syscall.WaitStatus)
+	code := ws.ExitStatus()
+	if ws.Signaled() {
+		code = 128 + int(ws.Signal())
+	}
+	if code != 0 {
+		return ExitError{Code: code}
+	}
+	return nil
+}
+
+// OpenPty allocates a pseudo-terminal pair on the host's devpts.
+func OpenPty() (*os.File, *os.File, error) {
+	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		m.Close()
+		return nil, nil, err
+	}
+	n, err := unix.IoctlGetUint32(int(m.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		m.Close()
+		return nil, nil, err
+	}
+	s, err := os.OpenFile("/dev/pts/"+strconv.Itoa(int(n)), os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		m.Close()
+		return nil, nil, err
+	}
+	if ws, err := unix.IoctlGetWinsize(int(os.Stdin.Fd()), unix.TIOCGWINSZ); err == nil {
+		unix.IoctlSetWinsize(int(s.Fd()), unix.TIOCSWINSZ, ws)
+	}
+	return m, s, nil
+}
+
+// MakeRaw puts a terminal in raw mode and returns how to undo it.
+func MakeRaw(f *os.File) func() {
+	old, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	if err != nil {
+		return func() {}
+	}
+	raw := *old
+	raw.Iflag &^= unix.IGNBRK | unix.BRKINT | unix.PARMRK | unix.ISTRIP | unix.INLCR | unix.IGNCR | unix.ICRNL | unix.IXON
+	raw.Oflag &^= unix.OPOST
+	raw.Lflag &^= unix.ECHO | unix.ECHONL | unix.ICANON | unix.ISIG | unix.IEXTEN
+	raw.Cflag &^= unix.CSIZE | unix.PARENB
+	raw.Cflag |= unix.CS8
+	raw.Cc[unix.VMIN], raw.Cc[unix.VTIME] = 1, 0
+	unix.IoctlSetTermios(int(f.Fd()), unix.TCSETS, &raw)
+	return func() { unix.IoctlSetTermios(int(f.Fd()), unix.TCSETS, old) }
+}
