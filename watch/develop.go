@@ -101,6 +101,12 @@ func (r *rule) excluded(p string) bool {
 	return ignoredBelow(r.Path, p) || r.ignore.matches(p) || r.dockerignore.matches(p)
 }
 
+// prunes is true when nothing below dir can match: it is excluded and no
+// "!" exception could bring a file below it back.
+func (r *rule) prunes(dir string) bool {
+	return r.excluded(dir) && !r.ignore.exceptions() && !r.dockerignore.exceptions()
+}
+
 // targetOf is where a host path lands in the container.
 func (r *rule) targetOf(p string) string {
 	rel, err := filepath.Rel(r.Path, p)

@@ -26,6 +26,10 @@ type fsWatcher struct {
 	files map[string]bool // exact paths of interest
 	trees map[string]bool // roots of recursive targets
 	dirs  map[string]bool // directories currently watched
+	// skip prunes directories below a tree that no rule wants
+	// (node_modules under an ignore): each watch costs kernel memory and
+	// max_user_watches is finite.
+	skip func(dir string) bool
 }
 
 func newFSWatcher() (*fsWatcher, error) {
@@ -40,10 +44,10 @@ func (f *fsWatcher) Close() error { return f.w.Close() }
 
 // Set replaces the targets. Directories no longer needed stay watched
 // until the next Set: the events they produce are filtered out anyway.
-func (f *fsWatcher) Set(files, trees []string) {
+func (f *fsWatcher) Set(files, trees []string, skip func(dir string) bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.files, f.trees = setOf(files), setOf(trees)
+	f.files, f.trees, f.skip = setOf(files), setOf(trees), skip
 	want := map[string]bool{}
 	for p := range f.files {
 		want[nearestDir(filepath.Dir(p))] = true
@@ -101,7 +105,7 @@ func (f *fsWatcher) addTree(dir string) []string {
 		if err != nil {
 			return nil
 		}
-		if p != dir && ignoredName(d.Name()) {
+		if p != dir && (ignoredName(d.Name()) || d.IsDir() && f.skip != nil && f.skip(p)) {
 			if d.IsDir() {
 				return filepath.SkipDir
 			}
@@ -183,7 +187,7 @@ func (f *fsWatcher) handle(ev fsnotify.Event) []string {
 	if root, ok := f.treeOf(p); ok && !ignoredBelow(root, p) {
 		out = append(out, p)
 		if ev.Has(fsnotify.Create) {
-			if fi, err := os.Stat(p); err == nil && fi.IsDir() {
+			if fi, err := os.Stat(p); err == nil && fi.IsDir() && (f.skip == nil || !f.skip(p)) {
 				out = append(out, f.addTree(p)...)
 			}
 		}

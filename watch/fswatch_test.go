@@ -48,7 +48,7 @@ func TestFSWatcherFilesAndTrees(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer fw.Close()
-	fw.Set([]string{compose, later}, []string{src})
+	fw.Set([]string{compose, later}, []string{src}, func(d string) bool { return filepath.Base(d) == "skipped" })
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	out := make(chan []string, 64)
@@ -77,6 +77,15 @@ func TestFSWatcherFilesAndTrees(t *testing.T) {
 	collect(t, out, filepath.Join(deep, "g.go"))
 	os.RemoveAll(filepath.Join(src, "a"))
 	collect(t, out, filepath.Join(src, "a"))
+
+	// a directory the rules exclude is not watched
+	os.MkdirAll(filepath.Join(src, "skipped"), 0o755)
+	collect(t, out, filepath.Join(src, "skipped"))
+	os.WriteFile(filepath.Join(src, "skipped", "x"), nil, 0o644)
+	os.WriteFile(filepath.Join(src, "after"), nil, 0o644)
+	if seen := collect(t, out, filepath.Join(src, "after")); seen[filepath.Join(src, "skipped", "x")] {
+		t.Fatal("file in a skipped directory reported")
+	}
 
 	// .git and editor files are not reported; a later real change is
 	os.MkdirAll(filepath.Join(src, ".git", "refs"), 0o755)

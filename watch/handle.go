@@ -14,7 +14,14 @@ func (c *Controller) arm(l *loaded) {
 	for _, r := range l.rules {
 		trees = append(trees, r.Path)
 	}
-	c.fs.Set(l.inputs, trees)
+	c.fs.Set(l.inputs, trees, func(dir string) bool {
+		for _, r := range l.rules {
+			if below(r.Path, dir) && !r.prunes(dir) {
+				return false
+			}
+		}
+		return true
+	})
 }
 
 // handle acts on one debounced batch: a reload when a project input is in

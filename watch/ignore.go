@@ -94,3 +94,6 @@ func (m *matcher) matches(p string) bool {
 	ok, _ := m.pm.MatchesOrParentMatches(filepath.ToSlash(rel))
 	return ok
 }
+
+// exceptions reports whether some pattern is a "!" exception.
+func (m *matcher) exceptions() bool { return m != nil && m.pm.Exclusions() }
