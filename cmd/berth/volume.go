@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"text/template"
@@ -21,8 +22,8 @@ import (
 	"github.com/berth-dev/berth/volume"
 )
 
-// anonymousFor is the label driver/native puts on an anonymous volume: the
-// id of the container that owns it.
+// anonymousFor is the label driver/native puts on an anonymous volume:
+// what owns it (see anonymousOwner).
 const anonymousFor = "org.berth.anonymous-for"
 
 func init() {
@@ -81,7 +82,17 @@ func inUse(v volume.Volume, users map[string]int, cs []native.ContainerInfo) boo
 		return true
 	}
 	owner := v.Labels[anonymousFor]
-	return owner != "" && slices.ContainsFunc(cs, func(c native.ContainerInfo) bool { return c.ID == owner })
+	return owner != "" && slices.ContainsFunc(cs, func(c native.ContainerInfo) bool { return anonymousOwner(c) == owner })
+}
+
+// anonymousOwner is the owner driver/native records on a container's
+// anonymous volumes: the replica (project/service/number), whose volume
+// outlives a recreate, or a one-off's own id.
+func anonymousOwner(c native.ContainerInfo) string {
+	if c.OneOff {
+		return c.ID
+	}
+	return c.Project + "/" + c.Service + "/" + strconv.Itoa(c.Number)
 }
 
 func volumeLsCmd() *cobra.Command {
