@@ -453,13 +453,13 @@ func (c *cgroup) destroy() error {
 	var errs []error
 	for _, d := range c.dirs {
 		var err error
-		for i := 0; i < 100; i++ {
+		for i := 0; i < 1000; i++ {
 			err = os.Remove(d)
 			if err == nil || os.IsNotExist(err) {
 				err = nil
 				break
 			}
-			time.Sleep(5 * time.Millisecond)
+			time.Sleep(500 * time.Microsecond) // EBUSY until the kernel has let go of the last task
 		}
 		if err != nil {
 			errs = append(errs, err)

@@ -48,6 +48,7 @@ type supervised struct {
 	deleted  bool
 	backoff  time.Duration
 	health   context.CancelFunc
+	pumps    sync.WaitGroup // log pumps, done at EOF once the process is gone
 }
 
 type monitor struct {
@@ -355,7 +356,8 @@ func (sup *supervised) openLogs(rt *Runtime, s *State) ([]*os.File, error) {
 		}
 		sup.pipes = append(sup.pipes, r)
 		stdio = append(stdio, w)
-		go lw.pump(name, r)
+		sup.pumps.Add(1)
+		go func() { defer sup.pumps.Done(); lw.pump(name, r) }()
 	}
 	return stdio, nil
 }
@@ -373,7 +375,8 @@ func (sup *supervised) reopenLogs(rt *Runtime, s *State) {
 			continue
 		}
 		sup.pipes = append(sup.pipes, r)
-		go lw.pump(name, r)
+		sup.pumps.Add(1)
+		go func() { defer sup.pumps.Done(); lw.pump(name, r) }()
 	}
 }
 

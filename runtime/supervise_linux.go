@@ -72,8 +72,15 @@ func (m *monitor) exited(sup *supervised, code int, _ time.Duration) {
 		return
 	}
 	m.rt.event(sup.id, "die", "", &code)
-	// Give the log pumps a moment to drain what the process wrote last.
-	time.Sleep(20 * time.Millisecond)
+	// Let the log pumps drain what the process wrote last: they end at EOF
+	// when no writer is left (a leftover writer, e.g. a daemonised child
+	// that escaped, gets half a second).
+	drained := make(chan struct{})
+	go func() { sup.pumps.Wait(); close(drained) }()
+	select {
+	case <-drained:
+	case <-time.After(500 * time.Millisecond):
+	}
 	sup.closeIO()
 	delay, ok := m.restartDelay(sup, s, now)
 	if !ok {
