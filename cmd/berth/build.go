@@ -70,12 +70,9 @@ func newBuildCmd() *cobra.Command {
 			if f.quiet || global.progress == "quiet" {
 				out = nil
 			}
-			b, err := builder.Open(global.root, out)
+			b, err := openBuilder(out)
 			if err != nil {
 				return err
-			}
-			if err := b.UseBridgeNetwork(global.root, global.runRoot); err != nil {
-				fmt.Fprintf(os.Stderr, "berth: warning: RUN steps use the host network: %v\n", err)
 			}
 			defer b.Close()
 			buildArgs, err := parseBuildArgs(f.buildArgs)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"sync"
@@ -40,6 +41,20 @@ func nativeDriver(context.Context) (*native.Driver, error) {
 	return native0.d, native0.err
 }
 
+// openBuilder opens the builder with RUN steps on berth's build bridge
+// (the default network reaches the outside through berth's NAT), falling
+// back to the host network with a warning.
+func openBuilder(progress io.Writer) (*builder.Builder, error) {
+	b, err := builder.Open(global.root, progress)
+	if err != nil {
+		return nil, err
+	}
+	if err := b.UseBridgeNetwork(global.root, global.runRoot); err != nil {
+		fmt.Fprintf(os.Stderr, "berth: warning: RUN steps use the host network: %v\n", err)
+	}
+	return b, nil
+}
+
 // buildImage builds a service's image with berth's builder when the
 // reconciler asks for it (build: sections, up --build).
 func buildImage(ctx context.Context, s state.ImageSpec) (state.ImageRef, error) {
@@ -47,10 +62,11 @@ func buildImage(ctx context.Context, s state.ImageSpec) (state.ImageRef, error) 
 	if global.progress == "quiet" {
 		progress = nil
 	}
-	b, err := builder.Open(global.root, progress)
+	b, err := openBuilder(progress)
 	if err != nil {
 		return state.ImageRef{}, err
 	}
+	defer b.Close()
 	o := builder.SpecOptions(s)
 	o.Progress = progress
 	res, err := b.Build(ctx, o)

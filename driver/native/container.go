@@ -39,6 +39,9 @@ func (d *Driver) CreateContainer(ctx context.Context, s state.ContainerSpec) (st
 		r.Spec.Labels = map[string]string{}
 	}
 	r.Spec.Labels[state.LabelImage] = s.ImageDigest
+	if img, err := d.image(s); err == nil {
+		d.imageDefaults(&r.Spec, img)
+	}
 	if err := d.writeRecord(r); err != nil {
 		os.RemoveAll(d.containerDir(r.ID))
 		return "", err
