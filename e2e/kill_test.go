@@ -147,7 +147,8 @@ func (p *project) assertConverged(what string) {
 	defer func() {
 		if p.m.t.Failed() {
 			table, _ := p.berth("ps", "-a")
-			p.m.t.Fatalf("after %s:\n%s", what, table)
+			p.m.t.Logf("after %s:\n%s", what, table)
+			p.m.t.FailNow()
 		}
 	}()
 	count := map[string]int{}
@@ -166,9 +167,13 @@ func (p *project) assertConverged(what string) {
 	if len(list) != len(killServices) {
 		p.m.t.Fatalf("containers: %+v", list)
 	}
-	if page, err := p.m.get("http://127.0.0.1:18081/"); err != nil || page != "ok\n" {
-		p.m.t.Fatalf("published page: %v %q", err, page)
-	}
+	// front has no healthcheck: httpd may still be on its way to listen.
+	eventually(p.m.t, 5*time.Second, "published page", func() error {
+		if page, err := p.m.get("http://127.0.0.1:18081/"); err != nil || page != "ok\n" {
+			return fmt.Errorf("%v %q", err, page)
+		}
+		return nil
+	})
 }
 
 func sameSnapshot(a, b netSnapshot) bool {

@@ -109,6 +109,12 @@ func (d *Driver) observeContainer(r *record) state.Container {
 			c.Status = state.StatusRestarting
 		}
 	}
+	if (c.Status == state.StatusRunning || c.Status == state.StatusPaused) && d.hasMarker(r.ID, markDrained) {
+		// Drained for a stop that never came (berth killed in between):
+		// not up as asked, so the planner starts it, which publishes
+		// its ports again.
+		c.Status, c.ExitCode = state.StatusExited, lostExitCode
+	}
 	if st.Health != nil && c.Status == state.StatusRunning {
 		c.Health = st.Health.Status
 	}

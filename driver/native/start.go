@@ -35,7 +35,7 @@ func (d *Driver) StartContainer(ctx context.Context, id string) error {
 		}
 		switch st.Status {
 		case runtime.StatusRunning, runtime.StatusPaused:
-			return nil
+			return d.undrain(ctx, r)
 		case runtime.StatusCreated:
 			// A create whose start never came (berth killed in
 			// between) may not start any more; it never ran, so
@@ -96,6 +96,20 @@ func (d *Driver) start(ctx context.Context, id string) error {
 		}
 	}
 	return err
+}
+
+// undrain publishes a live container's ports again when a stop drained
+// them and never came (berth killed between the two): otherwise the
+// container would run on, unreachable on its ports, for good.
+func (d *Driver) undrain(ctx context.Context, r *record) error {
+	if !d.hasMarker(r.ID, markDrained) {
+		return nil
+	}
+	if err := d.setMarker(r.ID, markDrained, false); err != nil {
+		return err
+	}
+	_, err := d.attach(ctx, r)
+	return wrap(err, "start %s: publish ports", r.Name)
 }
 
 // createOptions prepares everything the runtime needs for one run.
