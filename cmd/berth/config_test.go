@@ -8,40 +8,21 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/berth-dev/berth/compose"
 )
 
-var (
-	buildOnce sync.Once
-	berthBin  string
-	buildErr  error
-)
-
-// berth builds the binary once per test run, as a user would run it.
+// berth is the binary under test, built once per test run (builtBerth in
+// cli_harness_test.go), as a user would run it.
 func berth(t *testing.T) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "berth-e2e-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		berthBin = filepath.Join(dir, "berth")
-		goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
-		out, err := exec.Command(goBin, "build", "-o", berthBin, ".").CombinedOutput()
-		if err != nil {
-			buildErr = errors.New(string(out))
-		}
-	})
-	if buildErr != nil {
-		t.Fatalf("go build ./cmd/berth: %v", buildErr)
+	bin, err := builtBerth()
+	if err != nil {
+		t.Fatalf("go build ./cmd/berth: %v", err)
 	}
-	return berthBin
+	return bin
 }
 
 type result struct {
