@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -71,7 +73,7 @@ func runExec(ctx context.Context, o execFlags, service string, args []string) er
 	var stdio []*os.File
 	var tty *ttySession
 	if !o.detach {
-		if stdio, tty, err = callerStdio(!o.noTTY); err != nil {
+		if stdio, tty, err = callerStdio(!o.noTTY, containerDevices(rt, c.ID)); err != nil {
 			return err
 		}
 	}
@@ -161,12 +163,17 @@ type ttySession struct {
 
 // callerStdio returns the stdio a foreground process gets: a new pty when
 // a terminal is wanted and stdin is one, else berth's own stdin, stdout
-// and stderr.
-func callerStdio(wantTTY bool) ([]*os.File, *ttySession, error) {
+// and stderr. The pty is made in the container's own devpts when dev (the
+// container's /dev seen from the host) is known, so that programs inside
+// find their terminal by name (tty, stty); else on the host's.
+func callerStdio(wantTTY bool, dev string) ([]*os.File, *ttySession, error) {
 	if !wantTTY || !term.IsTerminal(int(os.Stdin.Fd())) {
 		return []*os.File{os.Stdin, os.Stdout, os.Stderr}, nil, nil
 	}
-	m, s, err := openPty()
+	m, s, err := openPtyIn(dev)
+	if err != nil && dev != "" {
+		m, s, err = openPty()
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("allocate a terminal: %w", err)
 	}
@@ -247,4 +254,44 @@ func exitStatus(ws syscall.WaitStatus) error {
 		return exitError{code: code}
 	}
 	return nil
+}
+
+// containerDevices is the running container's /dev as the host sees it
+// ("" when unknown).
+func containerDevices(rt *runtime.Runtime, id string) string {
+	st, err := rt.State(id)
+	if err != nil || st.Pid == 0 {
+		return ""
+	}
+	return filepath.Join("/proc", strconv.Itoa(st.Pid), "root", "dev")
+}
+
+// openPtyIn allocates a pty pair from the devpts instance under dev (its
+// ptmx and pts/N); the slave's size is the caller's terminal's.
+func openPtyIn(dev string) (*os.File, *os.File, error) {
+	if dev == "" {
+		return nil, nil, errors.New("no devpts")
+	}
+	m, err := os.OpenFile(filepath.Join(dev, "pts", "ptmx"), os.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		m.Close()
+		return nil, nil, err
+	}
+	n, err := unix.IoctlGetUint32(int(m.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		m.Close()
+		return nil, nil, err
+	}
+	s, err := os.OpenFile(filepath.Join(dev, "pts", strconv.Itoa(int(n))), os.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		m.Close()
+		return nil, nil, err
+	}
+	if ws, err := unix.IoctlGetWinsize(int(os.Stdin.Fd()), unix.TIOCGWINSZ); err == nil {
+		unix.IoctlSetWinsize(int(s.Fd()), unix.TIOCSWINSZ, ws)
+	}
+	return m, s, nil
 }

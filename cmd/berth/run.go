@@ -282,7 +282,7 @@ func createOneOff(ctx context.Context, d *native.Driver, want *state.Desired, sv
 // runAttached starts the one-off with berth's stdio (or a new pty) and
 // waits for it, forwarding berth's signals; its exit code is berth's.
 func runAttached(ctx context.Context, d *native.Driver, id string, wantTTY bool) error {
-	stdio, tty, err := callerStdio(wantTTY)
+	stdio, tty, err := callerStdio(wantTTY, "")
 	if err != nil {
 		return err
 	}
