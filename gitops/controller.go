@@ -289,7 +289,11 @@ func (c *Controller) onPass(res reconciler.PassResult) {
 		}
 	}
 	if err != nil {
+		// no poll may check a new revision out while the healthy one is
+		// put back in the working tree
+		c.pollMu.Lock()
 		c.fail(cand.rev, err, true)
+		c.pollMu.Unlock()
 		return
 	}
 	c.accept(cand)
@@ -357,6 +361,7 @@ func (c *Controller) accept(cand *candidate) {
 
 // fail records that rev cannot be deployed and goes back to the last
 // healthy revision; rev is retried only once the remote moves past it.
+// The caller holds pollMu (or no poll runs yet).
 func (c *Controller) fail(rev string, err error, rollback bool) {
 	c.mu.Lock()
 	now := time.Now().UTC()

@@ -37,7 +37,11 @@ func berthBinary(t testing.TB) string {
 			return
 		}
 		built.bin = filepath.Join(dir, "berth")
-		out, err := exec.Command("go", "build", "-o", built.bin, "../cmd/berth").CombinedOutput()
+		args := []string{"build", "-o", built.bin}
+		if os.Getenv("BERTH_TEST_RACE") != "" { // the controller under the race detector
+			args = append(args, "-race")
+		}
+		out, err := exec.Command("go", append(args, "../cmd/berth")...).CombinedOutput()
 		if err != nil {
 			built.err = fmt.Errorf("build: %v\n%s", err, out)
 		}
@@ -123,7 +127,12 @@ func (m *machine) startSync(args ...string) *controller {
 	if err := c.cmd.Start(); err != nil {
 		m.t.Fatal(err)
 	}
-	m.t.Cleanup(func() { c.stop(syscall.SIGTERM) })
+	m.t.Cleanup(func() {
+		c.stop(syscall.SIGTERM)
+		if strings.Contains(c.output(), "DATA RACE") {
+			m.t.Errorf("race in berth sync:\n%s", c.output())
+		}
+	})
 	return c
 }
 
