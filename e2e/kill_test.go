@@ -24,6 +24,7 @@ services:
   front:
     <<: *base
     command: ["httpd", "-f", "-p", "80", "-h", "/data"]
+    environment: {MARK: "mark-0"}
     ports: ["127.0.0.1:18081:80"]
     networks: [edge, back]
     volumes: ["data:/data"]
@@ -52,9 +53,11 @@ volumes:
 
 var killServices = []string{"front", "store", "worker"}
 
-// TestKill SIGKILLs berth at random moments of up -d and down -v, then
-// checks that the next up -d converges exactly (one running container per
-// service, the page served) and that down -v removes everything.
+// TestKill SIGKILLs berth at random moments of up -d from nothing, of an
+// up -d that recreates one service, and of down -v, then checks that the
+// next up -d converges exactly (one running container per service, the
+// recreated one with the file's config, the page served) and that down -v
+// removes everything.
 func TestKill(t *testing.T) {
 	m := newMachine(t)
 	p := m.project(killCompose, nil)
@@ -74,10 +77,17 @@ func TestKill(t *testing.T) {
 	for _, id := range p.allIDs() {
 		seen[id] = true
 	}
+	p.setMark(1)
+	t0 = time.Now()
+	p.must("up", "-d", "-t", "0")
+	recreateTime := time.Since(t0)
+	p.assertConverged("a recreate")
+	p.setMark(0)
+	p.must("up", "-d", "-t", "0")
 	t0 = time.Now()
 	p.must("down", "-v", "-t", "0")
 	downTime := time.Since(t0)
-	t.Logf("undisturbed: up -d %v, down -v %v", upTime, downTime)
+	t.Logf("undisturbed: up -d %v, recreate of front %v, down -v %v", upTime, recreateTime, downTime)
 
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 6))
 	done := 0
@@ -89,6 +99,19 @@ func TestKill(t *testing.T) {
 		for _, id := range p.allIDs() {
 			seen[id] = true
 		}
+		// A recreate of one service (front: its port moves to the new
+		// container) killed half-way: the next up finishes it, once.
+		p.setMark(i + 1)
+		at = time.Duration(rng.Int64N(int64(recreateTime)))
+		out = p.killAt(at, "up", "-d", "-t", "0")
+		p.mustAfterKill(out, "up", "-d", "-t", "0")
+		p.assertConverged(out)
+		p.assertHash(out, "front")
+		for _, id := range p.allIDs() {
+			seen[id] = true
+		}
+		p.setMark(0)
+
 		at = time.Duration(rng.Int64N(int64(downTime)))
 		out = p.killAt(at, "down", "-v", "-t", "0")
 		if i%2 == 1 {
@@ -114,6 +137,22 @@ func TestKill(t *testing.T) {
 		ids = append(ids, id)
 	}
 	m.assertNoResidue(before, ids)
+}
+
+// setMark rewrites front's MARK, which changes its config hash alone.
+func (p *project) setMark(n int) {
+	p.write("compose.yaml", strings.Replace(killCompose, `MARK: "mark-0"`, fmt.Sprintf(`MARK: "mark-%d"`, n), 1))
+}
+
+// assertHash checks that the service's container carries the config hash
+// of the file as it is now.
+func (p *project) assertHash(what, service string) {
+	p.m.t.Helper()
+	want := strings.Fields(p.must("config", "--hash", service))
+	got := p.must("ps", "--format", "json", service)
+	if len(want) != 2 || !strings.Contains(got, "config-hash="+want[1]) {
+		p.m.t.Fatalf("after %s:\n%s is not the file's (%v): %s", what, service, want, got)
+	}
 }
 
 // killAt starts berth, SIGKILLs it after d and returns what it printed.
