@@ -99,6 +99,7 @@ func (b *builder) finish() ([]*Op, error) {
 		op.ID = newID[op.ID]
 		op.Deps = renumber(op.Deps, newID)
 		op.After = renumber(op.After, newID)
+		op.OnFailure = renumber(op.OnFailure, newID)
 		op.IDFrom = newID[op.IDFrom]
 		op.DigestFrom = newID[op.DigestFrom]
 	}

@@ -100,6 +100,7 @@ type executor struct {
 	res  []result
 	ok   []bool // finished successfully
 	bad  []bool // failed or skipped
+	idle []bool // conditional (OnFailure) ops not needed, and their hard dependents
 	left []int  // unfinished dependencies
 	down [][]int
 	err  ExecError
@@ -115,7 +116,7 @@ func Execute(ctx context.Context, d driver.Driver, p *Plan, o ExecOptions) error
 	}
 	n := len(p.Ops)
 	e := &executor{ctx: ctx, d: d, p: p, o: o,
-		res: make([]result, n+1), ok: make([]bool, n+1), bad: make([]bool, n+1),
+		res: make([]result, n+1), ok: make([]bool, n+1), bad: make([]bool, n+1), idle: make([]bool, n+1),
 		left: make([]int, n+1), down: make([][]int, n+1)}
 	if o.Parallel > 0 {
 		e.sem = make(chan struct{}, o.Parallel)
@@ -154,6 +155,11 @@ func (e *executor) launch(op *Op) {
 			e.finish(op, Skipped, fmt.Errorf("dependency #%d failed", dep), 0)
 			return
 		}
+	}
+	if e.notNeeded(op) {
+		e.idle[op.ID] = true
+		e.release(op)
+		return
 	}
 	if err := e.ctx.Err(); err != nil {
 		e.finish(op, Skipped, err, 0)
@@ -203,6 +209,11 @@ func (e *executor) finish(op *Op, ph Phase, err error, dur time.Duration) {
 		e.err.Skipped = append(e.err.Skipped, op)
 	}
 	e.emit(Event{Op: op, Phase: ph, Err: err, Duration: dur})
+	e.release(op)
+}
+
+// release launches the dependents op's end unblocks. Callers hold e.mu.
+func (e *executor) release(op *Op) {
 	for _, next := range e.down[op.ID] {
 		e.left[next]--
 		if e.left[next] == 0 {
@@ -242,6 +253,8 @@ func (e *executor) run(op *Op) (result, error) {
 		return result{}, e.d.CreateVolume(ctx, *op.Volume)
 	case RemoveVolume:
 		return result{}, e.d.RemoveVolume(ctx, op.Name)
+	case Delay:
+		return result{}, sleep(ctx, op.Duration)
 	case CreateContainer:
 		spec := *op.Container
 		if op.DigestFrom != 0 {
@@ -263,6 +276,8 @@ func (e *executor) run(op *Op) (result, error) {
 		return result{}, e.d.RemoveContainer(ctx, id)
 	case RenameContainer:
 		return result{}, e.d.RenameContainer(ctx, id, op.Name)
+	case Monitor:
+		return result{}, e.monitor(ctx, id, op.Duration)
 	case WaitContainer:
 		if e.o.WaitTimeout > 0 {
 			var cancel context.CancelFunc

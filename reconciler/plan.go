@@ -28,6 +28,13 @@ const (
 	RemoveContainer Kind = "RemoveContainer"
 	RenameContainer Kind = "RenameContainer"
 	WaitContainer   Kind = "WaitContainer"
+	// Delay waits Duration between the batches of a rollout; it calls no
+	// driver method.
+	Delay Kind = "Delay"
+	// Monitor watches a new container for Duration (deploy.update_config
+	// monitor) and fails if it exits or turns unhealthy meanwhile; it only
+	// observes.
+	Monitor Kind = "Monitor"
 )
 
 // Op is one operation of a plan. Which payload fields are set depends on
@@ -62,6 +69,12 @@ type Op struct {
 	DigestFrom int
 	Condition  string        // WaitContainer: a driver.Wait* condition
 	Timeout    time.Duration // StopContainer
+	Duration   time.Duration // Delay, Monitor
+	// OnFailure makes the op conditional (a rollback): it runs only when
+	// one of these ops failed or was skipped, and is silently not run
+	// (nor its hard dependents) when all succeeded. They are also After
+	// dependencies, so the op waits for them to finish.
+	OnFailure []int
 }
 
 // Plan is what must happen, in a stable topological order.
@@ -117,6 +130,14 @@ func (op *Op) String() string {
 		b.WriteString(" (")
 		b.WriteString(op.Reason)
 		b.WriteByte(')')
+	}
+	if len(op.OnFailure) > 0 {
+		b.WriteString(" if any of")
+		for _, id := range op.OnFailure {
+			b.WriteString(" #")
+			b.WriteString(strconv.Itoa(id))
+		}
+		b.WriteString(" fails")
 	}
 	return b.String()
 }

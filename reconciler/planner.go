@@ -76,6 +76,9 @@ type replica struct {
 	start  int
 	waits  map[string]int
 	suffix string // "+next" while a start-first replacement runs
+	// entry and done bound a recreate for rollout pacing: the first op
+	// of the replacement and the op that ends it.
+	entry, done int
 }
 
 // PlanUp compares desired with observed state and returns the operations

@@ -38,6 +38,7 @@ func (p *planner) planService(svc *state.Service) error {
 			p.keep(st, &g, k.c)
 		}
 	}
+	p.pace(st)
 	for n := 1; len(st.replicas) < svc.Replicas; n++ {
 		if used(n) {
 			continue
@@ -275,6 +276,10 @@ func (p *planner) recreate(st *svcState, g *gate, c state.Container, reason stri
 		}
 		r.create = p.create(svc, c.Number, "", reason, g, rm)
 		r.start = p.start(svc, c.Number, "", r.create)
+		r.entry, r.done = firstOf(stop, rm), firstOf(r.start, r.create)
+		if r.start != 0 {
+			r.done = p.monitor(svc, c.Number, "", r.create, r.done)
+		}
 	} else {
 		const suffix = "+next"
 		tmp := shortID(c.ID) + "_" + name
@@ -289,9 +294,13 @@ func (p *planner) recreate(st *svcState, g *gate, c state.Container, reason stri
 			IDFrom: r.create, Condition: cond}, r.start)
 		r.waits = map[string]int{cond: wait}
 		r.suffix = suffix
-		_, rm := p.removeContainer(c, "replaced", p.stopTimeout(svc), wait)
-		st.dones = append(st.dones, p.b.add(&Op{Kind: RenameContainer, Object: objectOf(svc.Name, c.Number, suffix), Reason: "replaces " + c.Name,
-			IDFrom: r.create, Name: name}, rm))
+		watched := p.monitor(svc, c.Number, suffix, r.create, wait)
+		_, rm := p.removeContainer(c, "replaced", p.stopTimeout(svc), watched)
+		r.entry = r.create
+		r.done = p.b.add(&Op{Kind: RenameContainer, Object: objectOf(svc.Name, c.Number, suffix), Reason: "replaces " + c.Name,
+			IDFrom: r.create, Name: name}, rm)
+		st.dones = append(st.dones, r.done)
+		p.rollback(svc, c.Number, r.create, r.start, wait, watched)
 	}
 	st.creates = append(st.creates, r.create)
 	st.replicas = append(st.replicas, r)

@@ -204,6 +204,8 @@ func (p *progress) describe(op *reconciler.Op) (id, doing, done string) {
 		return fmt.Sprintf("Volume %q", op.Volume.Name), "Creating", "Created"
 	case reconciler.RemoveVolume:
 		return fmt.Sprintf("Volume %q", op.Name), "Removing", "Removed"
+	case reconciler.Delay:
+		return "Service " + strings.TrimPrefix(op.Object, "service:"), "Update delay " + op.Reason, "Update delay over"
 	}
 	name := p.containerName(op)
 	id = "Container " + name
@@ -222,6 +224,8 @@ func (p *progress) describe(op *reconciler.Op) (id, doing, done string) {
 		return id, "Removing", "Removed"
 	case reconciler.RenameContainer:
 		return id, "Renaming", "Renamed"
+	case reconciler.Monitor:
+		return id, "Monitoring " + op.Reason, "Stable"
 	case reconciler.WaitContainer:
 		switch op.Condition {
 		case driver.WaitHealthy:
