@@ -65,10 +65,10 @@ func (c *Controller) poll(ctx context.Context) {
 	c.takePin()
 	head, ref, err := c.repo.Remote(ctx)
 	c.metrics.fetched(err)
-	if err != nil {
-		if ctx.Err() == nil {
-			c.logf("%v", err)
-		}
+	if ctx.Err() != nil {
+		return
+	}
+	if c.noteFetch(err); err != nil {
 		return
 	}
 	c.mu.Lock()
@@ -115,6 +115,27 @@ func (c *Controller) poll(ctx context.Context) {
 		}
 	}
 	c.start(ctx, want, pinned)
+}
+
+// noteFetch records a poll's outcome; the record is written only when
+// the error changes, not on every interval.
+func (c *Controller) noteFetch(err error) {
+	msg := ""
+	if err != nil {
+		msg = err.Error()
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.rec.FetchError == msg {
+		return
+	}
+	if err != nil {
+		c.logf("%v", err)
+	} else {
+		c.logf("the remote answers again")
+	}
+	c.rec.FetchError = msg
+	c.save()
 }
 
 // start checks rev out and loads it; a revision that loads becomes the

@@ -54,11 +54,14 @@ type Record struct {
 	Failed string `json:"failed,omitempty"`
 	// Unchanged is the newest head whose project equals Applied's (a
 	// commit elsewhere in the repository): Synced without an apply.
-	Unchanged string    `json:"unchanged,omitempty"`
-	LastError string    `json:"last_error,omitempty"`
-	Pin       *Pin      `json:"pin,omitempty"`
-	Updated   time.Time `json:"updated"`
-	History   []Entry   `json:"history"`
+	Unchanged string `json:"unchanged,omitempty"`
+	LastError string `json:"last_error,omitempty"`
+	// FetchError is why the last poll of the remote failed ("" once one
+	// succeeds again).
+	FetchError string    `json:"fetch_error,omitempty"`
+	Pin        *Pin      `json:"pin,omitempty"`
+	Updated    time.Time `json:"updated"`
+	History    []Entry   `json:"history"`
 }
 
 // Pin holds the controller on an older revision until the remote moves

@@ -39,18 +39,20 @@ func (r *Record) State() string {
 
 // Status is what `berth sync status` reports.
 type Status struct {
-	Name      string          `json:"name"`
-	URL       string          `json:"url"`
-	Ref       string          `json:"ref"`
-	Path      string          `json:"path"`
-	Project   string          `json:"project"`
-	Applied   string          `json:"applied"`
-	Wanted    string          `json:"wanted"`
-	Pinned    bool            `json:"pinned"`
-	State     string          `json:"state"`
-	LastError string          `json:"last_error,omitempty"`
-	Last      *Entry          `json:"last,omitempty"`
-	Services  []ServiceStatus `json:"services"`
+	Name      string `json:"name"`
+	URL       string `json:"url"`
+	Ref       string `json:"ref"`
+	Path      string `json:"path"`
+	Project   string `json:"project"`
+	Applied   string `json:"applied"`
+	Wanted    string `json:"wanted"`
+	Pinned    bool   `json:"pinned"`
+	State     string `json:"state"`
+	LastError string `json:"last_error,omitempty"`
+	// FetchError is why the remote cannot be polled, while it cannot.
+	FetchError string          `json:"fetch_error,omitempty"`
+	Last       *Entry          `json:"last,omitempty"`
+	Services   []ServiceStatus `json:"services"`
 }
 
 // ServiceStatus is one service's containers as the machine has them.
@@ -87,7 +89,7 @@ func ReadStatus(ctx context.Context, dir string, d driver.Driver) (*Status, erro
 	}
 	s := &Status{Name: filepath.Base(dir), URL: r.URL, Ref: r.Ref, Path: r.Path, Project: r.Project,
 		Applied: r.Applied, Wanted: r.Wanted(), Pinned: r.Pin != nil, State: r.State(), LastError: r.LastError,
-		Last: r.Last()}
+		FetchError: r.FetchError, Last: r.Last()}
 	if d == nil || r.Project == "" {
 		return s, nil
 	}

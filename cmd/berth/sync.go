@@ -199,6 +199,9 @@ func printSyncStatus(w io.Writer, s *gitops.Status) {
 	if s.LastError != "" {
 		fmt.Fprintf(w, "Error:    %s\n", s.LastError)
 	}
+	if s.FetchError != "" {
+		fmt.Fprintf(w, "Fetch:    %s\n", s.FetchError)
+	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SERVICE\tCONTAINERS\tRUNNING\tHEALTH")
 	for _, svc := range s.Services {
