@@ -70,17 +70,16 @@ func runExec(ctx context.Context, o execFlags, service string, args []string) er
 	}
 	rt := t.d.Runtime()
 	p := &specs.Process{Args: args, Cwd: o.workdir}
-	var stdio []*os.File
-	var tty *ttySession
+	var sess *stdioSession
 	if !o.detach {
-		if stdio, tty, err = callerStdio(!o.noTTY, containerDevices(rt, c.ID)); err != nil {
+		if sess, err = callerStdio(!o.noTTY, containerDevices(rt, c.ID)); err != nil {
 			return err
 		}
-	}
-	if tty != nil {
-		defer tty.Close()
-		p.Terminal = true
-		o.env = append([]string{"TERM=" + firstOf(os.Getenv("TERM"), "xterm")}, o.env...)
+		defer sess.Close()
+		if sess.tty {
+			p.Terminal = true
+			o.env = append([]string{"TERM=" + firstOf(os.Getenv("TERM"), "xterm")}, o.env...)
+		}
 	}
 	if len(o.env) > 0 {
 		// Setting Env replaces the container's: start from it.
@@ -98,11 +97,11 @@ func runExec(ctx context.Context, o execFlags, service string, args []string) er
 		// berth exits at once; the command, reparented to init, goes on.
 		return proc.Release()
 	}
-	proc, err := rt.ExecStart(ctx, c.ID, p, runtime.ExecOptions{User: o.user, Stdio: stdio})
+	proc, err := rt.ExecStart(ctx, c.ID, p, runtime.ExecOptions{User: o.user, Stdio: sess.stdio})
 	if err != nil {
 		return err
 	}
-	return waitForeground(proc, tty)
+	return waitForeground(proc, sess)
 }
 
 // serviceReplica finds replica index (1 when 0) of a service.
@@ -151,82 +150,134 @@ func overlayEnv(base, extra []string) []string {
 	return out
 }
 
-// ttySession is a pseudo-terminal between the caller's terminal and a
-// process in a container: the process gets the slave side, berth copies
-// between the master and its own stdin/stdout in raw mode.
-type ttySession struct {
-	master, slave *os.File
-	restore       func()
-	copied        chan struct{}
-	winch         chan os.Signal
+// stdioSession is what a foreground process in a container is connected
+// to. On a terminal with a tty wanted: a new pty, whose slave the process
+// gets while berth copies between the master and its own stdin/stdout in
+// raw mode. Otherwise berth's own stdin, stdout and stderr, except that a
+// terminal is never handed over: the process gets a pipe that berth
+// copies, so it cannot reach the caller's terminal (TIOCSTI and the like)
+// and sees no tty, as -T promises.
+type stdioSession struct {
+	stdio   []*os.File // the process's fds 0, 1, 2
+	child   []*os.File // berth's copies of the process's ends
+	outputs []chan struct{}
+	tty     bool
+	master  *os.File
+	restore func()
+	winch   chan os.Signal
 }
 
-// callerStdio returns the stdio a foreground process gets: a new pty when
-// a terminal is wanted and stdin is one, else berth's own stdin, stdout
-// and stderr. The pty is made in the container's own devpts when dev (the
-// container's /dev seen from the host) is known, so that programs inside
-// find their terminal by name (tty, stty); else on the host's.
-func callerStdio(wantTTY bool, dev string) ([]*os.File, *ttySession, error) {
+// callerStdio prepares the stdio of a foreground process. The pty is made
+// in the container's own devpts when dev (the container's /dev seen from
+// the host) is given, so that programs inside find their terminal by name
+// (tty, stty); else on the host's.
+func callerStdio(wantTTY bool, dev string) (*stdioSession, error) {
+	s := &stdioSession{}
 	if !wantTTY || !term.IsTerminal(int(os.Stdin.Fd())) {
-		return []*os.File{os.Stdin, os.Stdout, os.Stderr}, nil, nil
+		return s, s.relay()
 	}
-	m, s, err := openPtyIn(dev)
-	if err != nil && dev != "" {
-		m, s, err = openPty()
+	var m, slave *os.File
+	var err error
+	if dev != "" {
+		m, slave, err = openPtyIn(dev)
+	}
+	if m == nil {
+		m, slave, err = openPty()
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("allocate a terminal: %w", err)
+		return nil, fmt.Errorf("allocate a terminal: %w", err)
 	}
-	t := &ttySession{master: m, slave: s, copied: make(chan struct{}), winch: make(chan os.Signal, 1)}
-	return []*os.File{s, s, s}, t, nil
+	s.tty, s.master = true, m
+	s.stdio, s.child = []*os.File{slave, slave, slave}, []*os.File{slave}
+	return s, nil
 }
 
-// start begins copying once the process holds the slave: berth closes its
-// own copy so that the master reads EOF when the process is gone.
-func (t *ttySession) start() {
-	t.slave.Close()
-	if st, err := term.MakeRaw(int(os.Stdin.Fd())); err == nil {
-		t.restore = func() { term.Restore(int(os.Stdin.Fd()), st) }
+// relay passes berth's stdio through, with pipes in place of terminals.
+func (s *stdioSession) relay() error {
+	for i, f := range []*os.File{os.Stdin, os.Stdout, os.Stderr} {
+		if !term.IsTerminal(int(f.Fd())) {
+			s.stdio = append(s.stdio, f)
+			continue
+		}
+		r, w, err := os.Pipe()
+		if err != nil {
+			return err
+		}
+		if i == 0 {
+			s.stdio, s.child = append(s.stdio, r), append(s.child, r)
+			go func() { io.Copy(w, os.Stdin); w.Close() }()
+			continue
+		}
+		s.stdio, s.child = append(s.stdio, w), append(s.child, w)
+		done := make(chan struct{})
+		s.outputs = append(s.outputs, done)
+		go func() { io.Copy(f, r); r.Close(); close(done) }()
 	}
-	go io.Copy(t.master, os.Stdin)
-	go func() {
-		io.Copy(os.Stdout, t.master)
-		close(t.copied)
-	}()
-	signal.Notify(t.winch, syscall.SIGWINCH)
-	go func() {
-		for range t.winch {
-			if ws, err := unix.IoctlGetWinsize(int(os.Stdin.Fd()), unix.TIOCGWINSZ); err == nil {
-				unix.IoctlSetWinsize(int(t.master.Fd()), unix.TIOCSWINSZ, ws)
+	return nil
+}
+
+// started is called once the process holds its ends: berth closes its
+// copies (so outputs end when the process does) and starts the terminal.
+func (s *stdioSession) started() {
+	for _, f := range s.child {
+		f.Close()
+	}
+	if !s.tty {
+		return
+	}
+	in := int(os.Stdin.Fd())
+	if st, err := term.MakeRaw(in); err == nil {
+		s.restore = func() { term.Restore(in, st) }
+	}
+	go io.Copy(s.master, os.Stdin)
+	done := make(chan struct{})
+	s.outputs = append(s.outputs, done)
+	go func() { io.Copy(os.Stdout, s.master); close(done) }()
+	s.winch = make(chan os.Signal, 1)
+	signal.Notify(s.winch, syscall.SIGWINCH)
+	go func(winch chan os.Signal) {
+		for range winch {
+			if ws, err := unix.IoctlGetWinsize(in, unix.TIOCGWINSZ); err == nil {
+				unix.IoctlSetWinsize(int(s.master.Fd()), unix.TIOCSWINSZ, ws)
 			}
 		}
-	}()
+	}(s.winch)
 }
 
-// drain waits (briefly) for the last output of the process.
-func (t *ttySession) drain() {
-	select {
-	case <-t.copied:
-	case <-time.After(time.Second):
+// drain waits (briefly: a background child of the process may hold the
+// output open) for the last output of the process.
+func (s *stdioSession) drain() {
+	deadline := time.After(time.Second)
+	for _, done := range s.outputs {
+		select {
+		case <-done:
+		case <-deadline:
+			return
+		}
 	}
 }
 
-func (t *ttySession) Close() {
-	signal.Stop(t.winch)
-	close(t.winch)
-	if t.restore != nil {
-		t.restore()
+// Close restores the terminal and releases what berth holds.
+func (s *stdioSession) Close() {
+	if s.winch != nil {
+		signal.Stop(s.winch)
+		close(s.winch)
 	}
-	t.master.Close()
-	t.slave.Close()
+	if s.restore != nil {
+		s.restore()
+	}
+	if s.master != nil {
+		s.master.Close()
+	}
+	for _, f := range s.child {
+		f.Close()
+	}
 }
 
 // waitForeground forwards berth's signals to proc until it exits and
 // returns its exit status as berth's (128+N when a signal ended it).
-func waitForeground(proc *os.Process, t *ttySession) error {
-	if t != nil {
-		t.start()
-	}
+func waitForeground(proc *os.Process, sess *stdioSession) error {
+	sess.started()
 	sigs := make(chan os.Signal, 8)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)
 	defer signal.Stop(sigs)
@@ -239,9 +290,7 @@ func waitForeground(proc *os.Process, t *ttySession) error {
 	if err != nil {
 		return err
 	}
-	if t != nil {
-		t.drain()
-	}
+	sess.drain()
 	return exitStatus(st.Sys().(syscall.WaitStatus))
 }
 

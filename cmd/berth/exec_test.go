@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -83,4 +85,52 @@ func TestExecCommand(t *testing.T) {
 	if code == 0 || !strings.Contains(errOut, "not running") {
 		t.Errorf("exec in a stopped container: code %d, %s", code, errOut)
 	}
+}
+
+// TestExecTerminal runs exec and run on a terminal (script(1) provides
+// one): exec gets a pty of the container's own devpts, run a pty too, and
+// both exit statuses come through.
+func TestExecTerminal(t *testing.T) {
+	script, err := exec.LookPath("script")
+	if err != nil {
+		t.Skip("needs script(1)")
+	}
+	m := newCLIMachine(t, execCompose, nil)
+	m.must("up", "-d")
+	onTerminal := func(args ...string) (string, int) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		inner := m.command(ctx, args...)
+		cmd := exec.CommandContext(ctx, script, "-eqc", shellJoin(inner.Args), "/dev/null")
+		cmd.Dir, cmd.Env = inner.Dir, inner.Env
+		out, err := cmd.Output()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return string(out), code
+	}
+	out, code := onTerminal("exec", "app", "sh", "-c", "tty; [ -t 1 ] && echo on-a-tty; exit 5")
+	if code != 5 || !strings.Contains(out, "/dev/pts/") || !strings.Contains(out, "on-a-tty\r\n") {
+		t.Errorf("exec on a terminal: exit %d, output %q", code, out)
+	}
+	out, code = onTerminal("exec", "-T", "app", "sh", "-c", "[ -t 1 ] && echo on-a-tty || echo no-tty")
+	if code != 0 || !strings.Contains(out, "no-tty") {
+		t.Errorf("exec -T on a terminal: exit %d, output %q", code, out)
+	}
+	out, code = onTerminal("run", "--rm", "app", "sh", "-c", "[ -t 0 ] && [ -t 1 ] && echo on-a-tty; exit 6")
+	if code != 6 || !strings.Contains(out, "on-a-tty\r\n") {
+		t.Errorf("run on a terminal: exit %d, output %q", code, out)
+	}
+}
+
+// shellJoin quotes args for sh -c.
+func shellJoin(args []string) string {
+	q := make([]string, len(args))
+	for i, a := range args {
+		q[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+	}
+	return strings.Join(q, " ")
 }

@@ -282,28 +282,22 @@ func createOneOff(ctx context.Context, d *native.Driver, want *state.Desired, sv
 // runAttached starts the one-off with berth's stdio (or a new pty) and
 // waits for it, forwarding berth's signals; its exit code is berth's.
 func runAttached(ctx context.Context, d *native.Driver, id string, wantTTY bool) error {
-	stdio, tty, err := callerStdio(wantTTY, "")
+	sess, err := callerStdio(wantTTY, "")
 	if err != nil {
 		return err
 	}
-	if tty != nil {
-		defer tty.Close()
-	}
-	if err := d.StartAttached(ctx, id, stdio); err != nil {
+	defer sess.Close()
+	if err := d.StartAttached(ctx, id, sess.stdio); err != nil {
 		return err
 	}
-	if tty != nil {
-		tty.start()
-	}
+	sess.started()
 	stopSignals := forwardSignals(ctx, d, id)
 	code, err := d.WaitExit(context.WithoutCancel(ctx), id)
 	stopSignals()
 	if err != nil {
 		return err
 	}
-	if tty != nil {
-		tty.drain()
-	}
+	sess.drain()
 	if code != 0 {
 		return exitError{code: code}
 	}
