@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -61,7 +62,19 @@ func ownPermitted() uint64 {
 	return ^uint64(0)
 }
 
+var lastCapOnce struct {
+	sync.Once
+	n int
+}
+
+// lastCap is the kernel's highest capability number (read once: loops
+// over capabilities ask it on every turn).
 func lastCap() int {
+	lastCapOnce.Do(func() { lastCapOnce.n = readLastCap() })
+	return lastCapOnce.n
+}
+
+func readLastCap() int {
 	b, err := os.ReadFile("/proc/sys/kernel/cap_last_cap")
 	if err != nil {
 		return 40
