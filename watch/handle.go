@@ -54,6 +54,12 @@ func (c *Controller) reload(ctx context.Context, changed []string) *loaded {
 		c.printf("berth: watch: %s changed: invalid project, keeping the running one: %v\n", what, err)
 		return old
 	}
+	if l.desired.Project != old.desired.Project {
+		// the loop, its lock and its observations are the old project's
+		c.printf("berth: watch: %s changed: the project name changed (%s -> %s); restart berth watch to follow it, keeping the running one\n",
+			what, old.desired.Project, l.desired.Project)
+		return old
+	}
 	c.warn(l)
 	c.mu.Lock()
 	c.good = l
