@@ -183,8 +183,8 @@ func (r *Repo) Resolve(rev string) (plumbing.Hash, error) {
 	return *h, nil
 }
 
-// Checkout makes the working tree exactly commit h (files of other
-// revisions removed, local edits overwritten).
+// Checkout makes the tracked files of the working tree exactly commit h
+// (files of other revisions removed, local edits overwritten).
 func (r *Repo) Checkout(ctx context.Context, h plumbing.Hash) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -192,12 +192,41 @@ func (r *Repo) Checkout(ctx context.Context, h plumbing.Hash) error {
 	if err != nil {
 		return err
 	}
-	if err := wt.Checkout(&git.CheckoutOptions{Hash: h, Force: true}); err != nil {
+	// Untracked (and ignored) files are kept, as git checkout keeps them:
+	// a read-write bind mount of a directory of the repository
+	// (./data:/data) holds what the containers wrote there. go-git's
+	// forced checkout is a hard reset that deletes them, so the checkout
+	// merges, after putting back the tracked files edited in place.
+	err = wt.Checkout(&git.CheckoutOptions{Hash: h})
+	if errors.Is(err, git.ErrUnstagedChanges) {
+		if err = r.restoreTracked(wt); err == nil {
+			err = wt.Checkout(&git.CheckoutOptions{Hash: h})
+		}
+	}
+	if err != nil {
 		return fmt.Errorf("checkout %s: %w", short(h), err)
 	}
-	// untracked leftovers (a file deleted by the commit that a crash left
-	// behind) would otherwise still be read by the loader
-	return wt.Clean(&git.CleanOptions{Dir: true})
+	return nil
+}
+
+// restoreTracked resets the tracked files modified or deleted in the
+// working tree to the checked-out revision, and nothing else.
+func (r *Repo) restoreTracked(wt *git.Worktree) error {
+	head, err := r.repo.Head()
+	if err != nil {
+		return err
+	}
+	st, err := wt.Status()
+	if err != nil {
+		return err
+	}
+	var files []string
+	for name, fs := range st {
+		if fs.Worktree != git.Unmodified && fs.Worktree != git.Untracked {
+			files = append(files, name)
+		}
+	}
+	return wt.Reset(&git.ResetOptions{Commit: head.Hash(), Mode: git.HardReset, Files: files})
 }
 
 // Subject returns the first line of commit h's message.

@@ -104,12 +104,27 @@ func TestRepoFetchCheckoutFingerprint(t *testing.T) {
 		if b, _ := os.ReadFile(filepath.Join(r.WorkDir(), "app/compose.yaml")); string(b) != "b" {
 			t.Fatalf("checked out %q", b)
 		}
+		// what a container wrote into a bind-mounted directory survives
+		os.MkdirAll(filepath.Join(r.WorkDir(), "app/data"), 0o755)
+		os.WriteFile(filepath.Join(r.WorkDir(), "app/data/db"), []byte("rows"), 0o644)
+		// and a tracked file edited by hand is put back
+		os.WriteFile(filepath.Join(r.WorkDir(), "app/compose.yaml"), []byte("edited"), 0o644)
+		os.Remove(filepath.Join(r.WorkDir(), "other/x"))
 		// the earlier revision stays available for rollbacks
 		if err := r.Checkout(ctx, h); err != nil {
 			t.Fatal(err)
 		}
 		if b, _ := os.ReadFile(filepath.Join(r.WorkDir(), "app/compose.yaml")); string(b) != "a" {
 			t.Fatalf("rolled back to %q", b)
+		}
+		if b, _ := os.ReadFile(filepath.Join(r.WorkDir(), "other/x")); len(b) != 1 {
+			t.Fatalf("deleted tracked file not restored: %q", b)
+		}
+		if b, _ := os.ReadFile(filepath.Join(r.WorkDir(), "app/data/db")); string(b) != "rows" {
+			t.Fatalf("checkout removed untracked data: %q", b)
+		}
+		if _, err := os.Stat(filepath.Join(r.WorkDir(), "app/gone")); err == nil {
+			t.Fatalf("a file of no checked-out revision is there")
 		}
 		if got, err := r.Resolve(c1[:10]); err != nil || got != h {
 			t.Fatalf("resolve: %v %s", err, got)
