@@ -44,7 +44,7 @@ cat >"$inner" <<EOF2
 set -e
 if mountpoint -q /sys/fs/cgroup/unified; then umount -l /sys/fs/cgroup/unified; fi
 cd "$bundle"
-hyperfine -N --warmup 10 --runs $RUNS --export-markdown "$work/run.md" \\
+hyperfine -N --warmup 10 --runs $RUNS --export-markdown "$work/run.md" --export-json "$work/run.json" \\
 	-n 'unshare+chroot' 'unshare -fmpiu chroot $bundle/rootfs /bin/true' \\
 	-n berth '$berth --run-root $work/run runtime run b' \\
 	-n runc 'runc --root $work/runc run b' \\
@@ -52,6 +52,12 @@ hyperfine -N --warmup 10 --runs $RUNS --export-markdown "$work/run.md" \\
 EOF2
 unshare -m --propagation private bash "$inner"
 cat "$work/run.md"
+python3 - "$work/run.json" <<'PY'
+import json, sys
+print("\nmedians:")
+for r in json.load(open(sys.argv[1]))["results"]:
+    print(f"  {r['command']:16s} {r['median']*1000:7.1f} ms")
+PY
 
 echo
 echo "== supervision memory: 20 sleep containers"
