@@ -138,6 +138,11 @@ func (c *Controller) logf(format string, args ...any) {
 // repairs drift in between.
 func (c *Controller) Run(ctx context.Context) error {
 	c.runCtx = ctx
+	release, err := holdController(c.o.StateDir)
+	if err != nil {
+		return err
+	}
+	defer release()
 	if !c.o.Prune {
 		c.logf("--prune is off: services deleted from the repository keep running")
 	}

@@ -64,3 +64,20 @@ func TestPollWithoutMachine(t *testing.T) {
 		t.Fatalf("renamed project: %+v", r)
 	}
 }
+
+func TestOneControllerPerSync(t *testing.T) {
+	dir := t.TempDir()
+	release, err := holdController(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := holdController(dir); err == nil || !strings.Contains(err.Error(), "another berth sync") {
+		t.Fatalf("second controller: %v", err)
+	}
+	release()
+	release, err = holdController(dir)
+	if err != nil {
+		t.Fatalf("after release: %v", err)
+	}
+	release()
+}
