@@ -41,7 +41,7 @@ func (d *Driver) StartContainer(ctx context.Context, id string) error {
 			// between) may not start any more; it never ran, so
 			// nothing is lost by making it again below.
 			if d.start(ctx, id) == nil {
-				return nil
+				return d.postStart(ctx, r)
 			}
 		}
 		if err := d.rt.Delete(ctx, id, true); err != nil && !errors.Is(err, runtime.ErrNotFound) {
@@ -68,7 +68,7 @@ func (d *Driver) StartContainer(ctx context.Context, id string) error {
 		return fmt.Errorf("start %s: %w", r.Name, err)
 	}
 	d.event(r, "start", "")
-	return nil
+	return d.postStart(ctx, r)
 }
 
 // start starts a created container. A berth killed while asking the
@@ -296,6 +296,7 @@ func (d *Driver) StopContainer(ctx context.Context, id string, timeout time.Dura
 		if err != nil {
 			return err
 		}
+		d.preStop(ctx, r, timeout)
 		if err := d.drain(ctx, r); err != nil {
 			return fmt.Errorf("stop %s: unpublish ports: %w", r.Name, err)
 		}
