@@ -133,7 +133,11 @@ func (r *Runtime) Logs(ctx context.Context, id string, o LogOptions, fn func(Log
 	}
 	path := r.logPath(s)
 	var entries []LogEntry
-	for i := s.Options.LogMaxFiles; i >= 1; i-- {
+	files := s.Options.LogMaxFiles
+	if files <= 0 {
+		files = defaultLogMaxFiles
+	}
+	for i := files - 1; i >= 1; i-- {
 		entries = append(entries, readLogFile(path+"."+strconv.Itoa(i), o.Since)...)
 	}
 	f, err := os.Open(path)
