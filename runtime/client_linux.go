@@ -220,6 +220,9 @@ func (r *Runtime) Resume(ctx context.Context, id string) error {
 
 // Wait blocks until the container has stopped and returns its state.
 func (r *Runtime) Wait(ctx context.Context, id string) (*State, error) {
+	// Short jobs are seen ending within milliseconds; a long wait backs off
+	// to a few reads a second instead of hundreds.
+	poll := 2 * time.Millisecond
 	for {
 		s, err := r.State(id)
 		if err != nil {
@@ -239,8 +242,9 @@ func (r *Runtime) Wait(ctx context.Context, id string) (*State, error) {
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
-		case <-time.After(2 * time.Millisecond):
+		case <-time.After(poll):
 		}
+		poll = min(poll*3/2, 200*time.Millisecond)
 	}
 }
 
