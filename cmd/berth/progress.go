@@ -209,6 +209,12 @@ func (p *progress) describe(op *reconciler.Op) (id, doing, done string) {
 	}
 	name := p.containerName(op)
 	id = "Container " + name
+	if op.Reason == "rollback" { // a failed successor being removed
+		if op.Kind == reconciler.StopContainer {
+			return id, "Rolling back (stopping)", "Rolling back (stopped)"
+		}
+		return id, "Rolling back (removing)", "Rolled back (removed)"
+	}
 	switch op.Kind {
 	case reconciler.CreateContainer:
 		p.created[op.ID] = name
