@@ -128,4 +128,23 @@ func TestSyncKilledMidApply(t *testing.T) {
 	if m.ids("worker") != worker {
 		t.Errorf("drift repair recreated the worker instead of starting it")
 	}
+
+	// a service deleted from the repository keeps running without --prune
+	// (as announced), and is removed with it
+	noWorker := compose(9)
+	noWorker["compose.yaml"] = noWorker["compose.yaml"][:strings.Index(noWorker["compose.yaml"], "  worker:")]
+	last := u.commit("drop worker", noWorker)
+	m.waitStatus(ctl, "worker dropped from the repository", func(s *Status) bool { return s.Applied == last })
+	if m.ids("worker") == "" || !strings.Contains(ctl.output(), "--prune is off") {
+		t.Errorf("without --prune the worker was removed, or nobody said so:\n%s", ctl.output())
+	}
+	ctl.stop(syscall.SIGTERM)
+	ctl = m.startSync(append(args, "--prune")...)
+	deadline := time.Now().Add(30 * time.Second)
+	for m.ids("worker") != "" && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if m.ids("worker") != "" || m.ids("web") == "" {
+		t.Errorf("--prune: worker %q web %q\n%s", m.ids("worker"), m.ids("web"), ctl.output())
+	}
 }
