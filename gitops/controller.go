@@ -56,7 +56,8 @@ type Options struct {
 // record under berth's state root: a readable name plus a hash, so that
 // two syncs of different branches never share a working tree.
 func StateDir(root, url, ref, path string) string {
-	h := sha256.Sum256([]byte(url + "\x00" + ref + "\x00" + filepath.Clean("/"+path)))
+	// a password is not part of the identity: changing it keeps the sync
+	h := sha256.Sum256([]byte(Redact(url) + "\x00" + ref + "\x00" + filepath.Clean("/"+path)))
 	base := strings.TrimSuffix(filepath.Base(strings.TrimRight(url, "/")), ".git")
 	base = unsafeChars.ReplaceAllString(base, "_")
 	if base == "" || base == "." {
@@ -119,7 +120,7 @@ func New(o Options) (*Controller, error) {
 	if err != nil {
 		return nil, fmt.Errorf("record: %w", err)
 	}
-	rec.URL, rec.Ref, rec.Path = o.URL, o.Ref, o.Path
+	rec.URL, rec.Ref, rec.Path = Redact(o.URL), o.Ref, o.Path
 	// written at once, so that status shows a sync whose first fetch has
 	// not succeeded yet
 	if err := rec.Save(o.StateDir); err != nil {

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	neturl "net/url"
 	"os"
 	"path"
 	"path/filepath"
@@ -30,10 +31,12 @@ import (
 // working-dir label stay the same and only what a commit changed is
 // recreated.
 type Repo struct {
-	URL  string
+	URL  string // as given, credentials included (kept in git/config, under the 0700 state dir)
 	Ref  string // branch or tag name; "" is the remote's HEAD
 	Dir  string
 	auth transport.AuthMethod
+
+	shown string // URL with any password masked, for messages
 
 	mu   sync.Mutex // one checkout or fetch at a time
 	repo *git.Repository
@@ -51,7 +54,7 @@ func OpenRepo(url, ref, dir string) (*Repo, error) {
 		}
 		url = abs
 	}
-	r := &Repo{URL: url, Ref: ref, Dir: dir}
+	r := &Repo{URL: url, Ref: ref, Dir: dir, shown: Redact(url)}
 	auth, err := authFor(url)
 	if err != nil {
 		return nil, err
@@ -88,6 +91,19 @@ func OpenRepo(url, ref, dir string) (*Repo, error) {
 // WorkDir is where revisions are checked out.
 func (r *Repo) WorkDir() string { return filepath.Join(r.Dir, "work") }
 
+// Redact masks the password of a URL's user info (https://user:xxxxx@host/...),
+// for the record, status, metrics and messages.
+func Redact(raw string) string {
+	if !strings.Contains(raw, "://") {
+		return raw
+	}
+	u, err := neturl.Parse(raw)
+	if err != nil {
+		return raw
+	}
+	return u.Redacted()
+}
+
 func isLocalPath(u string) bool {
 	return !strings.Contains(u, "://") && !strings.Contains(strings.SplitN(u, "/", 2)[0], ":")
 }
@@ -102,7 +118,7 @@ func (r *Repo) Remote(ctx context.Context) (plumbing.Hash, plumbing.ReferenceNam
 	}
 	refs, err := rem.ListContext(ctx, &git.ListOptions{Auth: r.auth, PeelingOption: git.AppendPeeled})
 	if err != nil {
-		return plumbing.ZeroHash, "", fmt.Errorf("list %s: %w", r.URL, err)
+		return plumbing.ZeroHash, "", fmt.Errorf("list %s: %w", r.shown, err)
 	}
 	byName := map[plumbing.ReferenceName]*plumbing.Reference{}
 	for _, ref := range refs {
@@ -131,7 +147,7 @@ func (r *Repo) Remote(ctx context.Context) (plumbing.Hash, plumbing.ReferenceNam
 		}
 		return ref.Hash(), name, nil
 	}
-	return plumbing.ZeroHash, "", fmt.Errorf("%s has no ref %q", r.URL, r.Ref)
+	return plumbing.ZeroHash, "", fmt.Errorf("%s has no ref %q", r.shown, r.Ref)
 }
 
 // Fetch makes commit want (found at ref on the remote) available locally,
@@ -152,10 +168,10 @@ func (r *Repo) Fetch(ctx context.Context, ref plumbing.ReferenceName, want plumb
 		Force:      true,
 	})
 	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
-		return fmt.Errorf("fetch %s %s: %w", r.URL, ref, err)
+		return fmt.Errorf("fetch %s %s: %w", r.shown, ref, err)
 	}
 	if !r.has(want) {
-		return fmt.Errorf("fetch %s: %s moved past %s while fetching", r.URL, ref, short(want))
+		return fmt.Errorf("fetch %s: %s moved past %s while fetching", r.shown, ref, short(want))
 	}
 	return nil
 }

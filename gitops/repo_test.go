@@ -2,6 +2,10 @@ package gitops
 
 import (
 	"context"
+	"io"
+	"maps"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -178,5 +182,53 @@ func TestRepoFollowsTag(t *testing.T) {
 	}
 	if _, _, err := missing.Remote(ctx); err == nil || !strings.Contains(err.Error(), `no ref "nope"`) {
 		t.Fatalf("missing ref: %v", err)
+	}
+}
+
+// TestRepoHTTPBasicAuth fetches from git http-backend behind basic auth
+// with the credentials in the URL, which never show in messages.
+func TestRepoHTTPBasicAuth(t *testing.T) {
+	u := newUpstream(t)
+	c1 := u.commit("one", map[string]string{"f": "1"})
+	base := gitHTTP(t, filepath.Dir(u.bare))
+	// gitHTTP serves without auth; put a check in front of the same URL space
+	inner := strings.TrimPrefix(base, "http://")
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if user, pass, ok := r.BasicAuth(); !ok || user != "deploy" || pass != "pw" {
+			w.Header().Set("WWW-Authenticate", `Basic realm="git"`)
+			http.Error(w, "no", http.StatusUnauthorized)
+			return
+		}
+		r.URL.Scheme, r.URL.Host = "http", strings.SplitN(inner, "/", 2)[0]
+		resp, err := http.DefaultTransport.RoundTrip(r.Clone(r.Context()))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		maps.Copy(w.Header(), resp.Header)
+		w.WriteHeader(resp.StatusCode)
+		io.Copy(w, resp.Body)
+	}))
+	t.Cleanup(srv.Close)
+	path := "/git/" + filepath.Base(u.bare)
+	ctx := context.Background()
+	good := "http://deploy:pw@" + strings.TrimPrefix(srv.URL, "http://") + path
+	r, err := OpenRepo(good, "main", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h, _, err := r.Remote(ctx); err != nil || h.String() != c1 {
+		t.Fatalf("with credentials: %v %s", err, h)
+	}
+	bad := "http://deploy:wrong@" + strings.TrimPrefix(srv.URL, "http://") + path
+	r, _ = OpenRepo(bad, "main", t.TempDir())
+	_, _, err = r.Remote(ctx)
+	if err == nil || strings.Contains(err.Error(), "wrong") {
+		t.Fatalf("wrong password: %v", err)
+	}
+	if Redact(good) != "http://deploy:xxxxx@"+strings.TrimPrefix(srv.URL, "http://")+path ||
+		StateDir("/r", good, "main", "") != StateDir("/r", bad, "main", "") {
+		t.Errorf("redaction: %s", Redact(good))
 	}
 }
