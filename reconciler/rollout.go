@@ -3,6 +3,8 @@ package reconciler
 import (
 	"strconv"
 
+	"github.com/berth-dev/berth/driver"
+
 	"github.com/berth-dev/berth/state"
 )
 
@@ -114,4 +116,72 @@ func firstOf(ids ...int) int {
 		}
 	}
 	return 0
+}
+
+// setAside replaces container c stop-first so that a failure can be rolled
+// back (failure_action rollback): the old container is stopped and renamed
+// aside instead of removed, the new one is created, started and waited for
+// (healthy, or running without a healthcheck) and monitored, and only then
+// is the old one removed. When the new one fails, it is removed and the
+// old one gets its name back and is started again.
+//
+// This stays level-triggered: the old container carries its own spec, so
+// nothing needs remembering. A pass that dies midway leaves two containers
+// with one number, and the next pass's dedupe keeps the one holding the
+// replica's name (the new one once created, else the old one, renamed
+// back), as for an interrupted start-first. Recreating the old container
+// from its previous spec instead would need that spec, which observed
+// state does not carry (only its hashes and labels).
+func (p *planner) setAside(st *svcState, g *gate, r *replica, c state.Container, reason string) {
+	svc := st.svc
+	obj := objectOf(svc.Name, c.Number, "")
+	name := p.replicaName(svc, c.Number)
+	stop := 0
+	if isUp(c) {
+		stop = p.b.add(&Op{Kind: StopContainer, Object: obj, Reason: reason, ContainerID: c.ID, Timeout: p.stopTimeout(svc)})
+		p.orderStop(svc.Name, stop)
+		st.stops = append(st.stops, stop)
+	}
+	aside, asideName := 0, shortID(c.ID)+"_"+name
+	if c.Name != asideName { // else an interrupted pass already did it
+		aside = p.b.add(&Op{Kind: RenameContainer, Object: obj, Reason: "set aside for rollback", ContainerID: c.ID,
+			Name: asideName}, stop)
+	}
+	r.entry = firstOf(stop, aside)
+	r.create = p.create(svc, c.Number, "", reason, g, aside, stop)
+	r.start = p.start(svc, c.Number, "", r.create)
+	r.entry = firstOf(r.entry, r.create)
+	gates := []int{r.create, r.start}
+	last := r.start
+	if r.start != 0 {
+		cond := waitCondition(svc)
+		wait := p.b.add(&Op{Kind: WaitContainer, Object: obj, Reason: "until " + cond, IDFrom: r.create, Condition: cond}, r.start)
+		r.waits = map[string]int{cond: wait}
+		last = p.monitor(svc, c.Number, "", r.create, wait)
+		gates = append(gates, wait, last)
+	}
+	r.done = p.b.add(&Op{Kind: RemoveContainer, Object: obj, Reason: "replaced", ContainerID: c.ID}, firstOf(last, r.create))
+	// Rollback: the new container goes when its start, wait or monitor
+	// fails; the old one comes back when anything from its create on does.
+	gates = nonZero(gates)
+	after := gates[1:]
+	var rm int
+	if len(after) > 0 {
+		stopNew := p.b.add(&Op{Kind: StopContainer, Object: obj, Reason: "rollback", IDFrom: r.create,
+			Timeout: p.stopTimeout(svc), OnFailure: after}, r.create)
+		p.b.soft(stopNew, after...)
+		rm = p.b.add(&Op{Kind: RemoveContainer, Object: obj, Reason: "rollback", IDFrom: r.create}, stopNew)
+	}
+	back := p.b.add(&Op{Kind: RenameContainer, Object: obj, Reason: "rollback", ContainerID: c.ID, Name: name, OnFailure: gates}, aside, stop)
+	p.b.soft(back, append(gates, rm)...)
+	if stop != 0 {
+		p.b.add(&Op{Kind: StartContainer, Object: obj, Reason: "rollback", ContainerID: c.ID}, back)
+	}
+}
+
+func waitCondition(svc *state.Service) string {
+	if hasHealthcheck(svc) {
+		return driver.WaitHealthy
+	}
+	return driver.WaitRunning
 }

@@ -96,6 +96,23 @@ func TestPlanRollout(t *testing.T) {
 `,
 		},
 		{
+			name: "stop-first with rollback sets the old container aside",
+			want: desired(svc("web", "app:1", "h2", 1, update(state.UpdateConfig{FailureAction: FailureRollback}))),
+			obs:  observed(ctr("web", 1, "h1")),
+			plan: `
+[] -> #1 service:web:1 StopContainer (config changed)
+[1] -> #2 service:web:1 RenameContainer (set aside for rollback)
+[1 2] -> #3 service:web:1 CreateContainer (config changed)
+[3] -> #4 service:web:1 StartContainer (created)
+[4] -> #5 service:web:1 WaitContainer (until running)
+[5] -> #6 service:web:1 RemoveContainer (replaced)
+[3 4? 5?] -> #7 service:web:1 StopContainer (rollback) if any of #4 #5 fails
+[7] -> #8 service:web:1 RemoveContainer (rollback)
+[1 2 3? 4? 5? 8?] -> #9 service:web:1 RenameContainer (rollback) if any of #3 #4 #5 fails
+[9] -> #10 service:web:1 StartContainer (rollback)
+`,
+		},
+		{
 			name: "parallelism 0 updates every replica at once",
 			want: desired(svc("web", "app:1", "h2", 2,
 				update(state.UpdateConfig{Delay: time.Second}))),
@@ -248,5 +265,63 @@ func TestExecuteRollbackNotNeeded(t *testing.T) {
 	}
 	if p := plan(t, d, want, Options{}); !p.Empty() {
 		t.Errorf("not converged:\n%s", p)
+	}
+}
+
+func TestExecuteStopFirstRollbackRestoresOld(t *testing.T) {
+	d := fake.New()
+	want, old := rolloutSetup(t, d, state.UpdateConfig{Parallelism: 1, FailureAction: FailureRollback})
+	web := want.Services["web"]
+	web.ConfigHash = "h2"
+	web.Container.Healthcheck = &state.Healthcheck{Test: []string{"CMD", "false"}} // never healthy
+	p := plan(t, d, want, Options{})
+	d.ResetCalls()
+	err := Execute(context.Background(), d, p, ExecOptions{Parallel: 4})
+	var xe *ExecError
+	if !errors.As(err, &xe) || len(xe.Failed) != 1 || xe.Failed[0].Op.Kind != WaitContainer {
+		t.Fatalf("err = %v, want the failed wait of batch 1 only\n%s", err, p)
+	}
+	if got := webIDs(t, d); got[0] != old[0] || got[1] != old[1] {
+		t.Errorf("containers %v after rollback, want the old ones %v running under their names", got, old)
+	}
+	obs, _ := d.Observe(context.Background(), proj)
+	if len(obs.Containers) != 2 {
+		t.Errorf("%d containers after rollback, want the 2 old ones", len(obs.Containers))
+	}
+
+	// The good update goes through, and the old containers are removed.
+	web.Container.Healthcheck = &state.Healthcheck{Test: []string{"CMD", "check"}}
+	converge(t, d, want, Options{}, 2)
+	if got := webIDs(t, d); got[0] == old[0] || got[1] == old[1] {
+		t.Errorf("containers %v after the update, want new ones", got)
+	}
+	obs, _ = d.Observe(context.Background(), proj)
+	if len(obs.Containers) != 2 {
+		t.Errorf("%d containers after the update, want 2", len(obs.Containers))
+	}
+}
+
+// TestSetAsideInterrupted: a pass that died after setting the old
+// container aside is finished level-triggered by the next ones.
+func TestSetAsideInterrupted(t *testing.T) {
+	d := fake.New()
+	want, old := rolloutSetup(t, d, state.UpdateConfig{FailureAction: FailureRollback})
+	want.Services["web"].ConfigHash = "h2"
+	ctx := context.Background()
+	if err := d.StopContainer(ctx, old[0], 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.RenameContainer(ctx, old[0], shortID(old[0])+"_demo-web-1"); err != nil {
+		t.Fatal(err)
+	}
+	converge(t, d, want, Options{}, 3)
+	obs, _ := d.Observe(ctx, proj)
+	if len(obs.Containers) != 2 {
+		t.Errorf("%d containers, want 2", len(obs.Containers))
+	}
+	for _, c := range obs.Containers {
+		if c.ConfigHash != "h2" || c.Status != state.StatusRunning {
+			t.Errorf("%s: hash %s, %s", c.Name, c.ConfigHash, c.Status)
+		}
 	}
 }

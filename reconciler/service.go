@@ -268,7 +268,10 @@ func (p *planner) recreate(st *svcState, g *gate, c state.Container, reason stri
 	name := p.replicaName(svc, c.Number)
 	startFirst := svc.Update.Order == state.OrderStartFirst && isUp(c) && !p.o.NoStart &&
 		!strings.HasPrefix(reason, "network ")
-	if !startFirst {
+	switch {
+	case !startFirst && svc.Update.FailureAction == FailureRollback && !strings.HasPrefix(reason, "network "):
+		p.setAside(st, g, r, c, reason)
+	case !startFirst:
 		stop, rm := p.removeContainer(c, reason, p.stopTimeout(svc))
 		p.orderStop(svc.Name, stop)
 		if stop != 0 {
@@ -280,7 +283,7 @@ func (p *planner) recreate(st *svcState, g *gate, c state.Container, reason stri
 		if r.start != 0 {
 			r.done = p.monitor(svc, c.Number, "", r.create, r.done)
 		}
-	} else {
+	default:
 		const suffix = "+next"
 		tmp := shortID(c.ID) + "_" + name
 		r.create = p.create(svc, c.Number, tmp, reason, g)
