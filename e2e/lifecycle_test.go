@@ -15,7 +15,7 @@ import (
 // (service_healthy) and then fetches db's page by service name and counts
 // its starts in a named volume and in an anonymous one, web publishes the
 // named volume's content on 127.0.0.1, crasher restarts after a crash,
-// oneshot does not.
+// oneshot does not, follower is recreated with app (restart: true).
 const lifecycleCompose = `
 name: e2elife
 x-base: &base
@@ -53,6 +53,11 @@ services:
     <<: *base
     restart: "no"
     command: ["sleep", "3600"]
+  follower:
+    <<: *base
+    command: ["sleep", "3600"]
+    depends_on:
+      app: {condition: service_started, restart: true}
 volumes:
   data:
 `
@@ -87,8 +92,8 @@ func TestLifecycle(t *testing.T) {
 		return nil
 	})
 	first := p.ids()
-	if len(first) != 5 {
-		t.Fatalf("containers %v, want 5", first)
+	if len(first) != 6 {
+		t.Fatalf("containers %v, want 6", first)
 	}
 
 	// A second up -d with nothing changed touches nothing.
@@ -137,21 +142,23 @@ func TestLifecycle(t *testing.T) {
 		t.Errorf("crasher logs after a restart:\n%s", logs)
 	}
 
-	// Changing one service recreates it alone; its named volume survives.
+	// Changing one service recreates it and the dependent that asks for it
+	// (depends_on restart: true), nothing else; its volumes survive.
 	compose, _ := os.ReadFile(filepath.Join(p.dir, "compose.yaml"))
 	p.write("compose.yaml", strings.Replace(string(compose), `MARK: "one"`, `MARK: "two"`, 1))
 	p.must("up", "-d")
 	now := p.ids()
 	for name, id := range first {
+		changed := name == "e2elife-app-1" || name == "e2elife-follower-1"
 		switch {
-		case name == "e2elife-app-1" && now[name] == id:
-			t.Errorf("app was not recreated")
+		case changed && now[name] == id:
+			t.Errorf("%s was not recreated", name)
 		case name == "e2elife-oneshot-1":
 			// exited with restart "no": up -d starts it again, same container
 			if now[name] != id {
 				t.Errorf("oneshot was recreated")
 			}
-		case name != "e2elife-app-1" && now[name] != id:
+		case !changed && now[name] != id:
 			t.Errorf("%s was recreated (%s -> %s)", name, id[:12], now[name][:12])
 		}
 	}

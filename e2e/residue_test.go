@@ -113,7 +113,9 @@ func (m *machine) stateResidue(ids []string) []string {
 	} {
 		ents, _ := os.ReadDir(dir)
 		for _, e := range ents {
-			if !strings.HasPrefix(e.Name(), ".") {
+			// Dot files are locks; dot directories are half-made or
+			// half-removed containers and count.
+			if e.IsDir() || !strings.HasPrefix(e.Name(), ".") {
 				out = append(out, "state left: "+filepath.Join(dir, e.Name()))
 			}
 		}

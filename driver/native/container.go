@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/berth-dev/berth/driver"
@@ -42,8 +41,7 @@ func (d *Driver) CreateContainer(ctx context.Context, s state.ContainerSpec) (st
 	if img, err := d.image(s); err == nil {
 		d.imageDefaults(&r.Spec, img)
 	}
-	if err := d.writeRecord(r); err != nil {
-		os.RemoveAll(d.containerDir(r.ID))
+	if err := d.createRecord(r); err != nil {
 		return "", err
 	}
 	d.event(r, "create", "")
@@ -111,7 +109,7 @@ func (d *Driver) RemoveContainer(ctx context.Context, id string) error {
 	if err := d.removeAnonymousVolumes(ctx, id); err != nil {
 		return err
 	}
-	if err := os.RemoveAll(d.containerDir(id)); err != nil {
+	if err := d.removeDir(id); err != nil {
 		return err
 	}
 	d.event(r, "destroy", "")

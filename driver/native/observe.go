@@ -82,7 +82,7 @@ func (d *Driver) observeContainer(r *record) state.Container {
 	}
 	st, err := d.rt.State(r.ID)
 	if errors.Is(err, runtime.ErrNotFound) || err != nil {
-		if r.Started {
+		if d.started(r) {
 			// The run is gone (a removal or stop killed half-way, a
 			// reboot emptied the run root): its exit status is lost.
 			// 255, as the monitor records a lost status, and never 0,

@@ -20,7 +20,7 @@ func (d *Driver) StartAttached(ctx context.Context, id string, stdio []*os.File)
 	if err != nil {
 		return err
 	}
-	if _, err := d.rt.State(id); err == nil || r.Started {
+	if _, err := d.rt.State(id); err == nil || d.started(r) {
 		return fmt.Errorf("start %s attached: it has run already: %w", r.Name, driver.ErrInvalid)
 	}
 	opts, err := d.createOptions(ctx, r)

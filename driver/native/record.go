@@ -26,9 +26,13 @@ type record struct {
 	Spec    state.ContainerSpec `json:"spec"`
 	Created time.Time           `json:"created"`
 	// Started records that the container ran once, so a container whose
-	// runtime state is gone reads as exited rather than created.
+	// runtime state is gone reads as exited rather than created. Starts
+	// now leave the markStarted marker instead (see Driver.started).
 	Started bool `json:"started,omitempty"`
 }
+
+// markStarted is the marker file of a container that ran once.
+const markStarted = "started"
 
 func newID() string {
 	b := make([]byte, 32)
@@ -64,12 +68,72 @@ func (d *Driver) readRecord(id string) (*record, error) {
 	return &r, nil
 }
 
+// Directories beside the containers' that are not containers: one being
+// made (renamed to the id once its record is in) and one being removed
+// (renamed from the id before its content goes). A crash leaves them;
+// records() clears them, so a container directory without a record never
+// exists for long and never for good.
+const (
+	newPrefix  = ".new-"
+	gonePrefix = ".gone-"
+	// leftoverAge is how old a directory without a record must be to
+	// be taken for a crash's leftover rather than work in progress.
+	leftoverAge = time.Minute
+)
+
+// createRecord makes the container's directory with its record in it in
+// one step: written in a side directory, then renamed into place.
+func (d *Driver) createRecord(r *record) error {
+	tmp := filepath.Join(d.containersDir(), newPrefix+r.ID)
+	if err := os.MkdirAll(tmp, 0o700); err != nil {
+		return err
+	}
+	if err := writeRecordIn(tmp, r); err != nil {
+		os.RemoveAll(tmp)
+		return err
+	}
+	if err := os.Rename(tmp, d.containerDir(r.ID)); err != nil {
+		os.RemoveAll(tmp)
+		return err
+	}
+	return nil
+}
+
+// removeDir deletes a container's directory: renamed away first, so that
+// a removal killed half-way leaves no container without a record.
+func (d *Driver) removeDir(id string) error {
+	gone := filepath.Join(d.containersDir(), gonePrefix+id)
+	if err := os.RemoveAll(gone); err != nil {
+		return err
+	}
+	if err := os.Rename(d.containerDir(id), gone); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return os.RemoveAll(gone)
+}
+
+// clearLeftover removes what a crash left in the containers directory.
+func (d *Driver) clearLeftover(e os.DirEntry) {
+	path := filepath.Join(d.containersDir(), e.Name())
+	if strings.HasPrefix(e.Name(), gonePrefix) {
+		os.RemoveAll(path)
+		return
+	}
+	if fi, err := e.Info(); err == nil && time.Since(fi.ModTime()) > leftoverAge {
+		os.RemoveAll(path)
+	}
+}
+
 // writeRecord replaces the record atomically (write, fsync, rename).
 func (d *Driver) writeRecord(r *record) error {
 	dir := d.containerDir(r.ID)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
+	return writeRecordIn(dir, r)
+}
+
+func writeRecordIn(dir string, r *record) error {
 	b, err := json.Marshal(r)
 	if err != nil {
 		return err
@@ -92,8 +156,7 @@ func (d *Driver) writeRecord(r *record) error {
 	return os.Rename(tmp, filepath.Join(dir, "record.json"))
 }
 
-// records reads every container record; a directory without one (a crash
-// between mkdir and the first write) is removed.
+// records reads every container record, clearing what crashes left.
 func (d *Driver) records() ([]*record, error) {
 	ents, err := os.ReadDir(d.containersDir())
 	if err != nil {
@@ -101,8 +164,12 @@ func (d *Driver) records() ([]*record, error) {
 	}
 	var ids []string
 	for _, e := range ents {
-		if e.IsDir() && validID(e.Name()) {
+		switch {
+		case !e.IsDir():
+		case validID(e.Name()):
 			ids = append(ids, e.Name())
+		case strings.HasPrefix(e.Name(), gonePrefix) || strings.HasPrefix(e.Name(), newPrefix):
+			d.clearLeftover(e)
 		}
 	}
 	recs := make([]*record, len(ids))
@@ -111,6 +178,12 @@ func (d *Driver) records() ([]*record, error) {
 	out := make([]*record, 0, len(ids))
 	for i, r := range recs {
 		if errors.Is(errs[i], driver.ErrNotFound) {
+			// No record: a directory of the old layout that a
+			// crash left between mkdir and the record, or a
+			// removal cut short.
+			if e, err := os.Stat(d.containerDir(ids[i])); err == nil && time.Since(e.ModTime()) > leftoverAge {
+				os.RemoveAll(d.containerDir(ids[i]))
+			}
 			continue
 		}
 		if errs[i] != nil {

@@ -58,9 +58,12 @@ func (d *Driver) StartContainer(ctx context.Context, id string) error {
 	if _, err := d.rt.Create(ctx, id, opts); err != nil {
 		return fmt.Errorf("start %s: %w", r.Name, err)
 	}
-	if !r.Started {
-		r.Started = true
-		if err := d.writeRecord(r); err != nil {
+	// That it ran once is a marker, not a record rewrite: the record's
+	// fsync costs milliseconds per container on a busy disk, and a
+	// marker lost to a power cut only makes the container read as
+	// created, which the next up starts all the same.
+	if !d.started(r) {
+		if err := d.setMarker(id, markStarted, true); err != nil {
 			return err
 		}
 	}
@@ -96,6 +99,12 @@ func (d *Driver) start(ctx context.Context, id string) error {
 		}
 	}
 	return err
+}
+
+// started tells whether the container ran once (records written before
+// the marker existed carry it in Started).
+func (d *Driver) started(r *record) bool {
+	return r.Started || d.hasMarker(r.ID, markStarted)
 }
 
 // undrain publishes a live container's ports again when a stop drained
