@@ -229,13 +229,18 @@ func (r *Runtime) Wait(ctx context.Context, id string) (*State, error) {
 			return nil, err
 		}
 		if s.Status == StatusStopped {
-			// The monitor records the exit right after the process ends.
-			for i := 0; i < 100 && s.Finished.IsZero(); i++ {
+			// The monitor records the exit right after the process ends;
+			// on a loaded machine that can take a while, and an exit code
+			// read before it is a made-up 0.
+			for deadline := time.Now().Add(10 * time.Second); s.Finished.IsZero() && time.Now().Before(deadline) && ctx.Err() == nil; {
 				time.Sleep(2 * time.Millisecond)
 				if s2, err := r.readState(id); err == nil {
 					s2.Status = StatusStopped
 					s = s2
 				}
+			}
+			if s.Finished.IsZero() {
+				s.ExitCode = 255 // never recorded: lost, as an adopted container's
 			}
 			return s, nil
 		}
