@@ -161,6 +161,7 @@ func (m *Manager) Remove(_ context.Context, name string) error {
 	if ValidName(name) != nil {
 		return nil
 	}
+	m.clearLeftovers(name)
 	dir := m.volDir(name)
 	if _, err := os.Lstat(dir); errors.Is(err, os.ErrNotExist) {
 		return nil
@@ -178,6 +179,25 @@ func (m *Manager) Remove(_ context.Context, name string) error {
 		return err
 	}
 	return os.RemoveAll(gone)
+}
+
+// clearLeftovers deletes the side directories of this volume that a
+// crash left: a create's .tmp-NAME-N (killed before its rename) and a
+// removal's .rm-NAME-N (killed after its rename). Removing the volume is
+// when the user asks for none of it to remain.
+func (m *Manager) clearLeftovers(name string) {
+	for _, prefix := range []string{".tmp-" + name + "-", ".rm-" + name + "-"} {
+		ents, _ := filepath.Glob(filepath.Join(m.dir, prefix+"*"))
+		for _, p := range ents {
+			rest := strings.TrimPrefix(filepath.Base(p), prefix)
+			if rest == "" || strings.Trim(rest, "0123456789") != "" {
+				continue // another volume's (NAME-suffix): not ours
+			}
+			if mounted, err := isMountpoint(filepath.Join(p, "_data")); err == nil && !mounted {
+				os.RemoveAll(p)
+			}
+		}
+	}
 }
 
 // Prune removes every volume for which keep returns false and reports their names.
