@@ -58,7 +58,7 @@ func TestExampleRollingUpdate(t *testing.T) {
 		t.Fatal(err)
 	}
 	out, err = p.berth("-f", broken, "up", "-d")
-	if err == nil || !strings.Contains(out, "_rolling-update-web-1  Rolled back (removed)") || strings.Contains(out, "_rolling-update-web-2") {
+	if err == nil || !strings.Contains(out, "_rolling-update-web-1  Rolled back: removed") || strings.Contains(out, "_rolling-update-web-2") {
 		t.Errorf("a broken update succeeded, or its successor was not removed, or batch 2 ran: %v\n%s", err, out)
 	}
 	t.Logf("broken update:\n%s", out)

@@ -209,11 +209,11 @@ func (p *progress) describe(op *reconciler.Op) (id, doing, done string) {
 	}
 	name := p.containerName(op)
 	id = "Container " + name
-	if op.Reason == "rollback" { // a failed successor being removed
-		if op.Kind == reconciler.StopContainer {
-			return id, "Rolling back (stopping)", "Rolling back (stopped)"
-		}
-		return id, "Rolling back (removing)", "Rolled back (removed)"
+	if op.Reason == "rollback" { // undoing a failed update's replica
+		plain := *op
+		plain.Reason = ""
+		_, doing, done := p.describe(&plain)
+		return id, "Rolling back: " + strings.ToLower(doing), "Rolled back: " + strings.ToLower(done)
 	}
 	switch op.Kind {
 	case reconciler.CreateContainer:
