@@ -1,0 +1,83 @@
+package main
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+const stopFirstRollback = `
+name: sfrollback
+services:
+  web:
+    image: localhost/busybox:test
+    command: ["sh", "-c", "echo $$VERSION > /www/index.html; exec httpd -f -p 8080 -h /www"]
+    init: true
+    environment:
+      VERSION: v1
+    ports: ["127.0.0.1:18093:8080"]
+    deploy:
+      replicas: 2
+      update_config:
+        parallelism: 1
+        failure_action: rollback
+    healthcheck:
+      test: ["CMD-SHELL", "wget -q -O /dev/null http://127.0.0.1:8080/ || exit 1"]
+      interval: 500ms
+      timeout: 2s
+      retries: 2
+`
+
+// psIDs maps container names to ids (ps -a --format json).
+func psIDs(t *testing.T, m *machine) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(m.must("ps", "-a", "--format", "json")), "\n") {
+		var e struct{ ID, Name, State string }
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			t.Fatalf("ps json %q: %v", line, err)
+		}
+		if e.State != "running" {
+			t.Errorf("%s is %s", e.Name, e.State)
+		}
+		out[e.Name] = e.ID
+	}
+	return out
+}
+
+// TestStopFirstRollback: under failure_action rollback a stop-first update
+// whose first replica never turns healthy puts the very same old container
+// back (set aside, not removed), leaves replica 2 alone, and serves the old
+// version; the next, good, update replaces both.
+func TestStopFirstRollback(t *testing.T) {
+	m := newMachine(t)
+	m.writeCompose(stopFirstRollback)
+	m.must("up", "-d", "--wait")
+	url := "http://127.0.0.1:18093/"
+	before := psIDs(t, m)
+
+	broken := strings.Replace(stopFirstRollback, "VERSION: v1", "VERSION: v2", 1)
+	broken = strings.Replace(broken, "http://127.0.0.1:8080/ || exit 1", "http://127.0.0.1:9/ || exit 1", 1)
+	m.writeCompose(broken)
+	r := m.berth("up", "-d")
+	out := r.stdout + r.stderr
+	if r.code == 0 || !strings.Contains(out, "sfrollback-web-1  Rolled back: started") || strings.Contains(out, "sfrollback-web-2  Stopping") {
+		t.Fatalf("broken update: exit %d\n%s", r.code, out)
+	}
+	if after := psIDs(t, m); len(after) != 2 || after["sfrollback-web-1"] != before["sfrollback-web-1"] || after["sfrollback-web-2"] != before["sfrollback-web-2"] {
+		t.Errorf("after the rollback %v, want the old containers %v", after, before)
+	}
+	if got := httpGet(t, url); got != "v1\n" {
+		t.Errorf("after the rollback: %q", got)
+	}
+
+	m.writeCompose(strings.Replace(stopFirstRollback, "VERSION: v1", "VERSION: v2", 1))
+	m.must("up", "-d", "--wait")
+	after := psIDs(t, m)
+	if len(after) != 2 || after["sfrollback-web-1"] == before["sfrollback-web-1"] || after["sfrollback-web-2"] == before["sfrollback-web-2"] {
+		t.Errorf("after the good update %v, want two new containers", after)
+	}
+	if got := httpGet(t, url); got != "v2\n" {
+		t.Errorf("after the update: %q", got)
+	}
+}
