@@ -4,6 +4,7 @@ import (
 	"container/heap"
 	"fmt"
 	"sort"
+	"strings"
 )
 
 // builder collects ops in creation order (which the planner keeps
@@ -93,7 +94,15 @@ func (b *builder) finish() ([]*Op, error) {
 		}
 	}
 	if len(order) != n {
-		return nil, fmt.Errorf("internal error: the plan has a cycle")
+		// Name the ops left (those on or behind the cycle), so that the
+		// error can be debugged.
+		var left []string
+		for id := 1; id <= n; id++ {
+			if indeg[id] > 0 {
+				left = append(left, b.ops[id-1].String())
+			}
+		}
+		return nil, fmt.Errorf("internal error: the plan has a cycle among:\n%s", strings.Join(left, "\n"))
 	}
 	for _, op := range order {
 		op.ID = newID[op.ID]

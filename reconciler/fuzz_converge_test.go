@@ -60,6 +60,12 @@ func satisfiableState(r *byteReader) (*state.Desired, Options) {
 		if r.next()%3 == 0 {
 			mods = append(mods, startFirst)
 		}
+		if k := r.next() % 4; k > 0 { // rollout pacing, with each failure action
+			mods = append(mods, func(s *state.Service) {
+				s.Update.Parallelism, s.Update.Delay, s.Update.Monitor = 1, time.Millisecond, time.Millisecond
+				s.Update.FailureAction = []string{"", FailurePause, FailureContinue, FailureRollback}[k]
+			})
+		}
 		if i > 0 {
 			j := r.next() % i
 			dep := fmt.Sprint("s", j)

@@ -66,6 +66,7 @@ type svcState struct {
 	stops     []int // stop-first stops of its old containers; dependents stop before them
 	creates   []int
 	dones     []int // renames ending start-first replacements
+	paced     int   // recreates planned so far (rollout batches)
 }
 
 type replica struct {

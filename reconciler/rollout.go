@@ -132,15 +132,17 @@ func firstOf(ids ...int) int {
 // back), as for an interrupted start-first. Recreating the old container
 // from its previous spec instead would need that spec, which observed
 // state does not carry (only its hashes and labels).
-func (p *planner) setAside(st *svcState, g *gate, r *replica, c state.Container, reason string) {
+func (p *planner) setAside(st *svcState, g *gate, r *replica, c state.Container, reason string, late bool) {
 	svc := st.svc
 	obj := objectOf(svc.Name, c.Number, "")
 	name := p.replicaName(svc, c.Number)
 	stop := 0
 	if isUp(c) {
 		stop = p.b.add(&Op{Kind: StopContainer, Object: obj, Reason: reason, ContainerID: c.ID, Timeout: p.stopTimeout(svc)})
-		p.orderStop(svc.Name, stop)
-		st.stops = append(st.stops, stop)
+		if !late {
+			p.orderStop(svc.Name, stop)
+			st.stops = append(st.stops, stop)
+		}
 	}
 	aside, asideName := 0, shortID(c.ID)+"_"+name
 	if c.Name != asideName { // else an interrupted pass already did it
@@ -184,4 +186,17 @@ func waitCondition(svc *state.Service) string {
 		return driver.WaitHealthy
 	}
 	return driver.WaitRunning
+}
+
+// lateBatch counts a recreate of the service and says whether it falls in
+// a rollout batch after the first. Such a stop is not ordered against the
+// service's dependents and dependencies ("dependents stop first"): a
+// rolling update keeps the service up by design, and the order would
+// cycle — a later batch stops after an earlier one started, which waits
+// for every dependency started, whose stops would wait for it.
+func (p *planner) lateBatch(st *svcState) bool {
+	n := st.paced
+	st.paced++
+	par := st.svc.Update.Parallelism
+	return par > 0 && n >= par
 }

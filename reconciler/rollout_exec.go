@@ -46,12 +46,15 @@ func sleep(ctx context.Context, d time.Duration) error {
 // records) and far below any useful monitor window.
 var monitorEvery = 250 * time.Millisecond
 
-// monitor fails as soon as container id stops running or reports
-// unhealthy within window, and succeeds when the window passes.
+// monitor fails as soon as container id fails within window (exits
+// non-zero, crashes into a restart, dies, reports unhealthy) and succeeds
+// when the window passes, or at once when it exits 0: a one-shot job has
+// completed, which is what its start asked for.
 func (e *executor) monitor(ctx context.Context, id string, window time.Duration) error {
 	end := time.Now().Add(window)
 	for {
-		if err := e.check(ctx, id); err != nil {
+		done, err := e.check(ctx, id)
+		if err != nil || done {
 			return err
 		}
 		left := time.Until(end)
@@ -64,22 +67,24 @@ func (e *executor) monitor(ctx context.Context, id string, window time.Duration)
 	}
 }
 
-func (e *executor) check(ctx context.Context, id string) error {
+func (e *executor) check(ctx context.Context, id string) (completed bool, err error) {
 	obs, err := e.d.Observe(ctx, e.p.Project)
 	if err != nil {
-		return err
+		return false, err
 	}
 	for _, c := range obs.Containers {
 		if c.ID != id {
 			continue
 		}
 		switch {
-		case c.Status != state.StatusRunning:
-			return fmt.Errorf("container %s is %s within the monitor window", c.Name, startReason(c))
+		case c.Status == state.StatusExited && c.ExitCode == 0:
+			return true, nil
+		case c.Status == state.StatusExited || c.Status == state.StatusDead || c.Status == state.StatusRestarting:
+			return false, fmt.Errorf("container %s is %s within the monitor window", c.Name, startReason(c))
 		case c.Health == state.HealthUnhealthy:
-			return fmt.Errorf("container %s turned unhealthy within the monitor window", c.Name)
+			return false, fmt.Errorf("container %s turned unhealthy within the monitor window", c.Name)
 		}
-		return nil
+		return false, nil
 	}
-	return fmt.Errorf("container %s disappeared within the monitor window", shortID(id))
+	return false, fmt.Errorf("container %s disappeared within the monitor window", shortID(id))
 }

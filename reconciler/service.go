@@ -264,18 +264,24 @@ func startReason(c state.Container) string {
 func (p *planner) recreate(st *svcState, g *gate, c state.Container, reason string) {
 	svc := st.svc
 	st.recreated = true
+	// A network being recreated needs every container on it gone first:
+	// those recreates are not paced (and always stop-first).
+	netRecreate := strings.HasPrefix(reason, "network ")
+	late := !netRecreate && p.lateBatch(st)
 	r := &replica{number: c.Number}
 	name := p.replicaName(svc, c.Number)
 	startFirst := svc.Update.Order == state.OrderStartFirst && isUp(c) && !p.o.NoStart &&
 		!strings.HasPrefix(reason, "network ")
 	switch {
 	case !startFirst && svc.Update.FailureAction == FailureRollback && !strings.HasPrefix(reason, "network "):
-		p.setAside(st, g, r, c, reason)
+		p.setAside(st, g, r, c, reason, late)
 	case !startFirst:
 		stop, rm := p.removeContainer(c, reason, p.stopTimeout(svc))
-		p.orderStop(svc.Name, stop)
-		if stop != 0 {
-			st.stops = append(st.stops, stop)
+		if !late {
+			p.orderStop(svc.Name, stop)
+			if stop != 0 {
+				st.stops = append(st.stops, stop)
+			}
 		}
 		r.create = p.create(svc, c.Number, "", reason, g, rm)
 		r.start = p.start(svc, c.Number, "", r.create)
@@ -304,6 +310,9 @@ func (p *planner) recreate(st *svcState, g *gate, c state.Container, reason stri
 			IDFrom: r.create, Name: name}, rm)
 		st.dones = append(st.dones, r.done)
 		p.rollback(svc, c.Number, r.create, r.start, wait, watched)
+	}
+	if netRecreate {
+		r.entry = 0
 	}
 	st.creates = append(st.creates, r.create)
 	st.replicas = append(st.replicas, r)
