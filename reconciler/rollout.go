@@ -4,7 +4,6 @@ import (
 	"strconv"
 
 	"github.com/berth-dev/berth/driver"
-
 	"github.com/berth-dev/berth/state"
 )
 

@@ -5,7 +5,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/berth-dev/berth/driver"
 	"github.com/berth-dev/berth/state"
 )
 
@@ -270,10 +269,9 @@ func (p *planner) recreate(st *svcState, g *gate, c state.Container, reason stri
 	late := !netRecreate && p.lateBatch(st)
 	r := &replica{number: c.Number}
 	name := p.replicaName(svc, c.Number)
-	startFirst := svc.Update.Order == state.OrderStartFirst && isUp(c) && !p.o.NoStart &&
-		!strings.HasPrefix(reason, "network ")
+	startFirst := svc.Update.Order == state.OrderStartFirst && isUp(c) && !p.o.NoStart && !netRecreate
 	switch {
-	case !startFirst && svc.Update.FailureAction == FailureRollback && !strings.HasPrefix(reason, "network "):
+	case !startFirst && svc.Update.FailureAction == FailureRollback && !netRecreate:
 		p.setAside(st, g, r, c, reason, late)
 	case !startFirst:
 		stop, rm := p.removeContainer(c, reason, p.stopTimeout(svc))
@@ -295,10 +293,7 @@ func (p *planner) recreate(st *svcState, g *gate, c state.Container, reason stri
 		r.create = p.create(svc, c.Number, tmp, reason, g)
 		p.b.ops[r.create-1].Container.Labels[state.LabelReplace] = c.Name
 		r.start = p.start(svc, c.Number, suffix, r.create)
-		cond := driver.WaitRunning
-		if hasHealthcheck(svc) {
-			cond = driver.WaitHealthy
-		}
+		cond := waitCondition(svc)
 		wait := p.b.add(&Op{Kind: WaitContainer, Object: objectOf(svc.Name, c.Number, suffix), Reason: "until " + cond,
 			IDFrom: r.create, Condition: cond}, r.start)
 		r.waits = map[string]int{cond: wait}
