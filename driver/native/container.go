@@ -103,6 +103,7 @@ func (d *Driver) RemoveContainer(ctx context.Context, id string) error {
 	if err := d.net.RemoveSandbox(ctx, id); err != nil {
 		return fmt.Errorf("remove container %s: network: %w", r.Name, err)
 	}
+	d.unpopulate(id)
 	if err := d.store.RemoveSnapshot(ctx, id); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("remove container %s: snapshot: %w", r.Name, err)
 	}

@@ -61,7 +61,7 @@ func (d *Driver) mounts(ctx context.Context, r *record, rootfs []specs.Mount, at
 		}
 	}
 	if len(populate) > 0 {
-		if err := d.populateVolumes(ctx, rootfs, populate); err != nil {
+		if err := d.populateVolumes(ctx, r.ID, rootfs, populate); err != nil {
 			return nil, err
 		}
 	}
@@ -123,15 +123,30 @@ func (d *Driver) volumeFor(ctx context.Context, r *record, i int, m state.Mount)
 
 type populateJob struct{ volume, path, target string }
 
+// populateDir is where a container's rootfs is mounted while volumes are
+// filled from it: a fixed place under the run root, so that a mount a
+// killed berth left is found again (by the next populate or the removal).
+func (d *Driver) populateDir(id string) string {
+	return filepath.Join(d.opt.RunRoot, "populate", id)
+}
+
+// unpopulate removes a populate mount a killed berth may have left.
+func (d *Driver) unpopulate(id string) {
+	dir := d.populateDir(id)
+	unix.Unmount(dir, unix.MNT_DETACH)
+	os.Remove(dir)
+}
+
 // populateVolumes fills new volumes with what the image has at their
 // target, as Docker does: the rootfs is mounted once, read, and unmounted
 // before the container starts.
-func (d *Driver) populateVolumes(ctx context.Context, rootfs []specs.Mount, jobs []populateJob) error {
+func (d *Driver) populateVolumes(ctx context.Context, id string, rootfs []specs.Mount, jobs []populateJob) error {
 	if len(rootfs) != 1 || rootfs[0].Type != "overlay" {
 		return fmt.Errorf("populate volumes: unexpected rootfs mounts %v", rootfs)
 	}
-	dir, err := os.MkdirTemp("", "berth-populate-")
-	if err != nil {
+	d.unpopulate(id)
+	dir := d.populateDir(id)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
 	defer os.Remove(dir)

@@ -124,6 +124,34 @@ func (d *Driver) clearLeftover(e os.DirEntry) {
 	}
 }
 
+func hasNew(ents []os.DirEntry) bool {
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), newPrefix) {
+			return true
+		}
+	}
+	return false
+}
+
+// clearNew removes .new- directories when no create is under way in any
+// process: creates make them while holding the names flock, so taking it
+// without waiting proves them leftovers. Within a create (this process
+// holds the lock) the try fails and nothing is touched.
+func (d *Driver) clearNew() {
+	f, err := os.OpenFile(filepath.Join(d.containersDir(), ".names.lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	if unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) != nil {
+		return
+	}
+	matches, _ := filepath.Glob(filepath.Join(d.containersDir(), newPrefix+"*"))
+	for _, m := range matches {
+		os.RemoveAll(m)
+	}
+}
+
 // writeRecord replaces the record atomically (write, fsync, rename).
 func (d *Driver) writeRecord(r *record) error {
 	dir := d.containerDir(r.ID)
@@ -171,6 +199,9 @@ func (d *Driver) records() ([]*record, error) {
 		case strings.HasPrefix(e.Name(), gonePrefix) || strings.HasPrefix(e.Name(), newPrefix):
 			d.clearLeftover(e)
 		}
+	}
+	if hasNew(ents) {
+		d.clearNew()
 	}
 	recs := make([]*record, len(ids))
 	errs := make([]error, len(ids))
