@@ -39,8 +39,8 @@ func (d *Driver) postStart(ctx context.Context, r *record) error {
 type noPreStop struct{}
 
 // preStop runs the container's pre_stop hooks before its stop signal,
-// bounded together by the stop timeout (the grace period covers the whole
-// stop, as Kubernetes counts preStop against it). Failures are only
+// all of them bounded by the stop timeout (a hung hook cannot block a stop
+// for ever; the signal then gets its own timeout). Failures are only
 // recorded as events: the stop goes on.
 func (d *Driver) preStop(ctx context.Context, r *record, timeout time.Duration) {
 	if len(r.Spec.PreStop) == 0 || ctx.Value(noPreStop{}) != nil {
