@@ -11,7 +11,6 @@ import (
 	"sort"
 	"strings"
 	"syscall"
-	"text/tabwriter"
 	"time"
 
 	"github.com/berth-dev/berth/store"
@@ -179,33 +178,14 @@ func printImages(w io.Writer, rows []imageRow, format string, quiet, digests boo
 		}
 		return nil
 	}
-	switch format {
-	case "json":
-		enc := json.NewEncoder(w)
-		for _, r := range rows {
-			if err := enc.Encode(r); err != nil {
-				return err
-			}
-		}
-		return nil
-	case "table", "":
-	default:
-		return fmt.Errorf("unknown format %q (table, json)", format)
-	}
-	tw := tabwriter.NewWriter(w, 0, 8, 3, ' ', 0)
 	if digests {
-		fmt.Fprintln(tw, "REPOSITORY\tTAG\tDIGEST\tIMAGE ID\tCREATED\tSIZE")
-	} else {
-		fmt.Fprintln(tw, "REPOSITORY\tTAG\tIMAGE ID\tCREATED\tSIZE")
+		return printRows(w, format, rows, "REPOSITORY\tTAG\tDIGEST\tIMAGE ID\tCREATED\tSIZE", func(r imageRow) string {
+			return fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s", r.Repository, r.Tag, r.Digest, r.ID, r.CreatedAgo, r.Size)
+		})
 	}
-	for _, r := range rows {
-		if digests {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Repository, r.Tag, r.Digest, r.ID, r.CreatedAgo, r.Size)
-		} else {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Repository, r.Tag, r.ID, r.CreatedAgo, r.Size)
-		}
-	}
-	return tw.Flush()
+	return printRows(w, format, rows, "REPOSITORY\tTAG\tIMAGE ID\tCREATED\tSIZE", func(r imageRow) string {
+		return fmt.Sprintf("%s\t%s\t%s\t%s\t%s", r.Repository, r.Tag, r.ID, r.CreatedAgo, r.Size)
+	})
 }
 
 func newImageRmCmd() *cobra.Command {

@@ -1,12 +1,10 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"slices"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -124,25 +122,15 @@ func printPS(w io.Writer, cs []native.ContainerInfo, o psOptions) error {
 			}
 		}
 		return nil
-	case o.format == "json":
-		enc := json.NewEncoder(w)
-		for _, c := range cs {
-			if err := enc.Encode(toPSEntry(c)); err != nil {
-				return err
-			}
-		}
-		return nil
-	case o.format != "table":
-		return fmt.Errorf("--format: unknown format %q (want table or json)", o.format)
 	}
-	tw := tabwriter.NewWriter(w, 0, 0, 3, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tIMAGE\tCOMMAND\tSERVICE\tCREATED\tSTATUS\tPORTS")
-	for _, c := range cs {
-		e := toPSEntry(c)
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Name, e.Image, truncate(e.Command, 20), e.Service,
-			ago(c.Created), e.Status, portsText(c))
+	entries := make([]psEntry, len(cs))
+	for i, c := range cs {
+		entries[i] = toPSEntry(c)
 	}
-	return tw.Flush()
+	return printRows(w, o.format, entries, "NAME\tIMAGE\tCOMMAND\tSERVICE\tCREATED\tSTATUS\tPORTS", func(e psEntry) string {
+		return fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s\t%s", e.Name, e.Image, truncate(e.Command, 20), e.Service,
+			ago(time.Unix(e.Created, 0)), e.Status, portsText(e.Publishers))
+	})
 }
 
 func quoteCommand(c native.ContainerInfo) string {
@@ -208,10 +196,10 @@ func duration(d time.Duration) string {
 	}
 }
 
-func portsText(c native.ContainerInfo) string {
+func portsText(ps []publisher) string {
 	var out []string
-	for _, p := range c.Ports {
-		out = append(out, fmt.Sprintf("%s:%d->%d/%s", firstOf(p.HostIP, "0.0.0.0"), p.HostPort, p.ContainerPort, p.Protocol))
+	for _, p := range ps {
+		out = append(out, fmt.Sprintf("%s:%d->%d/%s", p.URL, p.PublishedPort, p.TargetPort, p.Protocol))
 	}
 	return strings.Join(out, ", ")
 }
