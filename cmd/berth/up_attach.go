@@ -39,15 +39,40 @@ func attach(ctx context.Context, stdout, stderr io.Writer, want *state.Desired, 
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(sigs)
 
-	logCtx, stopLogs := context.WithCancel(ctx)
-	defer stopLogs()
-	logsDone := make(chan error, 1)
-	go func() {
-		lo := logsOptions{follow: true, since: since.Format(time.RFC3339Nano), noPrefix: o.noLogPrefix, noColor: o.noColor}
-		logsDone <- streamLogs(logCtx, stdout, d, cs, lo)
-	}()
-	exits := make(chan containerExit, len(cs))
-	go watchExits(logCtx, stdout, d, cs, exits)
+	// Followers of the containers' logs and exits; started again when the
+	// repair has brought back containers that had all exited.
+	var (
+		stopLogs func()
+		logsDone chan error
+		exits    chan containerExit
+	)
+	follow := func(cs []native.ContainerInfo, since time.Time) {
+		var logCtx context.Context
+		logCtx, stopLogs = context.WithCancel(ctx)
+		logsDone = make(chan error, 1)
+		go func() {
+			lo := logsOptions{follow: true, since: since.Format(time.RFC3339Nano), noPrefix: o.noLogPrefix, noColor: o.noColor}
+			logsDone <- streamLogs(logCtx, stdout, d, cs, lo)
+		}()
+		exits = make(chan containerExit, len(cs))
+		go watchExits(logCtx, stdout, d, cs, exits)
+	}
+	follow(cs, since)
+	defer func() { stopLogs() }()
+	// Self-repair, unless the user asked up to end with a container.
+	repairCtx, cancelRepair := context.WithCancel(ctx)
+	repairDone := make(chan struct{})
+	repairing := false
+	if ro, err := o.planOptions(services); err == nil && !o.abortOnExit && o.exitCodeFrom == "" {
+		repairing = true
+		go func() { repairWhileAttached(repairCtx, stderr, d, want, ro); close(repairDone) }()
+	} else {
+		close(repairDone)
+	}
+	// stopRepair ends the repairs and waits for a pass under way, so that
+	// nothing starts a container the stop below is stopping.
+	stopRepair := func() { cancelRepair(); <-repairDone }
+	defer stopRepair()
 	// finish lets the followers print what the monitor wrote last (it
 	// records the exit just after the final lines) and ends them.
 	finish := func() error {
@@ -55,12 +80,37 @@ func attach(ctx context.Context, stdout, stderr io.Writer, want *state.Desired, 
 		stopLogs()
 		return <-logsDone
 	}
+	// revived lists the containers running again after every followed one
+	// exited: those the repair put back (jobs that completed stay done).
+	revived := func() []native.ContainerInfo {
+		time.Sleep(repairInterval + time.Second)
+		now, err := t.containers(ctx, services, false)
+		if err != nil {
+			return nil
+		}
+		var out []native.ContainerInfo
+		for _, c := range now {
+			if running(c) {
+				out = append(out, c)
+			}
+		}
+		return out
+	}
 	var sig os.Signal
 	for sig == nil {
 		select {
 		case sig = <-sigs:
 		case e, ok := <-exits:
 			if !ok {
+				if repairing {
+					if again := revived(); len(again) > 0 {
+						stopLogs()
+						<-logsDone
+						cs = again
+						follow(cs, time.Now())
+						continue
+					}
+				}
 				return finish() // every container has exited
 			}
 			if o.abortOnExit || o.exitCodeFrom != "" {
@@ -73,6 +123,11 @@ func attach(ctx context.Context, stdout, stderr io.Writer, want *state.Desired, 
 		case <-ctx.Done():
 			return ctx.Err()
 		}
+	}
+	stopRepair()
+	// What to stop is what runs now: the repair may have replaced some.
+	if now, err := t.containers(ctx, services, false); err == nil {
+		cs = now
 	}
 	stopLogs()
 	<-logsDone
