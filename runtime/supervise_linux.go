@@ -67,11 +67,13 @@ func (m *monitor) exited(sup *supervised, code int, _ time.Duration) {
 			s.Health.Status = "unhealthy"
 		}
 	})
+	// The exit is an event even when the state is gone already (a delete
+	// that followed the stop at once).
+	m.rt.event(sup.id, "die", "", &code)
 	if err != nil {
 		m.forget(sup)
 		return
 	}
-	m.rt.event(sup.id, "die", "", &code)
 	// Let the log pumps drain what the process wrote last: they end at EOF
 	// when no writer is left (a leftover writer, e.g. a daemonised child
 	// that escaped, gets half a second).

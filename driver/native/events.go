@@ -48,6 +48,10 @@ type EventsOptions struct {
 func (d *Driver) Events(ctx context.Context, o EventsOptions, fn func(Event) error) error {
 	files := []string{d.eventsPath(), d.rt.EventsPath()}
 	offsets := make([]int64, len(files))
+	// Who each container is, from the driver's own events: a monitor event
+	// read after its container was removed finds no record any more.
+	known := map[string]Event{}
+	emit := func(e Event) error { return d.emit(o, e, known, fn) }
 	var past []Event
 	for i, p := range files {
 		evs, off := d.readEvents(p, 0)
@@ -60,7 +64,7 @@ func (d *Driver) Events(ctx context.Context, o EventsOptions, fn func(Event) err
 	}
 	sort.SliceStable(past, func(i, j int) bool { return past[i].Time.Before(past[j].Time) })
 	for _, e := range past {
-		if err := d.emit(o, e, fn); err != nil {
+		if err := emit(e); err != nil {
 			return err
 		}
 	}
@@ -70,13 +74,18 @@ func (d *Driver) Events(ctx context.Context, o EventsOptions, fn func(Event) err
 			return nil
 		case <-time.After(100 * time.Millisecond):
 		}
+		// Both writers' new events, in time order: a die written by the
+		// monitor comes before the destroy that followed it.
+		var fresh []Event
 		for i, p := range files {
 			evs, off := d.readEvents(p, offsets[i])
 			offsets[i] = off
-			for _, e := range evs {
-				if err := d.emit(o, e, fn); err != nil {
-					return err
-				}
+			fresh = append(fresh, evs...)
+		}
+		sort.SliceStable(fresh, func(i, j int) bool { return fresh[i].Time.Before(fresh[j].Time) })
+		for _, e := range fresh {
+			if err := emit(e); err != nil {
+				return err
 			}
 		}
 	}
@@ -84,11 +93,16 @@ func (d *Driver) Events(ctx context.Context, o EventsOptions, fn func(Event) err
 }
 
 // emit fills in who a monitor event is about and filters by project.
-func (d *Driver) emit(o EventsOptions, e Event, fn func(Event) error) error {
-	if e.Project == "" {
+func (d *Driver) emit(o EventsOptions, e Event, known map[string]Event, fn func(Event) error) error {
+	switch k, ok := known[e.ID]; {
+	case e.Project != "":
+		known[e.ID] = e
+	case ok:
+		e.Name, e.Service, e.Project, e.Image = k.Name, k.Service, k.Project, k.Image
+	default:
 		r, err := d.readRecord(e.ID)
 		if err != nil {
-			return nil // a container gone since: its destroy event says so
+			return nil // a container gone before this reader saw it
 		}
 		e.Name, e.Service, e.Project, e.Image = r.Name, r.Spec.Service, r.Spec.Project, r.Spec.Image
 	}

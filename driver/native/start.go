@@ -300,7 +300,9 @@ func (d *Driver) StopContainer(ctx context.Context, id string, timeout time.Dura
 	if err != nil {
 		return err
 	}
+	stopped := false
 	if st, err := d.rt.State(id); err == nil && (st.Status == runtime.StatusRunning || st.Status == runtime.StatusPaused || st.Status == runtime.StatusCreated) {
+		stopped = true
 		sig, err := stopSignal(r)
 		if err != nil {
 			return err
@@ -316,7 +318,9 @@ func (d *Driver) StopContainer(ctx context.Context, id string, timeout time.Dura
 	if err := d.net.RemoveSandbox(ctx, id); err != nil {
 		return fmt.Errorf("stop %s: network: %w", r.Name, err)
 	}
-	d.event(r, "stop", "")
+	if stopped { // a no-op stop of a stopped container is no event
+		d.event(r, "stop", "")
+	}
 	return nil
 }
 
