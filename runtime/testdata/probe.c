@@ -39,10 +39,19 @@ static int exe_race(void) {
 			// A file of the container's own rootfs is ours to break.
 			if (target[0] == '/' && access(target, F_OK) == 0) continue;
 			int fd = open(p, O_RDONLY | O_CLOEXEC);
-			if (fd >= 0) {
-				if (n < 3) printf("holding %s\n", target);
-				held[n++] = fd;
+			if (fd < 0) continue;
+			// Between readlink and open the process may have exec'd the
+			// container's own command: look at what was opened, not at
+			// what the link said a moment before.
+			char self[64], opened[256] = {0};
+			snprintf(self, sizeof self, "/proc/self/fd/%d", fd);
+			if (readlink(self, opened, sizeof opened - 1) <= 0 ||
+			    (opened[0] == '/' && access(opened, F_OK) == 0)) {
+				close(fd);
+				continue;
 			}
+			if (n < 3) printf("holding %s\n", opened);
+			held[n++] = fd;
 		}
 		usleep(1000);
 	}
