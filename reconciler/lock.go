@@ -38,6 +38,16 @@ func (l fileLock) Lock(ctx context.Context) (func(), error) {
 	}
 	for {
 		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil && !l.current(f) {
+			// The holder removed the file (berth down of the whole
+			// project) while this one waited: the lock is on a name
+			// nobody else will open again. Take the new file's.
+			f.Close()
+			if f, err = os.OpenFile(string(l), os.O_CREATE|os.O_RDWR|syscall.O_CLOEXEC, 0o600); err != nil {
+				return nil, err
+			}
+			continue
+		}
 		if err == nil {
 			return func() {
 				_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
@@ -55,4 +65,24 @@ func (l fileLock) Lock(ctx context.Context) (func(), error) {
 		case <-time.After(lockPoll):
 		}
 	}
+}
+
+// current tells whether f is still the file at the lock's path.
+func (l fileLock) current(f *os.File) bool {
+	held, err := f.Stat()
+	if err != nil {
+		return false
+	}
+	now, err := os.Stat(string(l))
+	return err == nil && os.SameFile(held, now)
+}
+
+// RemoveLockFile removes a project's lock file; the caller holds the lock
+// (waiters notice and take a new file), so that a project that is gone
+// leaves nothing under the state root.
+func RemoveLockFile(path string) error {
+	if err := os.Remove(path); err != nil && !os.IsNotExist(err) {
+		return err
+	}
+	return nil
 }

@@ -85,6 +85,13 @@ func runDown(ctx context.Context, stdout, stderr io.Writer, o downOptions, timeo
 	if err != nil {
 		return err
 	}
+	// A project that is wholly gone leaves no file behind, its lock's
+	// included (removed while held: waiters take a new one).
+	if left, err := t.d.Observe(ctx, t.name); err == nil && len(left.Containers)+len(left.Networks)+len(left.Volumes) == 0 {
+		if err := reconciler.RemoveLockFile(t.lockPath()); err != nil {
+			fmt.Fprintf(stderr, "berth: warning: %v\n", err)
+		}
+	}
 	if o.rmi != "" && t.desired != nil {
 		return removeServiceImages(ctx, t, o.rmi, stderr)
 	}

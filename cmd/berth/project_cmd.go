@@ -42,7 +42,11 @@ func openProject(ctx context.Context) (*projectTarget, error) {
 // lock takes the project's mutation lock (see DESIGN.md: mutations of one
 // project are serialised; reads take no lock).
 func (t *projectTarget) lock(ctx context.Context) (func(), error) {
-	return reconciler.FileLock(filepath.Join(global.root, "projects", t.name+".lock")).Lock(ctx)
+	return reconciler.FileLock(t.lockPath()).Lock(ctx)
+}
+
+func (t *projectTarget) lockPath() string {
+	return filepath.Join(global.root, "projects", t.name+".lock")
 }
 
 // containers lists the project's containers of the named services (all
