@@ -88,7 +88,7 @@ func (r *Runtime) Exec(ctx context.Context, id string, p *specs.Process, o ExecO
 	if err != nil {
 		return -1, err
 	}
-	return exitCode(st.Sys().(syscall.WaitStatus)), ctx.Err()
+	return ExitCode(st.Sys().(syscall.WaitStatus)), ctx.Err()
 }
 
 func fillProcess(p, base *specs.Process) *specs.Process {

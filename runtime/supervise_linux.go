@@ -21,19 +21,12 @@ func (m *monitor) watch(sup *supervised, proc *os.Process, pid int) {
 	if proc != nil {
 		st, err := proc.Wait()
 		if err == nil {
-			code = exitCode(st.Sys().(syscall.WaitStatus))
+			code = ExitCode(st.Sys().(syscall.WaitStatus))
 		}
 	} else {
 		waitPidfd(pid)
 	}
 	m.exited(sup, code, ran)
-}
-
-func exitCode(ws syscall.WaitStatus) int {
-	if ws.Signaled() {
-		return 128 + int(ws.Signal())
-	}
-	return ws.ExitStatus()
 }
 
 // waitPidfd waits for a process that is not our child (adopted after a

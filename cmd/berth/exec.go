@@ -278,27 +278,11 @@ func (s *stdioSession) Close() {
 // returns its exit status as berth's (128+N when a signal ended it).
 func waitForeground(proc *os.Process, sess *stdioSession) error {
 	sess.started()
-	sigs := make(chan os.Signal, 8)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)
-	defer signal.Stop(sigs)
-	go func() {
-		for s := range sigs {
-			proc.Signal(s)
-		}
-	}()
-	st, err := proc.Wait()
+	code, err := runtime.WaitForeground(proc)
 	if err != nil {
 		return err
 	}
 	sess.drain()
-	return exitStatus(st.Sys().(syscall.WaitStatus))
-}
-
-func exitStatus(ws syscall.WaitStatus) error {
-	code := ws.ExitStatus()
-	if ws.Signaled() {
-		code = 128 + int(ws.Signal())
-	}
 	if code != 0 {
 		return exitError{code: code}
 	}

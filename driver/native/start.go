@@ -10,8 +10,6 @@ import (
 	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/berth-dev/berth/driver"
 	"github.com/berth-dev/berth/network"
 	"github.com/berth-dev/berth/runtime"
@@ -325,21 +323,14 @@ func (d *Driver) StopContainer(ctx context.Context, id string, timeout time.Dura
 }
 
 func stopSignal(r *record) (syscall.Signal, error) {
-	name := r.Spec.StopSignal
-	if name == "" {
+	if r.Spec.StopSignal == "" {
 		return syscall.SIGTERM, nil
 	}
-	if n, err := strconv.Atoi(name); err == nil {
-		return syscall.Signal(n), nil
+	sig, err := runtime.ParseSignal(r.Spec.StopSignal)
+	if err != nil {
+		return 0, fmt.Errorf("container %s: stop signal: %v: %w", r.Name, err, driver.ErrInvalid)
 	}
-	name = strings.ToUpper(name)
-	if !strings.HasPrefix(name, "SIG") {
-		name = "SIG" + name
-	}
-	if s := unix.SignalNum(name); s != 0 {
-		return s, nil
-	}
-	return 0, fmt.Errorf("container %s: unknown stop signal %q: %w", r.Name, r.Spec.StopSignal, driver.ErrInvalid)
+	return sig, nil
 }
 
 // WaitContainer polls the runtime's state until the condition holds or can

@@ -7,13 +7,9 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/berth-dev/berth/runtime"
 )
@@ -132,19 +128,7 @@ func printJSON(v any) error {
 }
 
 // ParseSignal accepts KILL, SIGKILL, kill and 9.
-func ParseSignal(s string) (syscall.Signal, error) {
-	if n, err := strconv.Atoi(s); err == nil {
-		return syscall.Signal(n), nil
-	}
-	name := strings.ToUpper(s)
-	if !strings.HasPrefix(name, "SIG") {
-		name = "SIG" + name
-	}
-	if sig := unix.SignalNum(name); sig != 0 {
-		return sig, nil
-	}
-	return 0, fmt.Errorf("unknown signal %q", s)
-}
+func ParseSignal(s string) (syscall.Signal, error) { return runtime.ParseSignal(s) }
 
 func cmdKill(ctx context.Context, rt *runtime.Runtime, args []string) error {
 	fs := newFlagSet("kill")

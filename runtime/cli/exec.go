@@ -6,11 +6,9 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -93,22 +91,9 @@ func cmdExec(ctx context.Context, rt *runtime.Runtime, args []string) error {
 		go io.Copy(master, os.Stdin)
 		go io.Copy(os.Stdout, master)
 	}
-	sigs := make(chan os.Signal, 8)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)
-	defer signal.Stop(sigs)
-	go func() {
-		for s := range sigs {
-			proc.Signal(s)
-		}
-	}()
-	st, err := proc.Wait()
+	code, err := runtime.WaitForeground(proc)
 	if err != nil {
 		return err
-	}
-	ws := st.Sys().(syscall.WaitStatus)
-	code := ws.ExitStatus()
-	if ws.Signaled() {
-		code = 128 + int(ws.Signal())
 	}
 	if code != 0 {
 		return ExitError{Code: code}
