@@ -8,9 +8,10 @@ import (
 	"path"
 	"path/filepath"
 	"strconv"
-	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-dev/berth/fsroot"
 )
 
 // containerFS writes into a running container's filesystem from the host,
@@ -33,14 +34,8 @@ func openContainerFS(pid int) (*containerFS, error) {
 
 func (c *containerFS) Close() error { return unix.Close(c.root) }
 
-func (c *containerFS) open(p string, flags uint64, mode uint64) (int, error) {
-	rel := strings.TrimPrefix(path.Clean(p), "/")
-	if rel == "" {
-		rel = "."
-	}
-	return unix.Openat2(c.root, rel, &unix.OpenHow{
-		Flags: flags | unix.O_CLOEXEC, Mode: mode, Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
-	})
+func (c *containerFS) open(p string, flags int, mode uint32) (int, error) {
+	return fsroot.Openat(c.root, p, flags, mode, 0)
 }
 
 // mkdirAll makes dir (absolute in the container) and returns a descriptor

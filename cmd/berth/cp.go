@@ -15,6 +15,8 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 
+	"github.com/berth-dev/berth/fsroot"
+
 	"github.com/berth-dev/berth/store/archive"
 )
 
@@ -115,15 +117,11 @@ func runCp(ctx context.Context, src, dst string, o cpOptions) error {
 // openIn resolves p inside the container's root: symlinks and ".." can
 // never lead out of it (openat2 RESOLVE_IN_ROOT).
 func openIn(root int, p string, follow bool) (int, error) {
-	how := unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS}
+	flags := unix.O_PATH
 	if !follow {
-		how.Flags |= unix.O_NOFOLLOW
+		flags |= unix.O_NOFOLLOW
 	}
-	rel := strings.TrimPrefix(path.Clean("/"+p), "/")
-	if rel == "" {
-		rel = "."
-	}
-	fd, err := unix.Openat2(root, rel, &how)
+	fd, err := fsroot.Openat(root, p, flags, 0, 0)
 	if err != nil {
 		return -1, &os.PathError{Op: "open", Path: p, Err: err}
 	}

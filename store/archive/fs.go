@@ -5,25 +5,15 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-dev/berth/fsroot"
 )
 
-// inRoot resolves name (relative, cleaned) below the directory rootfd as if
-// rootfd were "/": symlinks and ".." are clamped to it, magic links refused.
+// inRoot resolves name below the directory rootfd as if rootfd were "/":
+// symlinks and ".." are clamped to it, magic links refused, and a layer is
+// never unpacked across a mount point.
 func inRoot(rootfd int, name string, flags int) (int, error) {
-	if name == "" || name == "." {
-		return unix.Openat(rootfd, ".", flags|unix.O_CLOEXEC, 0)
-	}
-	how := &unix.OpenHow{
-		Flags:   uint64(flags | unix.O_CLOEXEC),
-		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS | unix.RESOLVE_NO_XDEV,
-	}
-	for {
-		fd, err := unix.Openat2(rootfd, name, how)
-		if err == unix.EINTR || err == unix.EAGAIN {
-			continue
-		}
-		return fd, err
-	}
+	return fsroot.Openat(rootfd, name, flags, 0, fsroot.NoXDev)
 }
 
 // mkdirAllIn opens directory dir below rootfd, creating missing components
