@@ -45,17 +45,25 @@ func ServeDNS(ctx context.Context, o DNSOptions) error {
 		return err
 	}
 	defer release()
-	s := &dnsServer{opt: o, listeners: map[netip.Addr][]*dns.Server{}}
+	s := &dnsServer{opt: o, listeners: map[netip.Addr][]*dns.Server{}, proxy: newUserProxy()}
 	defer s.closeAll()
+	defer s.proxy.closeAll()
 	started := false
 	tick := time.NewTicker(o.Poll)
 	defer tick.Stop()
+	changed := watchDir(ctx, o.StateDir)
 	var handled *diskState
+	proxied := true
 	for {
 		s.refresh()
-		if st := s.state.Load(); st != nil && st != handled {
+		if st := s.state.Load(); st != nil && (st != handled || !proxied) {
+			if st != handled {
+				s.listen(st)
+			}
 			handled = st
-			s.listen(st)
+			// Listeners that could not open (a port a host process held)
+			// are retried on every tick.
+			proxied = s.proxy.converge(proxiesFor(st))
 			if !started {
 				started = true
 				// The Manager wrote dns.pid when it started this process
@@ -85,8 +93,43 @@ func ServeDNS(ctx context.Context, o DNSOptions) error {
 			removeOwnPidfile(o.RunDir)
 			return nil
 		case <-tick.C:
+		case <-changed:
 		}
 	}
+}
+
+// watchDir signals (coalesced) every change in dir, so that the zone and
+// the proxy follow an Attach within milliseconds rather than a poll
+// period. When inotify is unavailable the channel never fires and the
+// poll alone remains.
+func watchDir(ctx context.Context, dir string) <-chan struct{} {
+	ch := make(chan struct{}, 1)
+	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
+	if err != nil {
+		return ch
+	}
+	if _, err := unix.InotifyAddWatch(fd, dir, unix.IN_MOVED_TO|unix.IN_CLOSE_WRITE|unix.IN_CREATE|unix.IN_DELETE); err != nil {
+		unix.Close(fd)
+		return ch
+	}
+	f := os.NewFile(uintptr(fd), "inotify") // non-blocking: pollable, Close ends the Read
+	go func() {
+		<-ctx.Done()
+		f.Close()
+	}()
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			if _, err := f.Read(buf); err != nil {
+				return
+			}
+			select {
+			case ch <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	return ch
 }
 
 // lockDNS makes sure one responder runs per run directory; a newcomer waits
@@ -125,6 +168,7 @@ type dnsServer struct {
 	state     atomic.Pointer[diskState]
 	mu        sync.Mutex
 	listeners map[netip.Addr][]*dns.Server
+	proxy     *userProxy
 
 	fileMu   sync.Mutex
 	fileSeen os.FileInfo
@@ -168,12 +212,15 @@ func (s *dnsServer) lastNetworkGone() bool {
 	return true
 }
 
-// listen converges the listeners to one UDP and one TCP socket per gateway.
+// listen converges the listeners to one UDP and one TCP socket per gateway
+// (IPv4 and, on networks with enable_ipv6, IPv6).
 func (s *dnsServer) listen(st *diskState) {
 	want := map[netip.Addr]bool{}
 	for _, n := range st.Networks {
-		if n.Gateway4.IsValid() {
-			want[n.Gateway4] = true
+		for _, gw := range []netip.Addr{n.Gateway4, n.Gateway6} {
+			if gw.IsValid() {
+				want[gw] = true
+			}
 		}
 	}
 	s.mu.Lock()
@@ -361,7 +408,11 @@ func newZone(st *diskState) *zone {
 	}
 	delete(z.byAddr, netip.Addr{})
 	for _, n := range st.Networks {
-		z.gateways[n.Gateway4.String()] = true
+		for _, gw := range []netip.Addr{n.Gateway4, n.Gateway6} {
+			if gw.IsValid() {
+				z.gateways[gw.String()] = true
+			}
+		}
 		for _, p := range []netip.Prefix{n.Subnet4, n.Subnet6} {
 			if p.IsValid() {
 				z.subnets = append(z.subnets, p)

@@ -151,7 +151,13 @@ func (m *Manager) containerResolv(st *diskState, ep Endpoint, ifaces []Interface
 	}
 	if !m.opt.NoDNS && len(ifaces) > 0 {
 		if n := st.Networks[ifaces[0].Network]; n != nil && n.Gateway4.IsValid() {
+			// The responder listens on both gateways of an enable_ipv6
+			// network; the IPv6 one comes second (glibc asks it when the
+			// first does not answer, musl asks both at once).
 			rc.Nameservers = []string{n.Gateway4.String()}
+			if n.Gateway6.IsValid() && ifaces[0].IPv6.IsValid() {
+				rc.Nameservers = append(rc.Nameservers, n.Gateway6.String())
+			}
 			return rc
 		}
 	}

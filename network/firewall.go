@@ -165,8 +165,8 @@ func addPortRules(c *nftables.Conn, t *nftables.Table, ports *nftables.Chain, st
 				if err != nil {
 					return fmt.Errorf("port %d: host ip %q: %w", g.key.HostPort, g.key.HostIP, err)
 				}
-				if a.Is4() != v4 {
-					continue
+				if a.Is4() != v4 || (a.Is6() && a.IsLoopback()) {
+					continue // [::1]: the userland proxy (proxy.go)
 				}
 				if !a.IsUnspecified() {
 					match = addrMatchDst(netip.PrefixFrom(a, a.BitLen()))
@@ -174,6 +174,11 @@ func addPortRules(c *nftables.Conn, t *nftables.Table, ports *nftables.Chain, st
 			}
 			if match == nil {
 				match = nfproto(v4)
+				if !v4 {
+					// A DNATed packet from ::1 could never leave lo (IPv6
+					// has no route_localnet): the proxy serves [::1].
+					match = addrNotMatch(false, netip.PrefixFrom(netip.IPv6Loopback(), 128))
+				}
 			}
 			var dnats [][]expr.Any
 			for _, tg := range g.targets {
@@ -292,6 +297,15 @@ func addrMatch(src bool, p netip.Prefix) []expr.Any {
 }
 
 func addrMatchDst(p netip.Prefix) []expr.Any { return addrMatch(false, p) }
+
+// addrNotMatch is addrMatch negated (the family still has to match).
+func addrNotMatch(src bool, p netip.Prefix) []expr.Any {
+	m := addrMatch(src, p)
+	last := *m[len(m)-1].(*expr.Cmp)
+	last.Op = expr.CmpOpNeq
+	m[len(m)-1] = &last
+	return m
+}
 
 func ctStatusDNAT() []expr.Any {
 	return []expr.Any{

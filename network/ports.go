@@ -3,7 +3,11 @@ package network
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // Random host ports come from here, as Docker's do.
@@ -29,6 +33,15 @@ func resolvePorts(st *diskState, ep Endpoint, old *endpointRecord, hostFree func
 		}
 		if proto != "tcp" && proto != "udp" {
 			return nil, fmt.Errorf("port %d/%s: protocol not supported", p.ContainerPort, proto)
+		}
+		if p.HostIP != "" {
+			// "[::1]" or "::1", "::ffff:127.0.0.1": one spelling per address,
+			// so that collisions and load-balanced groups are found.
+			a, err := netip.ParseAddr(strings.Trim(p.HostIP, "[]"))
+			if err != nil {
+				return nil, fmt.Errorf("port %d/%s: bad host ip %q", p.ContainerPort, proto, p.HostIP)
+			}
+			p.HostIP = a.Unmap().String()
 		}
 		cEnd := max(p.ContainerPortEnd, p.ContainerPort)
 		hEnd := max(p.HostPortEnd, p.HostPort)
@@ -151,23 +164,54 @@ func pickPort(owned []ownedPort, pp PublishedPort, lo, hi int, hostFree func(Pub
 	return 0, fmt.Errorf("no free host port in %d-%d for %d/%s", lo, hi, pp.ContainerPort, pp.Protocol)
 }
 
-// hostPortFree tries to bind the port in the host namespace.
+// hostPortFree tries to bind the port in the host namespace (without
+// listening: no connection can land on the probe). SO_REUSEPORT, which
+// berth's userland proxy also sets, makes a port that only the proxy still
+// holds (it follows the allocation file a few milliseconds late) count as
+// free; any other holder without SO_REUSEPORT makes it taken. A host IP of
+// "" probes both families at once (a dual-stack socket on [::]).
 func (m *Manager) hostPortFree(p PublishedPort) bool {
 	free := false
 	inNS(m.host, func() error {
-		addr := net.JoinHostPort(p.HostIP, strconv.Itoa(p.HostPort))
-		if p.Protocol == "udp" {
-			if c, err := net.ListenPacket("udp", addr); err == nil {
-				c.Close()
-				free = true
-			}
-			return nil
-		}
-		if l, err := net.Listen("tcp", addr); err == nil {
-			l.Close()
-			free = true
-		}
+		free = portBindable(p)
 		return nil
 	})
 	return free
+}
+
+func portBindable(p PublishedPort) bool {
+	typ := unix.SOCK_STREAM
+	if p.Protocol == "udp" {
+		typ = unix.SOCK_DGRAM
+	}
+	ip := hostIPAddr(p.HostIP)
+	fam, v6only := unix.AF_INET6, 1
+	var sa unix.Sockaddr
+	switch {
+	case ip.Is4():
+		fam = unix.AF_INET
+		sa = &unix.SockaddrInet4{Port: p.HostPort, Addr: ip.As4()}
+	case !ip.IsValid():
+		v6only = 0
+		sa = &unix.SockaddrInet6{Port: p.HostPort}
+	default:
+		sa = &unix.SockaddrInet6{Port: p.HostPort, Addr: ip.As16()}
+	}
+	fd, err := unix.Socket(fam, typ|unix.SOCK_CLOEXEC, 0)
+	if err == unix.EAFNOSUPPORT && !ip.IsValid() {
+		// A host without IPv6: all addresses are the IPv4 ones.
+		fam, sa = unix.AF_INET, &unix.SockaddrInet4{Port: p.HostPort}
+		fd, err = unix.Socket(fam, typ|unix.SOCK_CLOEXEC, 0)
+	}
+	if err != nil {
+		return false
+	}
+	defer unix.Close(fd)
+	if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1) != nil {
+		return false
+	}
+	if fam == unix.AF_INET6 && unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, v6only) != nil {
+		return false
+	}
+	return unix.Bind(fd, sa) == nil
 }
