@@ -59,5 +59,5 @@ rm -rf "$work/root"
 a=$(du -sb "$work/root/store/blobs" | cut -f1)
 "$berth" --root "$work/root" image import "$work/bundle/rootfs" bench:b
 b=$(du -sb "$work/root/store/blobs" | cut -f1)
-"$berth" --root "$work/root" images
+"$berth" --root "$work/root" image ls
 echo "blobs after first import: $a bytes; after second: $b bytes"

@@ -26,11 +26,11 @@ func TestImageCommands(t *testing.T) {
 		t.Fatalf("import printed %q", id)
 	}
 	berth("image", "tag", "busybox", "localhost:5000/bb:v1")
-	if q := berth("images", "-q"); strings.TrimSpace(q) != id[7:19] {
+	if q := berth("image", "ls", "-q"); strings.TrimSpace(q) != id[7:19] {
 		t.Errorf("images -q = %q", q)
 	}
 	var rows []map[string]string
-	for _, line := range strings.Split(strings.TrimSpace(berth("images", "--format", "json")), "\n") {
+	for _, line := range strings.Split(strings.TrimSpace(berth("image", "ls", "--format", "json")), "\n") {
 		var r map[string]string
 		if err := json.Unmarshal([]byte(line), &r); err != nil {
 			t.Fatalf("images --format json line %q: %v", line, err)
@@ -40,7 +40,7 @@ func TestImageCommands(t *testing.T) {
 	if len(rows) != 2 || rows[0]["ID"] != id[7:19] {
 		t.Errorf("images json = %v", rows)
 	}
-	if table := berth("images", "--digests", "busybox"); !strings.Contains(table, "DIGEST") || strings.Contains(table, "localhost:5000") {
+	if table := berth("image", "ls", "--digests", "busybox"); !strings.Contains(table, "DIGEST") || strings.Contains(table, "localhost:5000") {
 		t.Errorf("images --digests busybox:\n%s", table)
 	}
 	var inspect []map[string]any
@@ -55,7 +55,7 @@ func TestImageCommands(t *testing.T) {
 		if !strings.Contains(out, "Deleted: "+id) {
 			t.Errorf("rm: %s", out)
 		}
-		if out := berth("images", "-q"); out != "" {
+		if out := berth("image", "ls", "-q"); out != "" {
 			t.Errorf("images after rm: %q", out)
 		}
 		if out := berth("image", "load", "-i", archive); !strings.Contains(out, "Loaded image: busybox:latest") {

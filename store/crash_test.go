@@ -52,8 +52,8 @@ func bigRootfs(t *testing.T) string {
 // blobs are all present, and the CLI still lists images.
 func checkConsistent(t *testing.T, bin, root string) {
 	t.Helper()
-	if out, err := exec.Command(bin, "--root", root, "images").CombinedOutput(); err != nil {
-		t.Fatalf("berth images after kill: %v\n%s", err, out)
+	if out, err := exec.Command(bin, "--root", root, "image", "ls").CombinedOutput(); err != nil {
+		t.Fatalf("berth image ls after kill: %v\n%s", err, out)
 	}
 	s, err := Open(root)
 	if err != nil {
@@ -163,7 +163,7 @@ func TestKillAtRandomPoints(t *testing.T) {
 		}
 	}
 	checkConsistent(t, bin, root)
-	if out, _ := exec.Command(bin, "--root", root, "images").CombinedOutput(); !strings.Contains(string(out), "imp") {
+	if out, _ := exec.Command(bin, "--root", root, "image", "ls").CombinedOutput(); !strings.Contains(string(out), "imp") {
 		t.Errorf("imported image missing:\n%s", out)
 	}
 }

@@ -18,11 +18,10 @@ import (
 )
 
 func init() {
-	register(newImagesCmd)
 	register(func() *cobra.Command {
 		c := &cobra.Command{Use: "image", Short: "Manage images"}
 		ls := newImagesCmd()
-		ls.Use, ls.Aliases = "ls", []string{"list"}
+		ls.Aliases = []string{"list"}
 		c.AddCommand(ls, newImageRmCmd(), newImageInspectCmd(), newImageTagCmd(),
 			newImageImportCmd(), newImageLoadCmd(), newImageSaveCmd(), newImagePruneCmd(),
 			newPullCmd(), newPushCmd())
@@ -142,8 +141,8 @@ func newImagesCmd() *cobra.Command {
 	var format string
 	var quiet, digests bool
 	c := &cobra.Command{
-		Use:   "images [REPOSITORY[:TAG]]",
-		Short: "List images",
+		Use:   "ls [REPOSITORY[:TAG]]",
+		Short: "List the images in berth's store (docker image ls)",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			s, err := openImageStore()

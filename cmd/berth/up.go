@@ -41,6 +41,9 @@ type upOptions struct {
 	noLogPrefix   bool
 	abortOnExit   bool
 	exitCodeFrom  string
+	attach        []string // up_attach.go
+	noAttach      []string
+	timestamps    bool
 }
 
 func init() {
@@ -76,6 +79,9 @@ func init() {
 		f.BoolVar(&o.noLogPrefix, "no-log-prefix", false, "Don't print a prefix in logs")
 		f.BoolVar(&o.abortOnExit, "abort-on-container-exit", false, "Stops all containers if any container was stopped; incompatible with -d")
 		f.StringVar(&o.exitCodeFrom, "exit-code-from", "", "Return the exit code of the selected service container; implies --abort-on-container-exit")
+		f.StringArrayVar(&o.attach, "attach", nil, "Restrict attaching to the specified services")
+		f.StringArrayVar(&o.noAttach, "no-attach", nil, "Do not attach (stream logs) to the specified services")
+		f.BoolVar(&o.timestamps, "timestamps", false, "Show timestamps")
 		addWatchFlags(f) // --watch, --quiet, --debounce: watch.go
 		return cmd
 	})
@@ -154,6 +160,9 @@ func runUp(ctx context.Context, stdout, stderr io.Writer, o upOptions, services 
 		return err
 	}
 	if err := o.applyOverrides(want); err != nil {
+		return err
+	}
+	if err := checkAttachFlags(o, want); err != nil {
 		return err
 	}
 	if _, ok := want.Services[o.exitCodeFrom]; o.exitCodeFrom != "" && !ok {

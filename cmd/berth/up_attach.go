@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -30,8 +32,9 @@ func attach(ctx context.Context, stdout, stderr io.Writer, want *state.Desired, 
 	if err != nil || len(cs) == 0 {
 		return err
 	}
-	names := make([]string, len(cs))
-	for i, c := range cs {
+	shown := attachedTo(cs, o)
+	names := make([]string, len(shown))
+	for i, c := range shown {
 		names[i] = c.Name
 	}
 	fmt.Fprintf(stdout, "Attaching to %s\n", strings.Join(names, ", "))
@@ -51,8 +54,15 @@ func attach(ctx context.Context, stdout, stderr io.Writer, want *state.Desired, 
 		logCtx, stopLogs = context.WithCancel(ctx)
 		logsDone = make(chan error, 1)
 		go func() {
-			lo := logsOptions{follow: true, since: since.Format(time.RFC3339Nano), noPrefix: o.noLogPrefix, noColor: o.noColor}
-			logsDone <- streamLogs(logCtx, stdout, d, cs, lo)
+			shown := attachedTo(cs, o)
+			if len(shown) == 0 { // --attach/--no-attach left none: only exits are watched
+				<-logCtx.Done()
+				logsDone <- nil
+				return
+			}
+			lo := logsOptions{follow: true, since: since.Format(time.RFC3339Nano), noPrefix: o.noLogPrefix,
+				noColor: o.noColor, timestamps: o.timestamps}
+			logsDone <- streamLogs(logCtx, stdout, d, shown, lo)
 		}()
 		exits = make(chan containerExit, len(cs))
 		go watchExits(logCtx, stdout, d, cs, exits)
@@ -140,6 +150,42 @@ func attach(ctx context.Context, stdout, stderr io.Writer, want *state.Desired, 
 		code = 128 + int(s)
 	}
 	return exitError{code: code}
+}
+
+// attachedTo are the containers whose output up shows, as docker compose
+// does: those of the --attach services when given (else every service up
+// started), minus the --no-attach ones. Exits are watched on all of them
+// all the same: --abort-on-container-exit and the end of up count every
+// container up started, attached or not (compose's watchContainers).
+func attachedTo(cs []native.ContainerInfo, o upOptions) []native.ContainerInfo {
+	var out []native.ContainerInfo
+	for _, c := range cs {
+		if (len(o.attach) == 0 || slices.Contains(o.attach, c.Service)) && !slices.Contains(o.noAttach, c.Service) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// checkAttachFlags rejects what compose rejects: --attach with --detach or
+// --wait, and --attach/--no-attach of a service the project lacks.
+func checkAttachFlags(o upOptions, want *state.Desired) error {
+	if len(o.attach) > 0 && (o.detach || o.wait) {
+		return errors.New("--detach and --wait cannot be combined with --attach")
+	}
+	if want == nil {
+		return nil
+	}
+	var unknown []string
+	for _, s := range append(append([]string(nil), o.attach...), o.noAttach...) {
+		if _, ok := want.Services[s]; !ok {
+			unknown = append(unknown, s)
+		}
+	}
+	if len(unknown) > 0 {
+		return fmt.Errorf("cannot attach to services not included in up: %s", strings.Join(unknown, ", "))
+	}
+	return nil
 }
 
 // abortAttached is --abort-on-container-exit: stop every attached
