@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/opencontainers/go-digest"
 )
@@ -18,10 +19,17 @@ type Reference struct {
 }
 
 var (
-	pathComponent = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*$`)
-	tagPattern    = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
-	domainPattern = regexp.MustCompile(`^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?))*(?::[0-9]+)?$|^\[[0-9a-fA-F:]+\](?::[0-9]+)?$`)
+	pathComponent = lazyRegexp(`^[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*$`)
+	tagPattern    = lazyRegexp(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
+	domainPattern = lazyRegexp(`^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?))*(?::[0-9]+)?$|^\[[0-9a-fA-F:]+\](?::[0-9]+)?$`)
 )
+
+// lazyRegexp compiles its pattern on first use: compiled at package
+// initialisation, the patterns cost every berth process (and every
+// container's init child, a re-exec of berth) their compile time.
+func lazyRegexp(pattern string) func() *regexp.Regexp {
+	return sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(pattern) })
+}
 
 // DefaultDomain is where names without a registry live.
 const DefaultDomain = "docker.io"
@@ -41,13 +49,13 @@ func ParseReference(s string) (Reference, error) {
 	}
 	if i := strings.LastIndex(rest, ":"); i >= 0 && !strings.Contains(rest[i:], "/") {
 		r.Tag, rest = rest[i+1:], rest[:i]
-		if !tagPattern.MatchString(r.Tag) {
+		if !tagPattern().MatchString(r.Tag) {
 			return r, fmt.Errorf("invalid tag in reference %q", s)
 		}
 	}
 	first, remainder, hasSlash := strings.Cut(rest, "/")
 	if hasSlash && (strings.ContainsAny(first, ".:") || first == "localhost" || strings.ToLower(first) != first) {
-		if !domainPattern.MatchString(first) {
+		if !domainPattern().MatchString(first) {
 			return r, fmt.Errorf("invalid registry in reference %q", s)
 		}
 		r.Domain, r.Path = first, remainder
@@ -61,7 +69,7 @@ func ParseReference(s string) (Reference, error) {
 		r.Path = "library/" + r.Path
 	}
 	for _, c := range strings.Split(r.Path, "/") {
-		if !pathComponent.MatchString(c) {
+		if !pathComponent().MatchString(c) {
 			return r, fmt.Errorf("invalid reference %q: repository name must be lowercase", s)
 		}
 	}

@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"time"
 
@@ -28,7 +27,7 @@ type Snapshot struct {
 	Created time.Time       `json:"created"`
 }
 
-var keyPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
+var keyPattern = lazyRegexp(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
 
 // mountPage is the limit of mount(2)'s data argument (one page, with NUL).
 const mountPage = 4096
@@ -40,7 +39,7 @@ func (s *Store) snapshotDir(key string) string { return s.path("snapshots", key)
 // needed. Images too deep for one overlay option string get their lower
 // layers flattened into one directory (cached per chain ID).
 func (s *Store) Prepare(ctx context.Context, key string, img *Image) ([]specs.Mount, error) {
-	if !keyPattern.MatchString(key) {
+	if !keyPattern().MatchString(key) {
 		return nil, fmt.Errorf("invalid snapshot key %q", key)
 	}
 	release, err := s.lease(ctx)
@@ -137,7 +136,7 @@ func (s *Store) Mounts(key string) ([]specs.Mount, error) {
 func (s *Store) UpperDir(key string) string { return filepath.Join(s.snapshotDir(key), "upper") }
 
 func (s *Store) snapshot(key string) (*Snapshot, error) {
-	if !keyPattern.MatchString(key) {
+	if !keyPattern().MatchString(key) {
 		return nil, fmt.Errorf("invalid snapshot key %q", key)
 	}
 	b, err := os.ReadFile(filepath.Join(s.snapshotDir(key), "meta.json"))
@@ -169,7 +168,7 @@ func (s *Store) Snapshots() ([]*Snapshot, error) {
 // RemoveSnapshot deletes a snapshot (which must no longer be mounted).
 // Removing a missing snapshot is not an error.
 func (s *Store) RemoveSnapshot(ctx context.Context, key string) error {
-	if !keyPattern.MatchString(key) {
+	if !keyPattern().MatchString(key) {
 		return fmt.Errorf("invalid snapshot key %q", key)
 	}
 	release, err := s.lease(ctx)
