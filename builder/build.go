@@ -30,7 +30,13 @@ type Options struct {
 	NoCache            bool
 	Pull               bool   // pull base images even when present
 	Network            string // RUN network when the instruction has no --network
-	Progress           io.Writer
+	// Secrets are what RUN --mount=type=secret,id=ID reads; never stored
+	// in a layer nor in a cache key.
+	Secrets map[string]SecretSource
+	// SSH are the agents RUN --mount=type=ssh,id=ID forwards: an agent
+	// socket or private key files; no path means $SSH_AUTH_SOCK.
+	SSH      map[string][]string
+	Progress io.Writer
 }
 
 // Result is a built image.

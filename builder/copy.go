@@ -14,10 +14,9 @@ import (
 
 // copyOptions are the COPY/ADD flags that change what is written.
 type copyOptions struct {
-	uid, gid  int  // -1: keep (context files become 0:0 unless keepOwner)
-	keepOwner bool // sources from an image keep their owners
-	chmod     os.FileMode
-	hasChmod  bool
+	uid, gid  int       // -1: keep (context files become 0:0 unless keepOwner)
+	keepOwner bool      // sources from an image keep their owners
+	chmod     chmodFunc // nil: keep the source's mode
 }
 
 // destination resolves a COPY destination against WORKDIR and says whether
@@ -187,8 +186,8 @@ func writeEntry(fs *srcFS, root *rootDir, e *entry, name string, o copyOptions, 
 		uid, gid = o.uid, o.gid
 	}
 	perm := uint32(e.st.Mode & 0o7777)
-	if o.hasChmod {
-		perm = uint32(o.chmod & 0o7777)
+	if o.chmod != nil {
+		perm = o.chmod(perm, e.isDir())
 	}
 	if err := clearFor(pfd, base, e.isDir()); err != nil {
 		return fmt.Errorf("%s: %w", name, err)

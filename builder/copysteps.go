@@ -29,24 +29,32 @@ type copySpec struct {
 	Parents  bool
 	Unpack   bool // ADD: extract local archives
 	Workdir  string
+	// Link: the files form a layer of their own, written into an empty
+	// rootfs and keyed without the steps before (omitempty keeps the keys
+	// of plain copies as they were)
+	Link bool `json:",omitempty"`
 }
 
 func (r *buildRun) copy(ctx context.Context, st *stageState, c *instructions.CopyCommand) (bool, error) {
 	return r.copyStep(ctx, st, c.String(), copySpec{Op: "COPY", From: c.From, Sources: c.SourcePaths,
 		Inline: c.SourceContents, Dest: c.DestPath, Chown: c.Chown, Chmod: c.Chmod,
-		Excludes: c.ExcludePatterns, Parents: c.Parents, Workdir: st.img.Config.WorkingDir})
+		Excludes: c.ExcludePatterns, Parents: c.Parents, Workdir: st.img.Config.WorkingDir, Link: c.Link})
 }
 
 func (r *buildRun) add(ctx context.Context, st *stageState, c *instructions.AddCommand) (bool, error) {
 	unpack := c.Unpack == nil || *c.Unpack
 	spec := copySpec{Op: "ADD", Inline: c.SourceContents, Dest: c.DestPath, Chown: c.Chown,
-		Chmod: c.Chmod, Excludes: c.ExcludePatterns, Unpack: unpack, Workdir: st.img.Config.WorkingDir}
+		Chmod: c.Chmod, Excludes: c.ExcludePatterns, Unpack: unpack, Workdir: st.img.Config.WorkingDir, Link: c.Link}
 	var urls []string
 	for _, s := range c.SourcePaths {
+		if _, ok := gitSource(s); ok {
+			if len(c.SourcePaths) != 1 {
+				return false, fmt.Errorf("ADD of a git repository takes it as the only source")
+			}
+			return r.addGit(ctx, st, c.String(), spec, s, c.KeepGitDir, c.Checksum)
+		}
 		if strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://") {
 			urls = append(urls, s)
-		} else if strings.HasPrefix(s, "git@") || strings.HasSuffix(s, ".git") {
-			return false, fmt.Errorf("ADD of a git repository is not supported by berth")
 		} else {
 			spec.Sources = append(spec.Sources, s)
 		}
@@ -113,15 +121,19 @@ func (r *buildRun) copyStep(ctx context.Context, st *stageState, createdBy strin
 			return false, err
 		}
 	}
-	key := cacheKey(st.key, spec.Op, spec, keyPart)
-	return r.fsStep(ctx, st, key, createdBy, func(rf Rootfs) error {
+	do := func(rf Rootfs) error {
 		if fs == nil {
 			if err := selectAll(); err != nil {
 				return err
 			}
 		}
 		return writeCopy(ctx, fs, rf, ms, spec, st.img.Config.User)
-	})
+	}
+	if spec.Link {
+		return r.linkStep(ctx, st, cacheKey("", spec.Op+"-LINK", spec, keyPart), createdBy, do)
+	}
+	key := cacheKey(st.key, spec.Op, spec, keyPart)
+	return r.fsStep(ctx, st, key, createdBy, do)
 }
 
 // writeCopy writes the selected sources into the rootfs, extracting local
@@ -141,11 +153,11 @@ func writeCopy(ctx context.Context, fs *srcFS, rf Rootfs, ms []match, spec copyS
 		o.uid, o.gid = uid, gid
 	}
 	if spec.Chmod != "" {
-		m, err := parseChmod(spec.Chmod)
+		f, err := parseChmod(spec.Chmod)
 		if err != nil {
 			return err
 		}
-		o.chmod, o.hasChmod = os.FileMode(m), true
+		o.chmod = f
 	}
 	var plain []match
 	for _, m := range ms {

@@ -109,12 +109,26 @@ func prepareMountpoints(rootfs string, p *Process) ([]string, error) {
 	defer root.Close()
 	var created []string
 	need := func(dir string, file bool) error {
-		if _, err := root.openIn(dir, unix.O_PATH); err == nil {
+		if f, err := root.openIn(dir, unix.O_PATH); err == nil {
+			f.Close()
 			return nil
 		}
 		parent := dir
 		if file {
 			parent = path.Dir(dir)
+		}
+		// the missing parents go too (e.g. /run/secrets), top first
+		var missing []string
+		for p := parent; p != "/" && p != "."; p = path.Dir(p) {
+			f, err := root.openIn(p, unix.O_PATH)
+			if err == nil {
+				f.Close()
+				break
+			}
+			missing = append([]string{p}, missing...)
+		}
+		if !file && len(missing) > 0 {
+			missing = missing[:len(missing)-1] // parent is dir, appended below
 		}
 		d, err := root.mkdirAll(parent, copyOptions{uid: -1, gid: -1})
 		if err != nil {
@@ -128,7 +142,7 @@ func prepareMountpoints(rootfs string, p *Process) ([]string, error) {
 			}
 			unix.Close(fd)
 		}
-		created = append(created, dir)
+		created = append(append(created, missing...), dir)
 		return nil
 	}
 	for _, d := range []string{"/proc", "/dev", "/sys"} {

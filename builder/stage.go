@@ -218,13 +218,27 @@ func (r *buildRun) arg(st *stageState, c *instructions.ArgCommand) error {
 // fresh rootfs over the stage's layers, whose changes become the step's
 // layer. The rootfs is released whatever happens.
 func (r *buildRun) fsStep(ctx context.Context, st *stageState, key, createdBy string, do func(Rootfs) error) (bool, error) {
+	return r.layerStep(ctx, st, key, key, st.layers, createdBy, do)
+}
+
+// linkStep is a step whose layer stands alone (COPY --link): do writes
+// into an empty rootfs, and key (which does not chain on the stage's
+// previous steps) finds the layer again whatever came before it, so a
+// changed earlier step reuses it. The stage's key then chains both.
+func (r *buildRun) linkStep(ctx context.Context, st *stageState, key, createdBy string, do func(Rootfs) error) (bool, error) {
+	return r.layerStep(ctx, st, key, cacheKey(st.key, "LINK", key), nil, createdBy, do)
+}
+
+// layerStep looks key up in the cache, else runs do over a rootfs of base
+// and caches the layer under key; the stage goes on with stageKey.
+func (r *buildRun) layerStep(ctx context.Context, st *stageState, key, stageKey string, base []Layer, createdBy string, do func(Rootfs) error) (bool, error) {
 	if !r.o.NoCache {
 		if rec, ok := r.b.cache.get(key); ok && (rec.Layer == nil || r.b.store.HasLayer(ctx, *rec.Layer)) {
-			r.apply(st, key, createdBy, rec)
+			r.apply(st, stageKey, createdBy, rec)
 			return true, nil
 		}
 	}
-	rf, err := r.b.store.Prepare(ctx, st.layers)
+	rf, err := r.b.store.Prepare(ctx, base)
 	if err != nil {
 		return false, fmt.Errorf("prepare rootfs: %w", err)
 	}
@@ -240,7 +254,7 @@ func (r *buildRun) fsStep(ctx context.Context, st *stageState, key, createdBy st
 	if err := r.b.cache.put(key, rec); err != nil {
 		return false, err
 	}
-	r.apply(st, key, createdBy, rec)
+	r.apply(st, stageKey, createdBy, rec)
 	return false, nil
 }
 

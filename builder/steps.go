@@ -78,7 +78,7 @@ func (r *buildRun) run(ctx context.Context, st *stageState, c *instructions.RunC
 		if err != nil {
 			return err
 		}
-		ms, release, err := r.runMounts(ctx, st, mounts, script)
+		ms, menv, release, err := r.runMounts(ctx, st, mounts, script)
 		defer release()
 		if err != nil {
 			return err
@@ -87,7 +87,20 @@ func (r *buildRun) run(ctx context.Context, st *stageState, c *instructions.RunC
 		if cwd == "" {
 			cwd = "/"
 		}
-		p := &Process{Rootfs: rf, Args: args, Env: r.runEnv(st, true), Cwd: cwd,
+		penv := r.runEnv(st, true)
+		if len(menv) > 0 {
+			e := newVars()
+			for _, kv := range penv {
+				k, v, _ := strings.Cut(kv, "=")
+				e.Set(k, v)
+			}
+			for _, kv := range menv {
+				k, v, _ := strings.Cut(kv, "=")
+				e.Set(k, v)
+			}
+			penv = e.List()
+		}
+		p := &Process{Rootfs: rf, Args: args, Env: penv, Cwd: cwd,
 			UID: uid, GID: gid, Groups: groups, Network: network, Mounts: ms, Output: out}
 		leave, err := r.joinNetwork(ctx, p)
 		defer leave()
@@ -184,11 +197,15 @@ func (r *buildRun) runEnv(st *stageState, withProxy bool) []string {
 	return env.List()
 }
 
-// runMounts resolves RUN --mount flags to host mounts. Cache mounts live
-// under the builder root and survive builds; bind mounts come from the
-// context or a stage, read-only unless rw is asked (writes are discarded).
-func (r *buildRun) runMounts(ctx context.Context, st *stageState, ms []*instructions.Mount, script *instructions.ShellInlineFile) ([]specs.Mount, func(), error) {
+// runMounts resolves RUN --mount flags to host mounts and the environment
+// they add (secrets with env=, SSH_AUTH_SOCK). Cache mounts live under the
+// builder root and survive builds; bind mounts come from the context or a
+// stage, read-only unless rw is asked (writes are discarded); secrets and
+// SSH agent sockets exist only while the step runs.
+func (r *buildRun) runMounts(ctx context.Context, st *stageState, ms []*instructions.Mount, script *instructions.ShellInlineFile) ([]specs.Mount, []string, func(), error) {
 	var out []specs.Mount
+	var env []string
+	nssh := 0
 	var cleanups []func()
 	release := func() {
 		for i := len(cleanups) - 1; i >= 0; i-- {
@@ -198,11 +215,11 @@ func (r *buildRun) runMounts(ctx context.Context, st *stageState, ms []*instruct
 	if script != nil {
 		dir, err := os.MkdirTemp("", "berth-heredoc-")
 		if err != nil {
-			return nil, release, err
+			return nil, nil, release, err
 		}
 		cleanups = append(cleanups, func() { os.RemoveAll(dir) })
 		if err := os.WriteFile(filepath.Join(dir, filepath.Base(script.Name)), []byte(script.Data), 0o755); err != nil {
-			return nil, release, err
+			return nil, nil, release, err
 		}
 		out = append(out, specs.Mount{Type: "bind", Source: dir, Destination: "/dev/pipes", Options: []string{"rbind", "ro"}})
 	}
@@ -215,14 +232,14 @@ func (r *buildRun) runMounts(ctx context.Context, st *stageState, ms []*instruct
 		case instructions.MountTypeCache:
 			src, unlock, err := r.b.cacheMount(m)
 			if err != nil {
-				return nil, release, err
+				return nil, nil, release, err
 			}
 			cleanups = append(cleanups, unlock)
 			out = append(out, specs.Mount{Type: "bind", Source: src, Destination: target, Options: []string{"rbind", "rw"}})
 		case instructions.MountTypeBind:
 			src, done, err := r.bindSource(ctx, st, m)
 			if err != nil {
-				return nil, release, err
+				return nil, nil, release, err
 			}
 			cleanups = append(cleanups, done)
 			opt := "ro"
@@ -236,11 +253,35 @@ func (r *buildRun) runMounts(ctx context.Context, st *stageState, ms []*instruct
 				opts = append(opts, fmt.Sprintf("size=%d", m.SizeLimit))
 			}
 			out = append(out, specs.Mount{Type: "tmpfs", Source: "tmpfs", Destination: target, Options: opts})
+		case instructions.MountTypeSecret, instructions.MountTypeSSH:
+			var sm *specs.Mount
+			var e string
+			var done func()
+			var err error
+			if m.Type == instructions.MountTypeSecret {
+				sm, e, done, err = r.secretMount(m)
+			} else {
+				sm, e, done, err = r.sshMount(m, nssh)
+				nssh++
+			}
+			cleanups = append(cleanups, done)
+			if err != nil {
+				return nil, nil, release, err
+			}
+			if sm != nil {
+				if !path.IsAbs(sm.Destination) {
+					sm.Destination = path.Join(orRoot(st.img.Config.WorkingDir), sm.Destination)
+				}
+				out = append(out, *sm)
+			}
+			if e != "" {
+				env = append(env, e)
+			}
 		default:
-			return nil, release, fmt.Errorf("--mount=type=%s is not supported by berth", m.Type)
+			return nil, nil, release, fmt.Errorf("--mount=type=%s is not supported by berth", m.Type)
 		}
 	}
-	return out, release, nil
+	return out, env, release, nil
 }
 
 func orRoot(p string) string {
