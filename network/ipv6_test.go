@@ -174,6 +174,10 @@ func TestIPv6Published(t *testing.T) {
 	})
 
 	t.Run("tcp", func(t *testing.T) {
+		rules := run(t, "ip", "netns", "exec", e.host.name, "nft", "list", "table", "inet", TableName(e.opt.Root))
+		if !strings.Contains(rules, "ip6 daddr != ::1 tcp dport 8086 dnat ip6 to") || strings.Contains(rules, "dport 8087") {
+			t.Errorf("IPv6 DNAT must leave ::1 to the proxy:\n%s", rules)
+		}
 		for _, c := range []struct{ from, url, want string }{
 			{e.host.path, "http://[::1]:8086/", "web6"},                      // proxy -> IPv6
 			{e.host.path, "http://[" + gw6 + "]:8086/", "web6"},              // nftables
