@@ -200,3 +200,62 @@ func TestUpBuildFlags(t *testing.T) {
 		t.Errorf("up --no-build with the image built: exit %d\n%s", code, errOut)
 	}
 }
+
+const attachCompose = `
+name: clat
+services:
+  a:
+    image: localhost/busybox:cli
+    pull_policy: never
+    command: ["sh", "-c", "echo from-a; sleep 1"]
+  b:
+    image: localhost/busybox:cli
+    pull_policy: never
+    command: ["sh", "-c", "echo from-b; sleep 2"]
+`
+
+// TestUpAttachFlags: --attach shows only the named services' output,
+// --no-attach hides one, --timestamps prefixes each line with its time;
+// exits are watched on every container up started (up returns once all
+// have exited, and --abort-on-container-exit fires on one not attached),
+// as docker compose does.
+func TestUpAttachFlags(t *testing.T) {
+	m := newCLIMachine(t, attachCompose, nil)
+	stdout, stderr, code := m.berth("", "up", "--attach", "a", "--timestamps")
+	if code != 0 || !strings.Contains(stdout, "Attaching to clat-a-1\n") || strings.Contains(stdout, "from-b") ||
+		!strings.Contains(stdout, "clat-b-1 exited with code 0") {
+		t.Errorf("up --attach a: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	var stamped bool
+	for _, l := range strings.Split(stdout, "\n") {
+		if rest, ok := strings.CutPrefix(l, "clat-a-1 | "); ok {
+			ts, line, _ := strings.Cut(rest, " ")
+			if _, err := time.Parse(time.RFC3339Nano, ts); err != nil || line != "from-a" {
+				t.Errorf("--timestamps line %q: %v", l, err)
+			}
+			stamped = true
+		}
+	}
+	if !stamped {
+		t.Errorf("no line of a in:\n%s", stdout)
+	}
+	stdout, stderr, code = m.berth("", "up", "--force-recreate", "--no-attach", "a")
+	if code != 0 || !strings.Contains(stdout, "Attaching to clat-b-1\n") || strings.Contains(stdout, "from-a") ||
+		!strings.Contains(stdout, "clat-b-1 | from-b\n") || !strings.Contains(stdout, "clat-a-1 exited with code 0") {
+		t.Errorf("up --no-attach a: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	if _, stderr, code := m.berth("", "up", "--attach", "nosuch"); code == 0 || !strings.Contains(stderr, "cannot attach to services not included in up: nosuch") {
+		t.Errorf("up --attach nosuch: exit %d %s", code, stderr)
+	}
+	if _, stderr, code := m.berth("", "up", "-d", "--attach", "a"); code == 0 || !strings.Contains(stderr, "--attach") {
+		t.Errorf("up -d --attach a: exit %d %s", code, stderr)
+	}
+	// a long-running service attached, the unattached job's failure aborts.
+	m.writeCompose(strings.Replace(strings.Replace(attachCompose, "echo from-a; sleep 1", "echo from-a; exec sleep 3600", 1),
+		"echo from-b; sleep 2", "echo from-b; sleep 1; exit 3", 1))
+	stdout, stderr, code = m.berth("", "up", "--abort-on-container-exit", "--attach", "a")
+	if code != 3 || !strings.Contains(stdout, "Aborting on container exit...") || strings.Contains(stdout, "from-b") ||
+		!strings.Contains(stderr, "Container clat-a-1  Stopped") {
+		t.Errorf("up --abort-on-container-exit --attach a: exit %d, want 3\n%s\n%s", code, stdout, stderr)
+	}
+}
