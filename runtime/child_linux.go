@@ -25,7 +25,8 @@ import (
 //  2. parent: place the child in its cgroups (so that its cgroup namespace
 //     is rooted there), then write one JSON initConfig and a newline on fd 3.
 //  3. child:  unshare the cgroup namespace, set up the rootfs, pivot_root,
-//     masked and read-only paths, sysctls, hostname, rlimits; then write one
+//     masked and read-only paths, sysctls, the console (a pty sent over the
+//     console socket, when there is one), hostname, rlimits; then write one
 //     JSON syncMsg on fd 3: {"ready":true} or {"error":"..."} (and exit 1).
 //  4. child:  open exec.fifo for writing (fd 4, opened O_PATH by the parent
 //     and reopened through /proc/self/fd): this blocks until
@@ -59,6 +60,9 @@ type initConfig struct {
 	CgroupV1     map[string]string `json:"cgroupV1,omitempty"` // hierarchy mountpoint -> mount options, for a cgroup mount on v1
 	NewUTS       bool              `json:"newUTS,omitempty"`
 	UserNS       bool              `json:"userNS,omitempty"`
+	// ConsoleFd, when set, is the fd of a console socket: allocate a pty
+	// in the container and send its master there (console_linux.go).
+	ConsoleFd int `json:"consoleFd,omitempty"`
 	// Exec only: the process to run in an existing container.
 	Process *specs.Process `json:"process,omitempty"`
 }
@@ -136,6 +140,11 @@ func initContainer(cfg *initConfig, sync *os.File) error {
 	if err := setupRootfs(cfg); err != nil {
 		return fmt.Errorf("rootfs: %w", err)
 	}
+	if cfg.ConsoleFd > 0 {
+		if err := setupConsole(cfg.ConsoleFd, spec.Process.ConsoleSize); err != nil {
+			return err
+		}
+	}
 	if cfg.NewUTS && spec.Hostname != "" {
 		if err := unix.Sethostname([]byte(spec.Hostname)); err != nil {
 			return fmt.Errorf("sethostname: %w", err)
@@ -191,7 +200,11 @@ func execInContainer(cfg *initConfig, sync *os.File) error {
 	if err := os.Chdir(cwdOf(p)); err != nil {
 		return fmt.Errorf("chdir %s: %w", p.Cwd, err)
 	}
-	if p.Terminal {
+	if cfg.ConsoleFd > 0 {
+		if err := setupConsole(cfg.ConsoleFd, p.ConsoleSize); err != nil {
+			return err
+		}
+	} else if p.Terminal {
 		if _, err := unix.Setsid(); err != nil {
 			return fmt.Errorf("setsid: %w", err)
 		}

@@ -165,7 +165,13 @@ func (r *Runtime) Create(ctx context.Context, id string, o CreateOptions) (*Stat
 		}
 		o.Bundle = abs
 	}
-	return r.do(ctx, &request{Op: "create", ID: id, Options: &o, Spec: o.Spec}, o.Stdio)
+	req := &request{Op: "create", ID: id, Options: &o, Spec: o.Spec}
+	fds := o.Stdio
+	if o.ConsoleSocket != nil {
+		fds = append(append([]*os.File(nil), fds...), o.ConsoleSocket)
+		req.Console = true
+	}
+	return r.do(ctx, req, fds)
 }
 
 // Start lets a created container exec its process.

@@ -82,7 +82,10 @@ func (r *Runtime) rootfsOf(id string, spec *specs.Spec, o *CreateOptions) (strin
 // launch creates the container's process (blocked before exec on
 // exec.fifo when fifo is set) and records it. It is the monitor's half of
 // Create and of every restart.
-func (r *Runtime) launch(ctx context.Context, s *State, spec *specs.Spec, stdio []*os.File, fifo string) (*child, error) {
+//
+// console, when set, is a console socket (CreateOptions.ConsoleSocket): a
+// process with terminal: true gets a pty whose master is sent there.
+func (r *Runtime) launch(ctx context.Context, s *State, spec *specs.Spec, stdio []*os.File, fifo string, console *os.File) (*child, error) {
 	o := &s.Options
 	plan, err := planNamespaces(spec)
 	if err != nil {
@@ -120,7 +123,10 @@ func (r *Runtime) launch(ctx context.Context, s *State, spec *specs.Spec, stdio 
 		}
 		defer fifoFile.Close()
 	}
-	c, err := startChild(childInit, plan, stdio, fifoFile)
+	if !spec.Process.Terminal {
+		console = nil
+	}
+	c, err := startChild(childInit, plan, stdio, fifoFile, console)
 	if err != nil {
 		cg.destroy()
 		return nil, err
@@ -128,7 +134,7 @@ func (r *Runtime) launch(ctx context.Context, s *State, spec *specs.Spec, stdio 
 	cfg := &initConfig{
 		Spec: spec, Rootfs: s.Rootfs, RootfsMounts: o.RootfsMounts, ExecFifo: fifo != "",
 		User: o.User, Init: o.Init, Seccomp: filter, NewCgroupNS: plan.newCgroup, NewUTS: plan.newUTS,
-		UserNS: plan.userNS,
+		UserNS: plan.userNS, ConsoleFd: c.consoleFd,
 	}
 	if hasCgroupMount(spec) {
 		cfg.CgroupV1 = v1MountOptions()

@@ -18,6 +18,10 @@ type ExecOptions struct {
 	Stdio []*os.File
 	// User, when set, is "user[:group]" resolved in the container.
 	User string
+	// ConsoleSocket, with process.terminal, is a connected unix socket:
+	// the process gets a pty allocated in the container, whose master is
+	// sent there (runc's --console-socket). Stdio is then not used.
+	ConsoleSocket *os.File
 }
 
 // ExecStart starts p inside the running container id and returns it; the
@@ -49,7 +53,11 @@ func (r *Runtime) ExecStart(ctx context.Context, id string, p *specs.Process, o 
 		return nil, err
 	}
 	plan := nsPlan{fork: true, join: joinList(spec, s.Pid)}
-	c, err := startChild(childExec, plan, o.Stdio, nil)
+	console := o.ConsoleSocket
+	if !proc.Terminal {
+		console = nil
+	}
+	c, err := startChild(childExec, plan, o.Stdio, nil, console)
 	if err != nil {
 		return nil, err
 	}
@@ -58,7 +66,7 @@ func (r *Runtime) ExecStart(ctx context.Context, id string, p *specs.Process, o 
 		err = cg.addPid(c.pid)
 	}
 	if err == nil {
-		err = c.handshake(ctx, &initConfig{Process: proc, Seccomp: filter, User: o.User})
+		err = c.handshake(ctx, &initConfig{Process: proc, Seccomp: filter, User: o.User, ConsoleFd: c.consoleFd})
 	}
 	if err != nil {
 		c.sync.Close()

@@ -24,6 +24,7 @@ type request struct {
 	Options *CreateOptions `json:"options,omitempty"`
 	Spec    *specs.Spec    `json:"spec,omitempty"`
 	NFds    int            `json:"nfds,omitempty"`
+	Console bool           `json:"console,omitempty"` // the last fd is a console socket
 	Signal  int            `json:"signal,omitempty"`
 	All     bool           `json:"all,omitempty"`
 	Timeout time.Duration  `json:"timeout,omitempty"`
@@ -156,7 +157,7 @@ func (m *monitor) serve(conn *net.UnixConn) {
 
 func readRequest(conn *net.UnixConn) (*request, []*os.File, error) {
 	buf := make([]byte, 1<<20)
-	oob := make([]byte, unix.CmsgSpace(3*4))
+	oob := make([]byte, unix.CmsgSpace(8*4))
 	var data []byte
 	var fds []*os.File
 	for {
@@ -257,7 +258,12 @@ func (m *monitor) create(ctx context.Context, req *request, fds []*os.File) (*St
 		}
 		return nil, err
 	}
-	s, sup, err := m.createIn(ctx, req.ID, spec, o, fds)
+	var console *os.File
+	if req.Console && len(fds) > 0 {
+		console, fds = fds[len(fds)-1], fds[:len(fds)-1]
+		defer console.Close() // the container's init has its own copy
+	}
+	s, sup, err := m.createIn(ctx, req.ID, spec, o, fds, console)
 	if err != nil {
 		if s != nil {
 			m.rt.cleanupContainer(s)
@@ -272,7 +278,7 @@ func (m *monitor) create(ctx context.Context, req *request, fds []*os.File) (*St
 	return s, nil
 }
 
-func (m *monitor) createIn(ctx context.Context, id string, spec *specs.Spec, o *CreateOptions, fds []*os.File) (*State, *supervised, error) {
+func (m *monitor) createIn(ctx context.Context, id string, spec *specs.Spec, o *CreateOptions, fds []*os.File, console *os.File) (*State, *supervised, error) {
 	dir := m.rt.dir(id)
 	s := &State{ID: id, Bundle: o.Bundle, Status: StatusCreating, Created: time.Now().UTC(), Options: *o, Annotations: spec.Annotations}
 	rootfs, err := m.rt.rootfsOf(id, spec, o)
@@ -298,7 +304,7 @@ func (m *monitor) createIn(ctx context.Context, id string, spec *specs.Spec, o *
 			return s, sup, err
 		}
 	}
-	c, err := m.rt.launch(ctx, s, spec, stdio, fifo)
+	c, err := m.rt.launch(ctx, s, spec, stdio, fifo, console)
 	if len(fds) == 0 {
 		for _, f := range stdio {
 			f.Close() // the container holds its own copies

@@ -78,6 +78,11 @@ type CreateOptions struct {
 	// Stdio, when set, are handed to the container as fds 0, 1, 2 (a nil
 	// entry means /dev/null). When unset, stdout and stderr go to the log.
 	Stdio []*os.File `json:"-"`
+	// ConsoleSocket, with process.terminal, is a connected unix socket:
+	// the container's process gets a pty allocated in the container as its
+	// stdio and controlling terminal, and the pty's master is sent over it
+	// (runc's --console-socket). Used by the first start only.
+	ConsoleSocket *os.File `json:"-"`
 	// LogPath defaults to <root>/<id>/container.log; LogMaxSize (bytes,
 	// default 10 MiB) and LogMaxFiles (default 3) rotate it.
 	LogPath     string        `json:"logPath,omitempty"`

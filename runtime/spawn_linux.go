@@ -117,9 +117,10 @@ func planNamespaces(spec *specs.Spec) (nsPlan, error) {
 
 // child is a started berth child that waits for its config on the sync socket.
 type child struct {
-	proc *os.Process
-	pid  int
-	sync *os.File
+	proc      *os.Process
+	pid       int
+	sync      *os.File
+	consoleFd int // the console socket's fd in the child, 0 if none
 }
 
 // startChild re-execs the sealed berth binary in role with stdio, joining
@@ -129,8 +130,9 @@ type child struct {
 // Its fds: 0-2 stdio, 3 the sync socket, 4 extra (exec.fifo opened O_PATH,
 // reopened by the child through /proc/self/fd so that no path, and no
 // directory permission, is involved; /dev/null when nil), 5 the pid pipe
-// of a forking plan.
-func startChild(role string, plan nsPlan, stdio []*os.File, extra *os.File) (*child, error) {
+// of a forking plan, then the console socket when there is one (its
+// number is consoleFd).
+func startChild(role string, plan nsPlan, stdio []*os.File, extra, console *os.File) (*child, error) {
 	exe, err := sealedSelf()
 	if err != nil {
 		return nil, err
@@ -161,6 +163,11 @@ func startChild(role string, plan nsPlan, stdio []*os.File, extra *os.File) (*ch
 		files = append(files, w)
 		env = append(env, "_BERTH_NSFORK=5")
 	}
+	consoleFd := 0
+	if console != nil {
+		consoleFd = len(files)
+		files = append(files, console)
+	}
 	proc, err := os.StartProcess(exe, []string{"berth-" + role}, &os.ProcAttr{
 		Env:   env,
 		Files: files,
@@ -170,13 +177,13 @@ func startChild(role string, plan nsPlan, stdio []*os.File, extra *os.File) (*ch
 		parent.Close()
 		return nil, fmt.Errorf("start %s child: %w", role, err)
 	}
-	c := &child{proc: proc, pid: proc.Pid, sync: parent}
+	c := &child{proc: proc, pid: proc.Pid, sync: parent, consoleFd: consoleFd}
 	if !plan.fork {
 		return c, nil
 	}
 	// Only the intermediate may hold the write end, or a failed setns
 	// would leave this read waiting forever.
-	files[len(files)-1].Close()
+	files[5].Close()
 	st, err := proc.Wait()
 	line, rerr := bufio.NewReader(pidR).ReadString('\n')
 	pid, perr := strconv.Atoi(strings.TrimSpace(line))

@@ -148,7 +148,7 @@ func (m *monitor) restart(sup *supervised) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	c, err := m.rt.launch(ctx, s, sup.spec, stdio, "")
+	c, err := m.rt.launch(ctx, s, sup.spec, stdio, "", nil)
 	if len(sup.stdio) == 0 {
 		for _, f := range stdio {
 			if f != nil {

@@ -47,7 +47,7 @@ func addCreateFlags(fs *flagSet) createFlags {
 	c := createFlags{
 		bundle:        fs.String("bundle", "", "path to the bundle (default: the working directory)"),
 		pidFile:       fs.String("pid-file", "", "file to write the container's pid to"),
-		consoleSocket: fs.String("console-socket", "", "accepted for runc compatibility (no terminal support in create)"),
+		consoleSocket: fs.String("console-socket", "", "unix socket the pty master of a terminal: true process is sent to"),
 	}
 	fs.Alias("b", "bundle")
 	fs.Bool("no-pivot", false, "accepted for runc compatibility")
@@ -55,25 +55,49 @@ func addCreateFlags(fs *flagSet) createFlags {
 	return c
 }
 
-func (c createFlags) options() (runtime.CreateOptions, error) {
+// options are the create options of a detached (create, run -d) or an
+// attached run; an attached run with a terminal gets ownConsole, the
+// socket its pty master arrives on.
+func (c createFlags) options(detach bool) (o runtime.CreateOptions, ownConsole *os.File, err error) {
 	bundle := *c.bundle
 	if bundle == "" {
 		wd, err := os.Getwd()
 		if err != nil {
-			return runtime.CreateOptions{}, err
+			return o, nil, err
 		}
 		bundle = wd
+	}
+	spec, err := runtime.LoadSpec(bundle)
+	if err != nil {
+		return o, nil, err
+	}
+	terminal := spec.Process != nil && spec.Process.Terminal
+	if err := checkConsole(terminal, detach, *c.consoleSocket); err != nil {
+		return o, nil, err
 	}
 	pid := *c.pidFile
 	if pid != "" {
 		abs, err := filepath.Abs(pid)
 		if err != nil {
-			return runtime.CreateOptions{}, err
+			return o, nil, err
 		}
 		pid = abs
 	}
 	// The container gets the caller's stdio, as with runc.
-	return runtime.CreateOptions{Bundle: bundle, PidFile: pid, Stdio: []*os.File{os.Stdin, os.Stdout, os.Stderr}}, nil
+	o = runtime.CreateOptions{Bundle: bundle, PidFile: pid, Stdio: []*os.File{os.Stdin, os.Stdout, os.Stderr}}
+	switch {
+	case *c.consoleSocket != "":
+		if o.ConsoleSocket, err = dialConsole(*c.consoleSocket); err != nil {
+			return o, nil, err
+		}
+	case terminal && !detach:
+		var theirs *os.File
+		if ownConsole, theirs, err = consolePair(); err != nil {
+			return o, nil, err
+		}
+		o.ConsoleSocket = theirs
+	}
+	return o, ownConsole, nil
 }
 
 func cmdCreate(ctx context.Context, rt *runtime.Runtime, args []string) error {
@@ -85,9 +109,12 @@ func cmdCreate(ctx context.Context, rt *runtime.Runtime, args []string) error {
 	if err := wantArgs(fs.FlagSet, 1, 1); err != nil {
 		return err
 	}
-	o, err := cf.options()
+	o, _, err := cf.options(true)
 	if err != nil {
 		return err
+	}
+	if o.ConsoleSocket != nil {
+		defer o.ConsoleSocket.Close()
 	}
 	_, err = rt.Create(ctx, fs.Arg(0), o)
 	return err
@@ -174,9 +201,12 @@ func cmdRun(ctx context.Context, rt *runtime.Runtime, args []string) error {
 	if err := wantArgs(fs.FlagSet, 1, 1); err != nil {
 		return err
 	}
-	o, err := cf.options()
+	o, ownConsole, err := cf.options(*detach)
 	if err != nil {
 		return err
+	}
+	if o.ConsoleSocket != nil {
+		defer o.ConsoleSocket.Close()
 	}
 	id := fs.Arg(0)
 	if _, err := rt.Run(ctx, id, o); err != nil {
@@ -184,6 +214,19 @@ func cmdRun(ctx context.Context, rt *runtime.Runtime, args []string) error {
 	}
 	if *detach {
 		return nil
+	}
+	if ownConsole != nil {
+		// The master was sent during create: it waits in the socket.
+		o.ConsoleSocket.Close()
+		master, err := RecvConsole(ownConsole)
+		ownConsole.Close()
+		if err != nil {
+			rt.Delete(ctx, id, true)
+			return err
+		}
+		defer master.Close()
+		done := relayConsole(master)
+		defer done()
 	}
 	sigs := make(chan os.Signal, 8)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2)

@@ -36,6 +36,7 @@ func cmdExec(ctx context.Context, rt *runtime.Runtime, args []string) error {
 	processFile := fs.String("process", "", "a process.json to run instead of CMD")
 	pidFile := fs.String("pid-file", "", "file to write the process's pid to")
 	noNewPrivs := fs.Bool("no-new-privs", false, "set no_new_privs")
+	consoleSocket := fs.String("console-socket", "", "with -t -d: unix socket the pty master is sent to")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -61,9 +62,18 @@ func cmdExec(ctx context.Context, rt *runtime.Runtime, args []string) error {
 		}
 		p.Env = append(append([]string(nil), spec.Process.Env...), env...)
 	}
+	if err := checkConsole(p.Terminal, *detach, *consoleSocket); err != nil {
+		return err
+	}
 	stdio := []*os.File{os.Stdin, os.Stdout, os.Stderr}
-	var master *os.File
-	if p.Terminal {
+	var master, console *os.File
+	if *consoleSocket != "" {
+		var err error
+		if console, err = dialConsole(*consoleSocket); err != nil {
+			return err
+		}
+		defer console.Close()
+	} else if p.Terminal {
 		m, slave, err := OpenPty()
 		if err != nil {
 			return err
@@ -72,7 +82,7 @@ func cmdExec(ctx context.Context, rt *runtime.Runtime, args []string) error {
 		master = m
 		stdio = []*os.File{slave, slave, slave}
 	}
-	proc, err := rt.ExecStart(ctx, id, p, runtime.ExecOptions{User: *user, Stdio: stdio})
+	proc, err := rt.ExecStart(ctx, id, p, runtime.ExecOptions{User: *user, Stdio: stdio, ConsoleSocket: console})
 	if err != nil {
 		return err
 	}
