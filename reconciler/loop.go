@@ -88,6 +88,7 @@ type Loop struct {
 	mu      sync.Mutex
 	reasons []string
 	kicks   chan struct{}
+	held    map[string]string // service -> HoldKey of a desired state rolled back
 }
 
 func (l *Loop) init() {
@@ -215,6 +216,7 @@ func (l *Loop) Pass(ctx context.Context) PassResult {
 			res.Err = fmt.Errorf("observe: %w", err)
 			return res
 		}
+		o.Hold = l.holding(want, obs)
 		p, err := PlanUp(want, obs, o)
 		if err != nil {
 			res.Err, res.Terminal = fmt.Errorf("plan: %w", err), true
@@ -225,6 +227,9 @@ func (l *Loop) Pass(ctx context.Context) PassResult {
 		}
 		res.Plans = append(res.Plans, p)
 		if err := Execute(ctx, l.Driver, p, l.Exec); err != nil {
+			if names := rolledBack(want, err); len(names) > 0 && ctx.Err() == nil {
+				err = l.rollBack(ctx, want, obs, names, err, &res)
+			}
 			res.Err, res.Terminal = err, errors.Is(err, driver.ErrInvalid)
 			return res
 		}

@@ -29,6 +29,11 @@ type Options struct {
 	StartCompleted bool
 	// Timeout, when set, overrides every service's stop_grace_period.
 	Timeout *time.Duration
+	// Hold maps services to the HoldKey of a desired state that was rolled
+	// back: while a service's desired state still has that key, its
+	// containers are not updated to it again (swarm's "the service stays
+	// rolled back until its spec changes"). Loop fills it.
+	Hold map[string]string
 }
 
 // DefaultStopTimeout is used when neither Options nor the service say.
@@ -80,6 +85,9 @@ type replica struct {
 	// entry and done bound a recreate for rollout pacing: the first op
 	// of the replacement and the op that ends it.
 	entry, done int
+	// old is the container a rollout under failure_action rollback keeps
+	// aside (stopped, renamed) until every batch of the service is done.
+	old string
 }
 
 // PlanUp compares desired with observed state and returns the operations

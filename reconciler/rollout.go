@@ -143,7 +143,7 @@ func (p *planner) setAside(st *svcState, g *gate, r *replica, c state.Container,
 			st.stops = append(st.stops, stop)
 		}
 	}
-	aside, asideName := 0, shortID(c.ID)+"_"+name
+	aside, asideName := 0, asideName(c.ID, name)
 	if c.Name != asideName { // else an interrupted pass already did it
 		aside = p.b.add(&Op{Kind: RenameContainer, Object: obj, Reason: "set aside for rollback", ContainerID: c.ID,
 			Name: asideName}, stop)
@@ -161,7 +161,9 @@ func (p *planner) setAside(st *svcState, g *gate, r *replica, c state.Container,
 		last = p.monitor(svc, c.Number, "", r.create, wait)
 		gates = append(gates, wait, last)
 	}
-	r.done = p.b.add(&Op{Kind: RemoveContainer, Object: obj, Reason: "replaced", ContainerID: c.ID}, firstOf(last, r.create))
+	// The old container stays aside until the whole rollout is done
+	// (commit): a later batch that fails rolls this one back too.
+	r.done, r.old = firstOf(last, r.create), c.ID
 	// Rollback: the new container goes when its start, wait or monitor
 	// fails; the old one comes back when anything from its create on does.
 	gates = nonZero(gates)
@@ -198,4 +200,61 @@ func (p *planner) lateBatch(st *svcState) bool {
 	st.paced++
 	par := st.svc.Update.Parallelism
 	return par > 0 && n >= par
+}
+
+// asideName is the name a container kept for a rollback goes by: its own
+// short id, "_", the replica's name. The native driver recognises it (a
+// container started again under it joins published ports only once
+// ready), and no successor can hold it: their temporary names start with
+// the id of the container they replace, or with "next_".
+func asideName(id, name string) string { return shortID(id) + "_" + name }
+
+// replaceKeeping replaces up container c start-first under failure_action
+// rollback: the successor is created under a temporary name, started,
+// waited for and monitored; then c is stopped (it leaves the published
+// ports first) and set aside, and the successor takes its name. c is
+// removed only when every batch of the service is done (commit), so that
+// a failure in a later batch can bring it back (PlanRollback). A failure
+// of this replica's own successor removes the successor, c never stopped.
+func (p *planner) replaceKeeping(st *svcState, g *gate, r *replica, c state.Container, reason string) {
+	svc := st.svc
+	const suffix = "+next"
+	name := p.replicaName(svc, c.Number)
+	obj := objectOf(svc.Name, c.Number, "")
+	r.create = p.create(svc, c.Number, "next_"+shortID(c.ID)+"_"+name, reason, g)
+	p.b.ops[r.create-1].Container.Labels[state.LabelReplace] = c.Name
+	r.start = p.start(svc, c.Number, suffix, r.create)
+	cond := waitCondition(svc)
+	wait := p.b.add(&Op{Kind: WaitContainer, Object: objectOf(svc.Name, c.Number, suffix), Reason: "until " + cond,
+		IDFrom: r.create, Condition: cond}, r.start)
+	r.waits = map[string]int{cond: wait}
+	r.suffix = suffix
+	watched := p.monitor(svc, c.Number, suffix, r.create, wait)
+	stop := p.b.add(&Op{Kind: StopContainer, Object: obj, Reason: "replaced", ContainerID: c.ID, Timeout: p.stopTimeout(svc)}, watched)
+	aside := p.b.add(&Op{Kind: RenameContainer, Object: obj, Reason: "set aside for rollback", ContainerID: c.ID,
+		Name: asideName(c.ID, name)}, stop)
+	r.entry = r.create
+	r.done = p.b.add(&Op{Kind: RenameContainer, Object: objectOf(svc.Name, c.Number, suffix), Reason: "replaces " + c.Name,
+		IDFrom: r.create, Name: name}, aside)
+	r.old = c.ID
+	st.dones = append(st.dones, r.done)
+	p.rollback(svc, c.Number, r.create, r.start, wait, watched)
+}
+
+// commit removes the containers a rollout under failure_action rollback
+// kept aside, once every replaced replica of the service is done: a batch
+// that fails leaves them all for PlanRollback.
+func (p *planner) commit(st *svcState) {
+	var dones []int
+	for _, r := range st.replicas {
+		if r.old != "" {
+			dones = append(dones, r.done)
+		}
+	}
+	for _, r := range st.replicas {
+		if r.old != "" {
+			p.b.add(&Op{Kind: RemoveContainer, Object: objectOf(st.svc.Name, r.number, ""), Reason: "replaced",
+				ContainerID: r.old}, dones...)
+		}
+	}
 }

@@ -89,10 +89,11 @@ func TestPlanRollout(t *testing.T) {
 [2] -> #3 service:web:1+next WaitContainer (until healthy)
 [3] -> #4 service:web:1+next Monitor (for 1s)
 [4] -> #5 service:web:1 StopContainer (replaced)
-[5] -> #6 service:web:1 RemoveContainer (replaced)
+[5] -> #6 service:web:1 RenameContainer (set aside for rollback)
 [6] -> #7 service:web:1+next RenameContainer (replaces demo-web-1)
 [1 2? 3? 4?] -> #8 service:web:1+next StopContainer (rollback) if any of #2 #3 #4 fails
 [8] -> #9 service:web:1+next RemoveContainer (rollback)
+[7] -> #10 service:web:1 RemoveContainer (replaced)
 `,
 		},
 		{
@@ -105,11 +106,11 @@ func TestPlanRollout(t *testing.T) {
 [1 2] -> #3 service:web:1 CreateContainer (config changed)
 [3] -> #4 service:web:1 StartContainer (created)
 [4] -> #5 service:web:1 WaitContainer (until running)
-[5] -> #6 service:web:1 RemoveContainer (replaced)
-[3 4? 5?] -> #7 service:web:1 StopContainer (rollback) if any of #4 #5 fails
-[7] -> #8 service:web:1 RemoveContainer (rollback)
-[1 2 3? 4? 5? 8?] -> #9 service:web:1 RenameContainer (rollback) if any of #3 #4 #5 fails
-[9] -> #10 service:web:1 StartContainer (rollback)
+[3 4? 5?] -> #6 service:web:1 StopContainer (rollback) if any of #4 #5 fails
+[6] -> #7 service:web:1 RemoveContainer (rollback)
+[1 2 3? 4? 5? 7?] -> #8 service:web:1 RenameContainer (rollback) if any of #3 #4 #5 fails
+[8] -> #9 service:web:1 StartContainer (rollback)
+[5] -> #10 service:web:1 RemoveContainer (replaced)
 `,
 		},
 		{
@@ -234,7 +235,7 @@ func TestExecuteRolloutMonitorCatchesUnhealthy(t *testing.T) {
 		if e.Phase == Started && e.Op.Kind == Monitor {
 			go func() { // turns unhealthy inside the window
 				time.Sleep(50 * time.Millisecond)
-				_ = d.SetHealth(shortID(ids[0])+"_demo-web-1", state.HealthUnhealthy)
+				_ = d.SetHealth("next_"+shortID(ids[0])+"_demo-web-1", state.HealthUnhealthy)
 			}()
 		}
 	}})

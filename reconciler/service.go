@@ -38,6 +38,7 @@ func (p *planner) planService(svc *state.Service) error {
 		}
 	}
 	p.pace(st)
+	p.commit(st)
 	for n := 1; len(st.replicas) < svc.Replicas; n++ {
 		if used(n) {
 			continue
@@ -164,6 +165,8 @@ func (p *planner) outdated(svc *state.Service, c state.Container, forcedReason s
 	switch {
 	case p.o.NoRecreate:
 		return ""
+	case p.held(svc):
+		return ""
 	case p.o.ForceRecreate && p.scope[svc.Name]:
 		return "forced"
 	case c.ConfigHash != svc.ConfigHash:
@@ -273,6 +276,8 @@ func (p *planner) recreate(st *svcState, g *gate, c state.Container, reason stri
 	switch {
 	case !startFirst && svc.Update.FailureAction == FailureRollback && !netRecreate:
 		p.setAside(st, g, r, c, reason, late)
+	case startFirst && svc.Update.FailureAction == FailureRollback:
+		p.replaceKeeping(st, g, r, c, reason)
 	case !startFirst:
 		stop, rm := p.removeContainer(c, reason, p.stopTimeout(svc))
 		if !late {

@@ -156,8 +156,10 @@ func (d *Driver) RenameContainer(ctx context.Context, id, name string) error {
 		return err
 	}
 	// A successor renamed into place is the service's container now: its
-	// ports are published whatever happened to the wait before.
-	if err := d.setMarker(id, markPublished, true); err != nil {
+	// ports are published whatever happened to the wait before. One set
+	// aside for a rollback (see aside) is published again only once a
+	// wait on it succeeds or it gets a name of its own back.
+	if err := d.setMarker(id, markPublished, !aside(r)); err != nil {
 		return err
 	}
 	if st, err := d.rt.State(id); err == nil && st.Status == runtime.StatusRunning {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/berth-dev/berth/state"
 )
@@ -41,10 +42,18 @@ func (d *Driver) publishedPorts(r *record) []state.Port {
 	if d.hasMarker(r.ID, markDrained) {
 		return nil
 	}
-	if r.Spec.Labels[state.LabelReplace] != "" && !d.hasMarker(r.ID, markPublished) {
+	if (r.Spec.Labels[state.LabelReplace] != "" || aside(r)) && !d.hasMarker(r.ID, markPublished) {
 		return nil
 	}
 	return r.Spec.Ports
+}
+
+// aside tells a container the reconciler renamed out of the way to keep it
+// for a rollback (its name is its own short id, "_", the replica's name):
+// started again under that name by a start-first rollback, it must join
+// the load balancing only once ready, as a successor does.
+func aside(r *record) bool {
+	return strings.HasPrefix(r.Name, shortID(r.ID)+"_")
 }
 
 // publish adds a ready successor's ports to the load balancing.
