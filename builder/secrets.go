@@ -18,15 +18,20 @@ import (
 )
 
 // SecretSource is where a build secret's value comes from: a file or an
-// environment variable of the caller (docker build --secret id=X,src=F|env=V).
+// environment variable of the caller (docker build --secret id=X,src=F|env=V),
+// else Value (compose's inline and environment secrets).
 type SecretSource struct {
-	File string
-	Env  string
+	File  string
+	Env   string
+	Value string
 }
 
 func (s SecretSource) read() ([]byte, error) {
 	if s.File != "" {
 		return os.ReadFile(s.File)
+	}
+	if s.Env == "" {
+		return []byte(s.Value), nil
 	}
 	v, ok := os.LookupEnv(s.Env)
 	if !ok {

@@ -71,6 +71,18 @@ func SpecOptions(img state.ImageSpec) Options {
 	for k, v := range b.Args {
 		o.BuildArgs[k] = v
 	}
+	for id, s := range b.Secrets {
+		if o.Secrets == nil {
+			o.Secrets = map[string]SecretSource{}
+		}
+		o.Secrets[id] = SecretSource{File: s.File, Value: s.Value}
+	}
+	for id, paths := range b.SSH {
+		if o.SSH == nil {
+			o.SSH = map[string][]string{}
+		}
+		o.SSH[id] = paths
+	}
 	if img.Ref != "" {
 		o.Tags = append(o.Tags, img.Ref)
 	}

@@ -82,6 +82,34 @@ func image(p *types.Project, s types.ServiceConfig) state.ImageSpec {
 			Pull:               b.Pull,
 			Network:            b.Network,
 		}
+		for _, sc := range b.Secrets {
+			id := sc.Target
+			if id == "" {
+				id = sc.Source
+			}
+			def := p.Secrets[sc.Source]
+			bs := state.BuildSecret{File: def.File}
+			switch {
+			case def.Content != "":
+				bs.Value = def.Content
+			case def.Environment != "":
+				bs.Value = p.Environment[def.Environment]
+			}
+			if img.Build.Secrets == nil {
+				img.Build.Secrets = map[string]state.BuildSecret{}
+			}
+			img.Build.Secrets[id] = bs
+		}
+		for _, k := range b.SSH {
+			if img.Build.SSH == nil {
+				img.Build.SSH = map[string][]string{}
+			}
+			if k.Path != "" {
+				img.Build.SSH[k.ID] = append(img.Build.SSH[k.ID], k.Path)
+			} else if _, ok := img.Build.SSH[k.ID]; !ok {
+				img.Build.SSH[k.ID] = nil
+			}
+		}
 	}
 	return img
 }

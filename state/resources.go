@@ -21,6 +21,18 @@ type BuildSpec struct {
 	NoCache            bool
 	Pull               bool
 	Network            string
+	// Secrets are build.secrets by id (the target, else the source):
+	// a file, or the value of an inline or environment secret.
+	Secrets map[string]BuildSecret `json:",omitempty"`
+	// SSH are build.ssh agents by id: a socket or key files, none for
+	// $SSH_AUTH_SOCK.
+	SSH map[string][]string `json:",omitempty"`
+}
+
+// BuildSecret is where one build secret's value comes from.
+type BuildSecret struct {
+	File  string `json:",omitempty"`
+	Value string `json:"-"` // never written out with the spec
 }
 
 // ImageRef is an image present in the store.

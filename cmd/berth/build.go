@@ -54,6 +54,8 @@ type buildFlags struct {
 	context    string
 	dockerfile string
 	target     string
+	secrets    []string
+	ssh        []string
 }
 
 func newBuildCmd() *cobra.Command {
@@ -79,6 +81,10 @@ func newBuildCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			secrets, ssh, err := parseSecretFlags(f.secrets, f.ssh)
+			if err != nil {
+				return err
+			}
 			jobs, err := buildJobs(cmd, f, args)
 			if err != nil {
 				return err
@@ -101,6 +107,8 @@ func newBuildCmd() *cobra.Command {
 				for k, v := range buildArgs {
 					j.BuildArgs[k] = v
 				}
+				j.Secrets = mergeMap(j.Secrets, secrets)
+				j.SSH = mergeMap(j.SSH, ssh)
 				g.Go(func() error {
 					res, err := b.Build(gctx, j.Options)
 					if err != nil {
@@ -133,6 +141,8 @@ func newBuildCmd() *cobra.Command {
 	fl.StringVar(&f.context, "context", "", "Build this directory's Dockerfile instead of the project's services")
 	fl.StringVar(&f.dockerfile, "dockerfile", "", "Dockerfile path, relative to the context (with --context)")
 	fl.StringVar(&f.target, "target", "", "Stage to build (with --context)")
+	fl.StringArrayVar(&f.secrets, "secret", nil, "Secret for RUN --mount=type=secret (id=ID,src=FILE or id=ID,env=VAR)")
+	fl.StringArrayVar(&f.ssh, "ssh", nil, "SSH agent for RUN --mount=type=ssh (default, or ID=SOCKET|KEY[,KEY])")
 	return c
 }
 
@@ -221,4 +231,46 @@ func parseBuildArgs(list []string) (map[string]string, error) {
 		out[k] = v
 	}
 	return out, nil
+}
+
+// parseSecretFlags reads --secret and --ssh flags.
+func parseSecretFlags(secrets, ssh []string) (map[string]builder.SecretSource, map[string][]string, error) {
+	var outS map[string]builder.SecretSource
+	var outK map[string][]string
+	for _, v := range secrets {
+		id, src, err := builder.ParseSecret(v)
+		if err != nil {
+			return nil, nil, err
+		}
+		if outS == nil {
+			outS = map[string]builder.SecretSource{}
+		}
+		outS[id] = src
+	}
+	for _, v := range ssh {
+		id, paths, err := builder.ParseSSH(v)
+		if err != nil {
+			return nil, nil, err
+		}
+		if outK == nil {
+			outK = map[string][]string{}
+		}
+		outK[id] = paths
+	}
+	return outS, outK, nil
+}
+
+// mergeMap returns base with over's entries on top (a new map).
+func mergeMap[V any](base, over map[string]V) map[string]V {
+	if len(over) == 0 {
+		return base
+	}
+	out := make(map[string]V, len(base)+len(over))
+	for k, v := range base {
+		out[k] = v
+	}
+	for k, v := range over {
+		out[k] = v
+	}
+	return out
 }
