@@ -7,17 +7,29 @@ import (
 	"time"
 )
 
-// TestDemo runs the root docker-compose.yml as the README says: the web
-// page answers on the published port, the web service reaches the API by
-// its service name, the API sees the worker's counter in the shared
-// volume, and down -v leaves nothing.
+// TestDemo runs the root docker-compose.yml as the README says: its three
+// images are built from demo/*/Dockerfile (the api's HEALTHCHECK from its
+// image gates web's start), the web page answers on the published port,
+// the web service reaches the API by its service name, the API sees the
+// worker's counter in the shared volume, and down -v leaves nothing.
 func TestDemo(t *testing.T) {
 	m := newMachine(t)
-	// The demo names localhost/busybox:demo; import it under that name.
+	// The demo's Dockerfiles start FROM localhost/busybox:demo; import it.
 	p := m.at(repoRoot)
 	importImage(t, m, "localhost/busybox:demo")
 	before := m.netSnapshot()
-	p.must("up", "-d")
+	out := p.must("up", "-d", "--build")
+	for _, step := range []string{"COPY --chmod=0644 index.html /www/", "RUN --network=none sh -n worker.sh"} {
+		if !strings.Contains(out, step) {
+			t.Errorf("build output lacks %q:\n%s", step, out)
+		}
+	}
+	for _, img := range []string{"berth-demo-web", "berth-demo-api", "berth-demo-worker"} {
+		cfg := p.must("image", "inspect", img)
+		if img == "berth-demo-api" && !strings.Contains(cfg, "cgi-bin/status") {
+			t.Errorf("api image has no HEALTHCHECK: %s", cfg)
+		}
+	}
 	ids := p.allIDs()
 	if len(ids) != 3 {
 		t.Fatalf("demo has %d containers, want 3: %v", len(ids), p.ps())

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Brings up the demo project (the root docker-compose.yml) on a fresh Debian
 # machine: installs what berth needs, builds bin/berth, imports a busybox
-# image (no registry needed), runs `berth up -d` and prints the URL.
+# image (no registry needed), builds the services from demo/*/Dockerfile and
+# runs `berth up -d --build`, then prints the URL.
 #   sudo ./scripts/demo.sh        (extra arguments go to `berth up`)
 # Take it down with: sudo ./bin/berth down -v
 set -euo pipefail
@@ -14,7 +15,7 @@ fi
 ./scripts/install-deps.sh
 go build -o bin/berth ./cmd/berth
 BERTH=./bin/berth ./scripts/busybox-image.sh localhost/busybox:demo
-./bin/berth up -d "$@"
+./bin/berth up -d --build "$@"
 url=http://127.0.0.1:8080/
 # web starts once the API is healthy; wait for the page before pointing at it.
 for _ in $(seq 1 50); do
