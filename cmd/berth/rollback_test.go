@@ -1,9 +1,11 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 )
 
 const stopFirstRollback = `
@@ -79,5 +81,85 @@ func TestStopFirstRollback(t *testing.T) {
 	}
 	if got := httpGet(t, url); got != "v2\n" {
 		t.Errorf("after the update: %q", got)
+	}
+}
+
+const batchRollback = `
+name: batchrb
+services:
+  web:
+    image: localhost/busybox:test
+    command: ["sh", "-c", "echo $$VERSION > /www/index.html; exec httpd -f -p 8080 -h /www"]
+    init: true
+    environment:
+      VERSION: v1
+    ports: ["127.0.0.1:18097:8080"]
+    volumes: ["./shared:/shared"]
+    deploy:
+      replicas: 3
+      update_config:
+        order: start-first
+        parallelism: 1
+        failure_action: rollback
+      rollback_config:
+        order: start-first
+        parallelism: 1
+    healthcheck:
+      test: ["CMD-SHELL", "wget -q -O /dev/null http://127.0.0.1:8080/ || exit 1"]
+      interval: 300ms
+      timeout: 2s
+      retries: 2
+`
+
+// TestRollbackEveryBatch: a start-first update of 3 replicas, one at a
+// time, whose second batch never turns healthy (only the first successor
+// to start claims /shared/claim and passes its healthcheck) is rolled back
+// whole: replica 1, already updated, goes back to its old container too,
+// start-first as rollback_config says. A client hammering the published
+// port meanwhile sees no failed request, and afterwards only the old
+// version answers, from the very same three containers.
+func TestRollbackEveryBatch(t *testing.T) {
+	m := newMachine(t)
+	m.writeCompose(batchRollback)
+	m.must("up", "-d", "--wait")
+	url := "http://127.0.0.1:18097/"
+	before := psIDs(t, m)
+	if len(before) != 3 {
+		t.Fatalf("containers before: %v", before)
+	}
+
+	broken := strings.Replace(batchRollback, "VERSION: v1", "VERSION: v2", 1)
+	broken = strings.Replace(broken, `"echo $$VERSION`, `"if mkdir /shared/claim; then touch /tmp/ok; fi; echo $$VERSION`, 1)
+	broken = strings.Replace(broken, `"wget -q`, `"test -f /tmp/ok && wget -q`, 1)
+	m.writeCompose(broken)
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &client{bodies: map[string]int{}}
+	done := make(chan struct{})
+	go func() { c.run(ctx, url); close(done) }()
+	time.Sleep(200 * time.Millisecond)
+	r := m.berth("up", "-d", "--progress", "plain")
+	time.Sleep(300 * time.Millisecond)
+	cancel()
+	<-done
+	out := r.stdout + r.stderr
+	if r.code == 0 || !strings.Contains(out, "rolled back web") || !strings.Contains(out, "batchrb-web-1  Rolled back: renamed") ||
+		strings.Contains(out, "batchrb-web-3  Stopping") {
+		t.Errorf("update failing at batch 2: exit %d\n%s", r.code, out)
+	}
+	bodies, failures := c.snapshot()
+	if len(failures) > 0 || bodies["v1"] == 0 {
+		t.Errorf("during the update and its rollback: answers %v, %d failures %v", bodies, len(failures), failures)
+	}
+	if bodies["v2"] == 0 {
+		t.Logf("no answer from the successor of batch 1 (it served %v)", bodies)
+	}
+	if after := psIDs(t, m); len(after) != 3 || after["batchrb-web-1"] != before["batchrb-web-1"] ||
+		after["batchrb-web-2"] != before["batchrb-web-2"] || after["batchrb-web-3"] != before["batchrb-web-3"] {
+		t.Errorf("after the rollback %v, want the old containers %v", after, before)
+	}
+	for i := 0; i < 30; i++ {
+		if got := httpGet(t, url); got != "v1\n" {
+			t.Fatalf("after the rollback, request %d: %q", i, got)
+		}
 	}
 }
