@@ -77,7 +77,7 @@ func (p *planner) rollBackService(svc *state.Service, cs []*state.Container, hea
 		i = j
 	}
 	// Pace the swaps by rollback_config, in replica order.
-	rb := svc.Rollback
+	rb := rollbackConfig(svc)
 	size := rb.Parallelism
 	if size <= 0 {
 		size = len(swaps)
@@ -167,7 +167,7 @@ func (p *planner) rollBackReplica(svc *state.Service, group []*state.Container, 
 		r.entry = firstOf(r.entry, r.done)
 		return r
 	}
-	if svc.Rollback.Order == state.OrderStartFirst {
+	if rollbackConfig(svc).Order == state.OrderStartFirst {
 		// The old container runs again (under its aside name it joins
 		// published ports only once the wait says it is ready) before
 		// the new one stops.
@@ -285,4 +285,17 @@ func (l *Loop) holding(want *state.Desired, obs *state.Observed) map[string]stri
 		out[k] = v
 	}
 	return out
+}
+
+// rollbackConfig is the service's rollback_config, or, when it sets
+// nothing (compose leaves it at the defaults: stop-first, parallelism 0),
+// update_config's order, parallelism and delay: a service updated one
+// replica at a time, start-first, is rolled back the same way rather than
+// every replica stopped at once.
+func rollbackConfig(svc *state.Service) state.UpdateConfig {
+	rb := svc.Rollback
+	if (rb == state.UpdateConfig{} || rb == state.UpdateConfig{Order: state.OrderStopFirst}) {
+		return state.UpdateConfig{Order: svc.Update.Order, Parallelism: svc.Update.Parallelism, Delay: svc.Update.Delay}
+	}
+	return rb
 }

@@ -166,6 +166,12 @@ func TestLoopRollsBackEveryBatch(t *testing.T) {
 			func(old []string) (string, string) {
 				return "WaitContainer", "next_" + shortID(old[2]) + "_demo-web-3"
 			}, []int{1, 2, 4}},
+		{"start-first, rollback_config unset: rolled back as updated", 3,
+			state.UpdateConfig{Order: state.OrderStartFirst, Parallelism: 1, FailureAction: FailureRollback},
+			state.UpdateConfig{Order: state.OrderStopFirst},
+			func(old []string) (string, string) {
+				return "WaitContainer", "next_" + shortID(old[1]) + "_demo-web-2"
+			}, []int{1}},
 		{"stop-first, parallelism 1", 3,
 			state.UpdateConfig{Parallelism: 1, FailureAction: FailureRollback},
 			state.UpdateConfig{Order: state.OrderStartFirst},
@@ -201,20 +207,21 @@ func TestLoopRollsBackEveryBatch(t *testing.T) {
 				}
 				return -1
 			}
+			order := rollbackConfig(&state.Service{Update: tc.u, Rollback: tc.rb}).Order
 			for _, n := range tc.rolledBack {
 				name := fmt.Sprintf("demo-web-%d", n)
 				// The old container starts under its aside name
 				// (start-first) or its own (stop-first); the new one is
 				// the last stopped under the replica's name.
 				start := last("StartContainer", name)
-				if tc.rb.Order == state.OrderStartFirst {
+				if order == state.OrderStartFirst {
 					start = last("StartContainer", shortID(old[n-1])+"_"+name)
 				}
 				stop := last("StopContainer", name)
 				if start < 0 || stop < 0 {
 					t.Errorf("replica %d: no start of the old container or stop of the new one in %v", n, calls)
-				} else if first := tc.rb.Order == state.OrderStartFirst; first != (start < stop) {
-					t.Errorf("replica %d: old started at call %d, new stopped at %d (rollback order %q)", n, start, stop, tc.rb.Order)
+				} else if first := order == state.OrderStartFirst; first != (start < stop) {
+					t.Errorf("replica %d: old started at call %d, new stopped at %d (rollback order %q)", n, start, stop, order)
 				}
 			}
 
