@@ -76,7 +76,11 @@ func v1Hierarchies() (map[string]hierarchy, error) {
 				keep = append(keep, o)
 			}
 		}
-		out[filepath.Base(pf[4])] = hierarchy{mountpoint: pf[4], options: strings.Join(keep, ","), root: pf[3]}
+		// The first mount of a hierarchy is the host's: a container in the
+		// host's mount namespace mounts more (read-only, under its root).
+		if _, dup := out[filepath.Base(pf[4])]; !dup {
+			out[filepath.Base(pf[4])] = hierarchy{mountpoint: pf[4], options: strings.Join(keep, ","), root: pf[3]}
+		}
 	}
 	return out, sc.Err()
 }

@@ -63,6 +63,14 @@ type initConfig struct {
 	// ConsoleFd, when set, is the fd of a console socket: allocate a pty
 	// in the container and send its master there (console_linux.go).
 	ConsoleFd int `json:"consoleFd,omitempty"`
+	// HostMountNS: no mount namespace, the host's (see planNamespaces).
+	// Rootfs is then a directory of the state root and RootfsBind the
+	// bundle's rootfs bound there.
+	HostMountNS bool   `json:"hostMountNS,omitempty"`
+	RootfsBind  string `json:"rootfsBind,omitempty"`
+	// Chroot (exec only): the container's root when it shares our mount
+	// namespace, /proc/<init>/root.
+	Chroot string `json:"chroot,omitempty"`
 	// Exec only: the process to run in an existing container.
 	Process *specs.Process `json:"process,omitempty"`
 }
@@ -191,6 +199,14 @@ func initContainer(cfg *initConfig, sync *os.File) error {
 
 func execInContainer(cfg *initConfig, sync *os.File) error {
 	p := cfg.Process
+	if cfg.Chroot != "" {
+		if err := unix.Chdir(cfg.Chroot); err != nil {
+			return fmt.Errorf("chroot: %w", err)
+		}
+		if err := unix.Chroot("."); err != nil {
+			return fmt.Errorf("chroot: %w", err)
+		}
+	}
 	if err := setRlimits(p.Rlimits); err != nil {
 		return err
 	}

@@ -100,6 +100,15 @@ func (r *Runtime) launch(ctx context.Context, s *State, spec *specs.Spec, stdio 
 		return nil, err
 	}
 	s.Cgroup = cg.path
+	s.HostMounts = plan.hostMount
+	root, bind := s.Rootfs, ""
+	if plan.hostMount && len(o.RootfsMounts) == 0 {
+		// Mounts in the host's namespace go on a directory of ours only.
+		root, bind = r.hostRoot(s.ID), s.Rootfs
+		if err := os.MkdirAll(root, 0o755); err != nil {
+			return nil, err
+		}
+	}
 	if err := cg.create(); err != nil {
 		return nil, err
 	}
@@ -132,9 +141,9 @@ func (r *Runtime) launch(ctx context.Context, s *State, spec *specs.Spec, stdio 
 		return nil, err
 	}
 	cfg := &initConfig{
-		Spec: spec, Rootfs: s.Rootfs, RootfsMounts: o.RootfsMounts, ExecFifo: fifo != "",
+		Spec: spec, Rootfs: root, RootfsBind: bind, RootfsMounts: o.RootfsMounts, ExecFifo: fifo != "",
 		User: o.User, Init: o.Init, Seccomp: filter, NewCgroupNS: plan.newCgroup, NewUTS: plan.newUTS,
-		UserNS: plan.userNS, ConsoleFd: c.consoleFd,
+		UserNS: plan.userNS, ConsoleFd: c.consoleFd, HostMountNS: plan.hostMount,
 	}
 	if hasCgroupMount(spec) {
 		cfg.CgroupV1 = v1MountOptions()
@@ -227,6 +236,17 @@ func writePidFile(path string, pid int) error {
 // namespace and vanished with its last process.
 func (r *Runtime) cleanupContainer(s *State) error {
 	var errs []error
+	if s.HostMounts {
+		// Everything the container mounted sits on its root there.
+		root := s.Rootfs
+		if len(s.Options.RootfsMounts) == 0 {
+			root = r.hostRoot(s.ID)
+		}
+		if err := unmountAll(root); err != nil {
+			// Never remove a state directory through a live mount.
+			return fmt.Errorf("unmount %s: %w", s.Rootfs, err)
+		}
+	}
 	if s.Cgroup != "" {
 		cg, err := openCgroup(s.Cgroup)
 		if err == nil {
@@ -272,4 +292,22 @@ func withDeviceRules(spec *specs.Spec) *specs.LinuxResources {
 		allow(t, d.Major, d.Minor)
 	}
 	return &res
+}
+
+// hostRoot is where a container in the host's mount namespace has its
+// root bound: a directory of the state root, so that every mount there is
+// the runtime's to detach.
+func (r *Runtime) hostRoot(id string) string { return filepath.Join(r.dir(id), "hostroot") }
+
+// unmountAll detaches every mount on path, a directory of the state root.
+func unmountAll(path string) error {
+	for i := 0; i < 64; i++ {
+		if err := unix.Unmount(path, unix.MNT_DETACH); err != nil {
+			if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOENT) {
+				return nil // not a mount point (any more)
+			}
+			return err
+		}
+	}
+	return fmt.Errorf("%s: still mounted", path)
 }

@@ -66,7 +66,7 @@ func (r *Runtime) ExecStart(ctx context.Context, id string, p *specs.Process, o 
 		err = cg.addPid(c.pid)
 	}
 	if err == nil {
-		err = c.handshake(ctx, &initConfig{Process: proc, Seccomp: filter, User: o.User, ConsoleFd: c.consoleFd})
+		err = c.handshake(ctx, &initConfig{Process: proc, Seccomp: filter, User: o.User, ConsoleFd: c.consoleFd, Chroot: chrootOf(s.Pid)})
 	}
 	if err != nil {
 		c.sync.Close()
@@ -188,4 +188,15 @@ func (r *Runtime) Stats(id string) (*Stats, error) {
 		return nil, err
 	}
 	return cg.stats()
+}
+
+// chrootOf is the root an exec child must chroot to: the container's init's
+// when it shares our mount namespace (joining it gives no root change).
+func chrootOf(pid int) string {
+	theirs, err1 := os.Readlink("/proc/" + strconv.Itoa(pid) + "/ns/mnt")
+	ours, err2 := os.Readlink("/proc/self/ns/mnt")
+	if err1 != nil || err2 != nil || theirs != ours {
+		return ""
+	}
+	return "/proc/" + strconv.Itoa(pid) + "/root"
 }

@@ -80,8 +80,13 @@ func setupRootfs(cfg *initConfig) error {
 	}
 	// Nothing the container mounts may propagate back to the host. The
 	// requested propagation applies to the container's / after pivot_root.
-	if err := unix.Mount("", "/", "", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
-		return fmt.Errorf("make / rslave: %w", err)
+	// In the host's own mount namespace its propagation is left alone: the
+	// rootfs bind below is made private instead, and everything the
+	// container mounts sits on it.
+	if !cfg.HostMountNS {
+		if err := unix.Mount("", "/", "", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
+			return fmt.Errorf("make / rslave: %w", err)
+		}
 	}
 	if len(cfg.RootfsMounts) > 0 {
 		for _, m := range cfg.RootfsMounts {
@@ -91,15 +96,23 @@ func setupRootfs(cfg *initConfig) error {
 				return fmt.Errorf("mount rootfs %s on %s: %w", m.Type, target, err)
 			}
 		}
-	} else if err := unix.Mount(rootfs, rootfs, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
-		return fmt.Errorf("bind rootfs: %w", err)
+	} else {
+		// In the host's namespace the rootfs is bound on a directory of
+		// the state root, which delete detaches with all mounted there.
+		from := rootfs
+		if cfg.RootfsBind != "" {
+			from = cfg.RootfsBind
+		}
+		if err := unix.Mount(from, rootfs, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+			return fmt.Errorf("bind rootfs: %w", err)
+		}
 	}
 	// pivot_root refuses shared mounts around the new root: make the
 	// rootfs and the mount holding it private (only in this namespace).
 	if err := unix.Mount("", rootfs, "", unix.MS_PRIVATE, ""); err != nil {
 		return fmt.Errorf("make rootfs private: %w", err)
 	}
-	if parent := mountPointOf(filepath.Dir(rootfs)); parent != "" {
+	if parent := mountPointOf(filepath.Dir(rootfs)); parent != "" && !cfg.HostMountNS {
 		if err := unix.Mount("", parent, "", unix.MS_PRIVATE, ""); err != nil {
 			return fmt.Errorf("make %s private: %w", parent, err)
 		}
@@ -121,7 +134,15 @@ func setupRootfs(cfg *initConfig) error {
 	if err := createDevices(root, cfg, devTmpfs); err != nil {
 		return err
 	}
-	if err := pivotRoot(rootfs); err != nil {
+	if cfg.HostMountNS {
+		// pivot_root would move the host's root: chroot, as runc does.
+		if err := unix.Chdir(rootfs); err != nil {
+			return fmt.Errorf("chroot: %w", err)
+		}
+		if err := unix.Chroot("."); err != nil {
+			return fmt.Errorf("chroot: %w", err)
+		}
+	} else if err := pivotRoot(rootfs); err != nil {
 		return err
 	}
 	if prop != 0 {

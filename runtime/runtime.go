@@ -134,7 +134,11 @@ type State struct {
 	Annotations   map[string]string `json:"annotations,omitempty"`
 	Cgroup        string            `json:"cgroup"`
 	Rootfs        string            `json:"rootfs"`
-	Options       CreateOptions     `json:"options"`
+	// HostMounts: the container runs in the host's mount namespace, its
+	// root bound on a directory of the state root (or its rootfs mounts
+	// there), everything it mounted on that: delete detaches it.
+	HostMounts bool          `json:"hostMounts,omitempty"`
+	Options    CreateOptions `json:"options"`
 }
 
 // OCI renders the state as the runtime-spec state JSON.

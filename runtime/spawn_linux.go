@@ -38,6 +38,7 @@ type nsPlan struct {
 	newCgroup bool
 	newUTS    bool
 	userNS    bool // a new user namespace: devices are bound, not made
+	hostMount bool // no mount namespace: the host's (mounts under the rootfs, chroot)
 	uidMap    []syscall.SysProcIDMap
 	gidMap    []syscall.SysProcIDMap
 }
@@ -60,12 +61,18 @@ func (p nsPlan) rootHostID() (int, int) {
 }
 
 func planNamespaces(spec *specs.Spec) (nsPlan, error) {
-	// A container always gets its own mount namespace: mounting its rootfs
-	// in the host's would leak mounts and break delete.
-	p := nsPlan{clone: unix.CLONE_NEWNS}
+	// A spec without a mount namespace runs in the host's, as runc allows:
+	// its mounts are made under the rootfs in the host's namespace (a
+	// private bind of the rootfs holds them all, detached at delete) and
+	// the process chroots instead of pivot_root. A mount namespace with a
+	// path is joined, last, by the constructor, and the rootfs is set up in
+	// it (as runc does: the namespace's owner sees the container's mounts).
+	p := nsPlan{}
 	if spec.Linux == nil {
+		p.clone = unix.CLONE_NEWNS
 		return p, nil
 	}
+	p.hostMount = !seenMount(spec)
 	seen := map[specs.LinuxNamespaceType]bool{}
 	for _, ns := range spec.Linux.Namespaces {
 		if seen[ns.Type] {
@@ -90,8 +97,6 @@ func planNamespaces(spec *specs.Spec) (nsPlan, error) {
 				p.gidMap = append(p.gidMap, syscall.SysProcIDMap{ContainerID: int(m.ContainerID), HostID: int(m.HostID), Size: int(m.Size)})
 			}
 			continue
-		case ns.Type == specs.MountNamespace && ns.Path != "":
-			return p, fmt.Errorf("%w: joining a mount namespace is not supported", ErrInvalid)
 		case ns.Path != "":
 			if _, err := os.Stat(ns.Path); err != nil {
 				return p, fmt.Errorf("%w: namespace %s: %v", ErrInvalid, ns.Type, err)
@@ -113,6 +118,15 @@ func planNamespaces(spec *specs.Spec) (nsPlan, error) {
 		}
 	}
 	return p, nil
+}
+
+func seenMount(spec *specs.Spec) bool {
+	for _, ns := range spec.Linux.Namespaces {
+		if ns.Type == specs.MountNamespace {
+			return true
+		}
+	}
+	return false
 }
 
 // child is a started berth child that waits for its config on the sync socket.
