@@ -171,24 +171,24 @@ type dnsServer struct {
 	proxy     *userProxy
 
 	fileMu   sync.Mutex
-	fileSeen os.FileInfo
+	fileSeen *stateStamp
 }
 
-// refresh reloads the zone when the allocation file changed (a new inode
-// after every atomic write) and returns the new state, else nil. Queries
-// call it too, so an answer never lags a finished Attach.
+// refresh reloads the zone when the allocation state changed (its stamp,
+// see store.go) and returns the new state, else nil. Queries call it too,
+// so an answer never lags a finished Attach.
 func (s *dnsServer) refresh() *diskState {
 	s.fileMu.Lock()
 	defer s.fileMu.Unlock()
-	fi, err := os.Stat(filepath.Join(s.opt.StateDir, stateFile))
-	if err != nil || (s.fileSeen != nil && os.SameFile(fi, s.fileSeen) && fi.ModTime() == s.fileSeen.ModTime() && fi.Size() == s.fileSeen.Size()) {
+	stamp, err := readStamp(s.opt.StateDir)
+	if err != nil || (s.fileSeen != nil && *s.fileSeen == stamp) {
 		return nil
 	}
 	st, err := loadState(s.opt.StateDir)
 	if err != nil {
 		return nil
 	}
-	s.fileSeen = fi
+	s.fileSeen = &stamp
 	s.zone.Store(newZone(st))
 	s.state.Store(st)
 	return st

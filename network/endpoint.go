@@ -68,15 +68,76 @@ func withNS(path string, fn func(h *netlink.Handle, ns netns.NsHandle) error) er
 // with its addresses, the default route, published ports and DNS records,
 // and its hosts/resolv.conf/hostname files. Calling it again with the same
 // Endpoint changes nothing; with another one, only the difference.
+//
+// Attaches of different containers run in parallel: only the choice of
+// addresses and ports and the firewall table are made under the
+// allocation lock, and the record written there names everything the
+// attach is about to make (and to remove), before it is made. A crash at
+// any point leaves a record that the next Attach, Detach or Set converges.
 func (m *Manager) Attach(ctx context.Context, ep Endpoint) (Attachment, error) {
 	if err := validID(ep.ID); err != nil {
 		return Attachment{}, err
 	}
+	if err := ctx.Err(); err != nil {
+		return Attachment{}, err
+	}
+	unlock, err := m.lockEndpoint(ep.ID)
+	if err != nil {
+		return Attachment{}, err
+	}
+	defer unlock(false)
+	cur, err := m.record(ctx, ep.ID) // moves legacy records out first
+	if err != nil {
+		return Attachment{}, err
+	}
+	if (cur != nil && len(cur.Ports) > 0) || len(ep.Ports) > 0 {
+		return m.attachPublished(ctx, ep)
+	}
+	var st *diskState
+	var old, rec *endpointRecord
+	err = m.mutate(ctx, func(s *diskState) error {
+		st, old = s, s.Endpoints[ep.ID]
+		r, err := m.planEndpoint(s, ep, old)
+		if r != nil {
+			s.Endpoints[ep.ID], rec = r, r
+		}
+		return err
+	})
+	if rec == nil {
+		return Attachment{}, err
+	}
+	out := m.attachment(rec)
+	if err != nil {
+		return out, err
+	}
+	if err := m.realize(st, old, rec); err != nil {
+		return out, err
+	}
+	done := *rec
+	done.Stale = nil
+	if err := writeEndpoint(m.stateDir, &done); err != nil {
+		return out, err
+	}
+	st.Endpoints[ep.ID] = &done
+	if err := m.writeFiles(st, &done); err != nil {
+		return out, err
+	}
+	if len(ep.Networks) > 0 {
+		err = m.ensureDNS(ctx)
+	}
+	return out, err
+}
+
+// attachPublished is Attach for a container that publishes ports (or did):
+// all of it under the allocation lock, so that the firewall table, which
+// load-balances a port over every container publishing it, changes only
+// once the container's interfaces exist, in step with every other change
+// of the table.
+func (m *Manager) attachPublished(ctx context.Context, ep Endpoint) (Attachment, error) {
 	var out Attachment
 	err := m.mutate(ctx, func(st *diskState) error {
 		old := st.Endpoints[ep.ID]
-		hadPorts := old != nil && len(old.Ports) > 0 // attach may tear old down
-		rec, err := m.attach(st, ep, old)
+		rec, err := m.planEndpoint(st, ep, old)
 		if rec == nil {
 			return err
 		}
@@ -85,13 +146,20 @@ func (m *Manager) Attach(ctx context.Context, ep Endpoint) (Attachment, error) {
 		if err != nil {
 			return err
 		}
-		// The table only depends on endpoints through their published ports.
-		if hadPorts || len(rec.Ports) > 0 {
-			if err := m.applyFirewall(st); err != nil {
-				return err
-			}
+		// The intent first: a crash while realizing it leaves it recorded.
+		if err := writeEndpoint(m.stateDir, rec); err != nil {
+			return err
 		}
-		return m.writeFiles(st, rec)
+		if err := m.realize(st, old, rec); err != nil {
+			return err
+		}
+		done := *rec
+		done.Stale = nil
+		st.Endpoints[ep.ID] = &done
+		if err := m.applyFirewall(st); err != nil {
+			return err
+		}
+		return m.writeFiles(st, &done)
 	})
 	if err == nil && len(ep.Networks) > 0 {
 		err = m.ensureDNS(ctx)
@@ -99,15 +167,14 @@ func (m *Manager) Attach(ctx context.Context, ep Endpoint) (Attachment, error) {
 	return out, err
 }
 
-func (m *Manager) attach(st *diskState, ep Endpoint, old *endpointRecord) (*endpointRecord, error) {
+// planEndpoint computes container ep's record from the allocation state: its
+// namespace, interfaces with their addresses, published ports, and the
+// interfaces it had that go (Stale). Nothing on the machine changes.
+func (m *Manager) planEndpoint(st *diskState, ep Endpoint, old *endpointRecord) (*endpointRecord, error) {
 	rec := &endpointRecord{Endpoint: ep}
+	defer func() { rec.Stale = staleOf(old, rec) }()
 	mode := ep.NetworkMode
 	if mode == "host" || strings.HasPrefix(mode, "container:") {
-		if old != nil {
-			if err := m.teardown(old); err != nil {
-				return nil, err
-			}
-		}
 		if mode == "host" {
 			return rec, nil
 		}
@@ -121,17 +188,55 @@ func (m *Manager) attach(st *diskState, ep Endpoint, old *endpointRecord) (*endp
 	if mode != "" && mode != "none" && mode != "bridge" && mode != "default" {
 		return nil, fmt.Errorf("network_mode %q is not supported", mode)
 	}
-	path := m.SandboxPath(ep.ID)
-	if err := createNetns(path); err != nil {
-		return nil, err
-	}
-	rec.Netns = path
+	rec.Netns = m.SandboxPath(ep.ID)
 	if mode != "none" {
 		if err := m.allocate(st, ep, old, rec); err != nil {
 			return nil, err
 		}
 	}
-	err := withNS(path, func(h *netlink.Handle, ns netns.NsHandle) error {
+	ports, err := resolvePorts(st, ep, old, m.hostPortFree)
+	rec.Ports = ports
+	return rec, err
+}
+
+// staleOf lists the interfaces old had (or still recorded as stale) that
+// rec does not keep unchanged.
+func staleOf(old, rec *endpointRecord) []Interface {
+	if old == nil {
+		return nil
+	}
+	var out []Interface
+	for _, o := range append(append([]Interface(nil), old.Interfaces...), old.Stale...) {
+		kept := false
+		for _, w := range rec.Interfaces {
+			if reflect.DeepEqual(o, w) {
+				kept = true
+			}
+		}
+		if !kept {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+// realize makes the machine match rec (planned from old): the stale links
+// go, the sandbox, its interfaces and default routes are converged. Only
+// the container's own objects change: no lock but the endpoint's is needed.
+func (m *Manager) realize(st *diskState, old, rec *endpointRecord) error {
+	for _, s := range rec.Stale {
+		if err := m.deleteLink(s.HostVeth); err != nil {
+			return err
+		}
+	}
+	mode := rec.Endpoint.NetworkMode
+	if mode == "host" || strings.HasPrefix(mode, "container:") {
+		return nil
+	}
+	if err := createNetns(rec.Netns); err != nil {
+		return err
+	}
+	return withNS(rec.Netns, func(h *netlink.Handle, ns netns.NsHandle) error {
 		if err := loUp(h); err != nil {
 			return err
 		}
@@ -140,12 +245,6 @@ func (m *Manager) attach(st *diskState, ep Endpoint, old *endpointRecord) (*endp
 		}
 		return syncDefaultRoutes(st, h, rec, old)
 	})
-	if err != nil {
-		return rec, err
-	}
-	ports, err := resolvePorts(st, ep, old, m.hostPortFree)
-	rec.Ports = ports
-	return rec, err
 }
 
 // allocate fills rec.Interfaces: names, and addresses that stay the same
@@ -200,7 +299,9 @@ func takenAddrs(st *diskState, n *NetworkInfo, self string) map[netip.Addr]bool 
 		if id == self {
 			continue
 		}
-		for _, i := range r.Interfaces {
+		// Stale interfaces may still have their links: their
+		// addresses stay taken until the links are gone.
+		for _, i := range append(append([]Interface(nil), r.Interfaces...), r.Stale...) {
 			if i.Network == n.Spec.Name {
 				taken[i.IPv4], taken[i.IPv6] = true, true
 			}
@@ -235,29 +336,23 @@ func pickAddr(subnet, rng netip.Prefix, static string, prev *Interface, v4 bool,
 	return AllocateAddr(subnet, rng, taken)
 }
 
-// syncInterfaces deletes the veths rec no longer wants and creates (or
-// repairs) the ones it does.
+// syncInterfaces creates (or repairs) the veths rec wants; those it no
+// longer wants are rec.Stale, deleted before.
 func (m *Manager) syncInterfaces(st *diskState, h *netlink.Handle, ns netns.NsHandle, old, rec *endpointRecord) error {
-	keep := map[string]bool{}
-	if old != nil {
-		for _, o := range old.Interfaces {
-			for _, w := range rec.Interfaces {
-				if reflect.DeepEqual(o, w) && vethIntact(m.nl, h, w) {
-					keep[w.HostVeth] = true
-				}
-			}
-			if !keep[o.HostVeth] {
-				if err := m.deleteLink(o.HostVeth); err != nil {
-					return err
+	for i := range rec.Interfaces {
+		w := rec.Interfaces[i]
+		had := false
+		if old != nil {
+			for _, o := range old.Interfaces {
+				if reflect.DeepEqual(o, w) {
+					had = true
 				}
 			}
 		}
-	}
-	for i := range rec.Interfaces {
-		if keep[rec.Interfaces[i].HostVeth] {
+		if had && vethIntact(m.nl, h, w) {
 			continue
 		}
-		if err := m.createVeth(st.Networks[rec.Interfaces[i].Network], h, ns, &rec.Interfaces[i]); err != nil {
+		if err := m.createVeth(st.Networks[w.Network], h, ns, &rec.Interfaces[i]); err != nil {
 			return err
 		}
 	}
@@ -433,17 +528,6 @@ func setDefaultRoute(h *netlink.Handle, ifc *Interface, gw netip.Addr, v4 bool) 
 	return h.RouteReplace(&netlink.Route{LinkIndex: link.Attrs().Index, Dst: dst, Gw: gw.AsSlice()})
 }
 
-// teardown removes a container's veths; its sandbox stays.
-func (m *Manager) teardown(r *endpointRecord) error {
-	for _, i := range r.Interfaces {
-		if err := m.deleteLink(i.HostVeth); err != nil {
-			return err
-		}
-	}
-	r.Interfaces, r.Ports = nil, nil
-	return nil
-}
-
 // Detach removes container id's endpoints, published ports, DNS records and
 // files; its sandbox stays (RemoveSandbox removes it). Missing is nil.
 //
@@ -451,25 +535,51 @@ func (m *Manager) teardown(r *endpointRecord) error {
 // its published ports move to the other replicas at once, and connections
 // it already accepted keep flowing while it drains.
 func (m *Manager) Detach(ctx context.Context, id string) error {
-	return m.mutate(ctx, func(st *diskState) error { return m.detach(st, id, true) })
+	if err := validID(id); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	unlock, err := m.lockEndpoint(id)
+	if err != nil {
+		return err
+	}
+	defer unlock(false)
+	return m.detach(ctx, id, true)
 }
 
-func (m *Manager) detach(st *diskState, id string, draining bool) error {
-	r, ok := st.Endpoints[id]
-	if !ok {
+// detach does Detach's work; the caller holds the endpoint's lock. Its
+// published ports leave the firewall first (under the allocation lock,
+// with the interfaces recorded as stale), then the links go, then the
+// record: a crash in between leaves a record naming what may remain.
+func (m *Manager) detach(ctx context.Context, id string, draining bool) error {
+	r, err := m.record(ctx, id)
+	if err != nil {
+		return err
+	}
+	if r == nil {
 		return os.RemoveAll(m.filesDir(id))
 	}
-	gone := *r
-	delete(st.Endpoints, id)
 	if len(r.Ports) > 0 {
-		if err := m.applyFirewall(st); err != nil {
+		err := m.mutate(ctx, func(st *diskState) error {
+			st.Endpoints[id] = &endpointRecord{Endpoint: r.Endpoint, Netns: r.Netns,
+				Stale: append(append([]Interface(nil), r.Interfaces...), r.Stale...)}
+			return m.applyFirewall(st)
+		})
+		if err != nil {
 			return err
 		}
 	}
-	if err := m.teardown(r); err != nil {
+	for _, i := range append(append([]Interface(nil), r.Interfaces...), r.Stale...) {
+		if err := m.deleteLink(i.HostVeth); err != nil {
+			return err
+		}
+	}
+	m.forgetFlows(r, draining)
+	if err := removeEndpoint(m.stateDir, id); err != nil {
 		return err
 	}
-	m.forgetFlows(&gone, draining)
 	return os.RemoveAll(m.filesDir(id))
 }
 
@@ -479,12 +589,23 @@ func (m *Manager) RemoveSandbox(ctx context.Context, id string) error {
 	if err := validID(id); err != nil {
 		return err
 	}
-	return m.mutate(ctx, func(st *diskState) error {
-		if err := m.detach(st, id, false); err != nil {
-			return err
-		}
-		return removeNetns(m.SandboxPath(id))
-	})
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	unlock, err := m.lockEndpoint(id)
+	if err != nil {
+		return err
+	}
+	if err := m.detach(ctx, id, false); err != nil {
+		unlock(false)
+		return err
+	}
+	if err := removeNetns(m.SandboxPath(id)); err != nil {
+		unlock(false)
+		return err
+	}
+	unlock(true)
+	return nil
 }
 
 func hasIPv6(r *endpointRecord) bool {

@@ -3,6 +3,7 @@ package network
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -82,8 +83,10 @@ func (m *Manager) SandboxPath(id string) string {
 // filesDir holds a container's hosts, resolv.conf and hostname.
 func (m *Manager) filesDir(id string) string { return filepath.Join(m.runDir, "containers", id) }
 
-// mutate runs fn with the allocation file loaded and locked, and saves it
-// when fn succeeds. OS changes happen inside fn, under the lock.
+// mutate runs fn with the whole allocation state loaded and the allocation
+// lock held, and saves what fn changed when it returns. OS changes fn
+// makes happen under the lock. fn replaces endpoint records rather than
+// changing them in place (saveState writes the replaced ones).
 func (m *Manager) mutate(ctx context.Context, fn func(st *diskState) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -93,31 +96,59 @@ func (m *Manager) mutate(ctx context.Context, fn func(st *diskState) error) erro
 		return err
 	}
 	defer unlock()
-	st, err := loadState(m.stateDir)
+	st, raw, err := loadStateRaw(m.stateDir)
 	if err != nil {
 		return err
 	}
+	prev := maps.Clone(st.Endpoints)
 	ferr := fn(st)
 	// Save even on failure: allocations made before the failure describe
 	// objects that now exist and must be found again to be cleaned.
-	if err := saveState(m.stateDir, st); err != nil && ferr == nil {
+	if err := saveState(m.stateDir, st, prev, raw); err != nil && ferr == nil {
 		ferr = err
 	}
 	return ferr
 }
 
-// read loads the allocation file without locking (a consistent snapshot:
-// writes are atomic renames).
+// read loads the allocation state without locking (a snapshot in which
+// every record is whole: writes are atomic renames).
 func (m *Manager) read() (*diskState, error) { return loadState(m.stateDir) }
+
+// lockEndpoint serialises the operations on one container's endpoint
+// (Attach, Detach, RemoveSandbox), across processes. Those of different
+// containers run in parallel; each takes the allocation lock only for
+// what is shared (addresses, ports, the firewall table). unlock(true)
+// removes the lock file (when the container's sandbox goes).
+func (m *Manager) lockEndpoint(id string) (unlock func(remove bool), err error) {
+	return lockRemovable(filepath.Join(m.runDir, "locks", id))
+}
+
+// record reads container id's endpoint record (nil: none), moving the
+// endpoints an older berth kept in state.json to their own files first.
+func (m *Manager) record(ctx context.Context, id string) (*endpointRecord, error) {
+	r, _, err := readEndpoint(m.stateDir, id)
+	if err != nil || r != nil {
+		return r, err
+	}
+	_, legacy, err := loadNetworks(m.stateDir)
+	if err != nil || len(legacy) == 0 {
+		return nil, err
+	}
+	if err := m.mutate(ctx, func(*diskState) error { return nil }); err != nil {
+		return nil, err
+	}
+	r, _, err = readEndpoint(m.stateDir, id)
+	return r, err
+}
 
 // Networks lists the networks berth manages, sorted by name.
 func (m *Manager) Networks(ctx context.Context) ([]NetworkInfo, error) {
-	st, err := m.read()
+	nets, _, err := loadNetworks(m.stateDir)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]NetworkInfo, 0, len(st.Networks))
-	for _, n := range st.Networks {
+	out := make([]NetworkInfo, 0, len(nets))
+	for _, n := range nets {
 		out = append(out, *n)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Spec.Name < out[j].Spec.Name })
@@ -126,11 +157,11 @@ func (m *Manager) Networks(ctx context.Context) ([]NetworkInfo, error) {
 
 // Network returns one network, or ErrNotFound.
 func (m *Manager) Network(ctx context.Context, name string) (NetworkInfo, error) {
-	st, err := m.read()
+	nets, _, err := loadNetworks(m.stateDir)
 	if err != nil {
 		return NetworkInfo{}, err
 	}
-	n, ok := st.Networks[name]
+	n, ok := nets[name]
 	if !ok {
 		return NetworkInfo{}, fmt.Errorf("network %s: %w", name, ErrNotFound)
 	}
@@ -153,8 +184,15 @@ func (m *Manager) Endpoints(ctx context.Context, network string) (map[string]Att
 	return out, nil
 }
 
+// on tells whether r is attached to network, or was and may still be
+// (Stale: links a crash may have left).
 func (r *endpointRecord) on(network string) bool {
 	for _, i := range r.Interfaces {
+		if i.Network == network {
+			return true
+		}
+	}
+	for _, i := range r.Stale {
 		if i.Network == network {
 			return true
 		}

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
 
 // Set converges all of berth's networking to cfg: networks and containers
@@ -106,6 +107,9 @@ func (m *Manager) collect(ctx context.Context) error {
 			for _, i := range r.Interfaces {
 				keep[i.HostVeth] = true
 			}
+			for _, i := range r.Stale {
+				keep[i.HostVeth] = true
+			}
 		}
 		links, err := m.nl.LinkList()
 		if err != nil {
@@ -131,8 +135,33 @@ func (m *Manager) collect(ctx context.Context) error {
 		if err := m.collectDir(filepath.Join(m.runDir, "containers"), st, os.RemoveAll); err != nil {
 			return err
 		}
+		// Lock files of containers without a record, that nobody holds.
+		if err := m.collectDir(filepath.Join(m.runDir, "locks"), st, removeIdleLock); err != nil {
+			return err
+		}
 		return m.applyFirewall(st)
 	})
+}
+
+// removeIdleLock removes a lock file unless someone holds it (see
+// lockRemovable: a waiter on the removed file takes a new one).
+func removeIdleLock(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		if os.IsNotExist(err) {
+			return nil
+		}
+		return err
+	}
+	defer f.Close()
+	if unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) != nil {
+		return nil
+	}
+	var held, now unix.Stat_t
+	if unix.Fstat(int(f.Fd()), &held) == nil && unix.Stat(path, &now) == nil && held.Ino == now.Ino && held.Dev == now.Dev {
+		return os.Remove(path)
+	}
+	return nil
 }
 
 func (m *Manager) collectDir(dir string, st *diskState, remove func(string) error) error {

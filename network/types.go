@@ -92,9 +92,13 @@ type endpointRecord struct {
 	Netns      string          `json:"netns,omitempty"`
 	Interfaces []Interface     `json:"interfaces,omitempty"`
 	Ports      []PublishedPort `json:"ports,omitempty"`
+	// Stale are interfaces the container had and an attach or detach under
+	// way removes: recorded until their links are gone, so that a crash in
+	// between leaves them named (their addresses stay taken meanwhile).
+	Stale []Interface `json:"stale,omitempty"`
 }
 
-// diskState is the whole allocation file.
+// diskState is the whole allocation state (see store.go for its files).
 type diskState struct {
 	Networks  map[string]*NetworkInfo    `json:"networks"`
 	Endpoints map[string]*endpointRecord `json:"endpoints"`
