@@ -125,6 +125,10 @@ func watchDir(ctx context.Context, dir string) <-chan struct{} {
 			}
 			select {
 			case ch <- struct{}{}:
+				// At most one reload per 10 ms: a burst of attaches
+				// (each one a write) costs one parse of the file, not
+				// one each.
+				time.Sleep(10 * time.Millisecond)
 			default:
 			}
 		}
