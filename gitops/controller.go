@@ -31,6 +31,9 @@ type Options struct {
 	ProjectName string
 	Profiles    []string
 	EnvFiles    []string // relative to Path
+	// AgeKeyFile holds age identities for SOPS-encrypted files, besides
+	// SOPS_AGE_KEY, SOPS_AGE_KEY_FILE and ~/.config/sops/age/keys.txt.
+	AgeKeyFile string
 
 	Interval      time.Duration // fetch period (default 30s)
 	HealthTimeout time.Duration // how long a new revision has to become healthy (default 2m)

@@ -211,18 +211,35 @@ func (c *Controller) checkoutAndLoad(ctx context.Context, h plumbing.Hash) (*loa
 	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
 		return nil, fmt.Errorf("%s: no directory %q in the repository", short(h), c.o.Path)
 	}
-	p, err := compose.Load(ctx, compose.Options{
+	// SOPS-encrypted files are decrypted on the way: see sops.go
+	sec := c.newSecrets(work)
+	pr, err := sec.prepareLoad(compose.Options{
 		Files: c.o.Files, ProjectName: c.o.ProjectName, Profiles: c.o.Profiles,
 		EnvFiles: c.o.EnvFiles, Dir: dir, Environ: c.o.Environ,
-	})
+	}, dir, c.o.StateDir)
 	if err != nil {
+		return nil, err
+	}
+	p, err := compose.Load(ctx, pr.opts)
+	pr.cleanup()
+	if err != nil {
+		return nil, err
+	}
+	if err := sec.serviceEnvFiles(p.Project); err != nil {
 		return nil, err
 	}
 	d, err := p.Desired()
 	if err != nil {
 		return nil, err
 	}
-	inputs := repoPaths(work, append(slices.Clone(p.Inputs), dir), d)
+	restoreConfigFiles(d, pr.replaced)
+	if err := sec.files(d); err != nil {
+		return nil, err
+	}
+	if sec.n > 0 {
+		c.logf("%s: decrypted %d sops document(s)", short(h), sec.n)
+	}
+	inputs := repoPaths(work, append(append(slices.Clone(p.Inputs), dir), pr.inputs...), d)
 	fp, err := c.repo.Fingerprint(h, inputs)
 	if err != nil {
 		return nil, err
