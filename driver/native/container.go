@@ -23,16 +23,6 @@ func (d *Driver) CreateContainer(ctx context.Context, s state.ContainerSpec) (st
 	if err := d.checkRefs(ctx, s); err != nil {
 		return "", err
 	}
-	unlock, err := d.lockNames()
-	if err != nil {
-		return "", err
-	}
-	defer unlock()
-	if taken, err := d.nameTaken(s.Name, ""); err != nil {
-		return "", err
-	} else if taken {
-		return "", fmt.Errorf("container name %s: %w", s.Name, driver.ErrAlreadyExists)
-	}
 	r := &record{ID: newID(), Name: s.Name, Spec: s, Created: time.Now().UTC()}
 	if r.Spec.Labels == nil {
 		r.Spec.Labels = map[string]string{}
@@ -41,7 +31,11 @@ func (d *Driver) CreateContainer(ctx context.Context, s state.ContainerSpec) (st
 	if img, err := d.image(s); err == nil {
 		d.imageDefaults(&r.Spec, img)
 	}
-	if err := d.createRecord(r); err != nil {
+	tmp, err := d.prepareRecord(r)
+	if err != nil {
+		return "", err
+	}
+	if err := d.commitNamed(tmp, r); err != nil {
 		return "", err
 	}
 	d.event(r, "create", "")
@@ -153,6 +147,9 @@ func (d *Driver) RenameContainer(ctx context.Context, id, name string) error {
 	}
 	r.Name, r.Spec.Name = name, name
 	if err := d.writeRecord(r); err != nil {
+		return err
+	}
+	if err := d.nameAdded(name, id); err != nil {
 		return err
 	}
 	// A successor renamed into place is the service's container now: its

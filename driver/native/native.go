@@ -51,6 +51,7 @@ type Driver struct {
 	// names serialises name checks within this process; nameLock (a flock)
 	// does across processes.
 	names sync.Mutex
+	index *nameIndex // guarded by names
 }
 
 // New opens every layer under the roots.

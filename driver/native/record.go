@@ -75,28 +75,59 @@ func (d *Driver) readRecord(id string) (*record, error) {
 // exists for long and never for good.
 const (
 	newPrefix  = ".new-"
+	prepPrefix = ".prep-" // made without the names lock: a leftover once old
 	gonePrefix = ".gone-"
 	// leftoverAge is how old a directory without a record must be to
 	// be taken for a crash's leftover rather than work in progress.
 	leftoverAge = time.Minute
 )
 
-// createRecord makes the container's directory with its record in it in
-// one step: written in a side directory, then renamed into place.
-func (d *Driver) createRecord(r *record) error {
-	tmp := filepath.Join(d.containersDir(), newPrefix+r.ID)
+// prepareRecord writes the record of a container being created, forced to
+// disk, in a side directory (prepPrefix): outside the names lock, so that
+// creates wait on the disk in parallel. commitRecord renames it into place.
+func (d *Driver) prepareRecord(r *record) (string, error) {
+	tmp := filepath.Join(d.containersDir(), prepPrefix+r.ID)
 	if err := os.MkdirAll(tmp, 0o700); err != nil {
-		return err
+		return "", err
 	}
 	if err := writeRecordIn(tmp, r); err != nil {
 		os.RemoveAll(tmp)
-		return err
+		return "", err
 	}
+	return tmp, nil
+}
+
+// commitRecord makes the prepared container directory the container's, in
+// one step; the caller holds lockNames.
+func (d *Driver) commitRecord(tmp string, r *record) error {
 	if err := os.Rename(tmp, d.containerDir(r.ID)); err != nil {
 		os.RemoveAll(tmp)
 		return err
 	}
 	return nil
+}
+
+// commitNamed puts the prepared container in place under the names lock,
+// unless another container has its name (driver.ErrAlreadyExists); the
+// prepared directory is removed when it fails.
+func (d *Driver) commitNamed(tmp string, r *record) error {
+	unlock, err := d.lockNames()
+	if err != nil {
+		os.RemoveAll(tmp)
+		return err
+	}
+	defer unlock()
+	if taken, err := d.nameTaken(r.Name, ""); err != nil {
+		os.RemoveAll(tmp)
+		return err
+	} else if taken {
+		os.RemoveAll(tmp)
+		return fmt.Errorf("container name %s: %w", r.Name, driver.ErrAlreadyExists)
+	}
+	if err := d.commitRecord(tmp, r); err != nil {
+		return err
+	}
+	return d.nameAdded(r.Name, r.ID)
 }
 
 // removeDir deletes a container's directory: renamed away first, so that
@@ -196,7 +227,7 @@ func (d *Driver) records() ([]*record, error) {
 		case !e.IsDir():
 		case validID(e.Name()):
 			ids = append(ids, e.Name())
-		case strings.HasPrefix(e.Name(), gonePrefix) || strings.HasPrefix(e.Name(), newPrefix):
+		case strings.HasPrefix(e.Name(), gonePrefix) || strings.HasPrefix(e.Name(), newPrefix) || strings.HasPrefix(e.Name(), prepPrefix):
 			d.clearLeftover(e)
 		}
 	}
@@ -294,17 +325,97 @@ func (d *Driver) lockNames() (func(), error) {
 	return func() { f.Close(); d.names.Unlock() }, nil
 }
 
+// nameTaken tells whether another container than except has name. The
+// caller holds lockNames. The names are kept in memory between calls (a
+// create checked every record, so an up of N services read N² records)
+// and read again from the records when another process added a name
+// since: every addition rewrites the generation file under the lock.
+// Removals do not, so a name the index still has is checked against its
+// record.
 func (d *Driver) nameTaken(name, except string) (bool, error) {
-	recs, err := d.records()
+	gen, err := d.namesGen()
 	if err != nil {
 		return false, err
 	}
-	for _, r := range recs {
-		if r.Name == name && r.ID != except {
-			return true, nil
+	if d.index == nil || d.index.gen != gen {
+		if err := d.loadNames(gen); err != nil {
+			return false, err
 		}
 	}
-	return false, nil
+	id, ok := d.index.names[name]
+	if !ok || id == except {
+		return false, nil
+	}
+	if r, err := d.readRecord(id); err == nil && r.Name == name {
+		return true, nil
+	}
+	// Gone or renamed since the index was read: read it again.
+	if err := d.loadNames(gen); err != nil {
+		return false, err
+	}
+	id, ok = d.index.names[name]
+	return ok && id != except, nil
+}
+
+// nameIndex is the name → id map of every container, as of gen.
+type nameIndex struct {
+	gen   string
+	names map[string]string
+}
+
+func (d *Driver) loadNames(gen string) error {
+	recs, err := d.records()
+	if err != nil {
+		return err
+	}
+	idx := &nameIndex{gen: gen, names: make(map[string]string, len(recs))}
+	for _, r := range recs {
+		idx.names[r.Name] = r.ID
+	}
+	d.index = idx
+	return nil
+}
+
+func (d *Driver) namesGenPath() string { return filepath.Join(d.containersDir(), ".names.gen") }
+
+// namesGen reads the generation of the names (made when missing); the
+// caller holds lockNames.
+func (d *Driver) namesGen() (string, error) {
+	b, err := os.ReadFile(d.namesGenPath())
+	if errors.Is(err, os.ErrNotExist) || (err == nil && len(b) == 0) {
+		return d.bumpNames()
+	}
+	return string(b), err
+}
+
+// bumpNames writes a new generation; the caller holds lockNames. Not
+// forced to disk: after a power loss every process starts with no index.
+func (d *Driver) bumpNames() (string, error) {
+	gen := newID()
+	if err := os.WriteFile(d.namesGenPath(), []byte(gen), 0o600); err != nil {
+		return "", err
+	}
+	return gen, nil
+}
+
+// nameAdded records in the index, and for other processes in the
+// generation, that container id now has name; the caller holds lockNames.
+func (d *Driver) nameAdded(name, id string) error {
+	gen, err := d.bumpNames()
+	if err != nil {
+		d.index = nil
+		return err
+	}
+	if d.index != nil {
+		for n, i := range d.index.names {
+			if i == id {
+				delete(d.index.names, n)
+			}
+		}
+		d.index.names[name] = id
+		d.index.gen = gen
+	}
+	return nil
 }
 
 func shortID(id string) string {
