@@ -31,6 +31,7 @@ func container(p *types.Project, s types.ServiceConfig) (state.ContainerSpec, er
 		Init:        s.Init != nil && *s.Init,
 		NetworkMode: s.NetworkMode,
 		ExtraHosts:  extraHosts(s.ExtraHosts),
+		Links:       links(s.Links),
 		DNS:         cloneStrings(s.DNS),
 		DNSSearch:   cloneStrings(s.DNSSearch),
 		DNSOpt:      cloneStrings(s.DNSOpts),
@@ -256,3 +257,17 @@ func ports(ps []types.ServicePortConfig) ([]state.Port, error) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// links writes every `links:` entry as SERVICE:ALIAS ("db" is "db:db").
+// compose-go already made each linked service a dependency.
+func links(ls []string) []string {
+	var out []string
+	for _, l := range ls {
+		svc, alias, ok := strings.Cut(l, ":")
+		if !ok {
+			alias = svc
+		}
+		out = append(out, svc+":"+alias)
+	}
+	return out
+}

@@ -55,7 +55,6 @@ var Unimplemented = []string{
 	"services.*.external_links",
 	"services.*.gpus",
 	"services.*.isolation",
-	"services.*.links",
 	"services.*.logging",
 	"services.*.log_driver",
 	"services.*.log_opt",

@@ -438,11 +438,20 @@ func (z *zone) lookup(client netip.Addr, qname string) ([]netip.Addr, bool) {
 		shared[i.Network] = true
 	}
 	name := strings.ToLower(strings.TrimSuffix(qname, "."))
+	// links: "db:database" makes database name db's replicas, for the
+	// linking container only (as Docker's resolver does on user networks).
+	linked := ""
+	for _, l := range asker.Endpoint.Links {
+		if svc, alias, _ := strings.Cut(l, ":"); strings.EqualFold(alias, name) {
+			linked = svc
+		}
+	}
 	var out []netip.Addr
 	found := false
 	for _, r := range z.endpoints {
+		link := linked != "" && r.Endpoint.Project == asker.Endpoint.Project && strings.EqualFold(r.Endpoint.Service, linked)
 		for _, i := range r.Interfaces {
-			if shared[i.Network] && answersTo(r.Endpoint, i, name) {
+			if shared[i.Network] && (link || answersTo(r.Endpoint, i, name)) {
 				found = true
 				for _, a := range []netip.Addr{i.IPv4, i.IPv6} {
 					if a.IsValid() {

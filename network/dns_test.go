@@ -23,10 +23,13 @@ func TestZoneLookup(t *testing.T) {
 				Interfaces: []Interface{ifc("front", "10.213.1.2", "fd42:b0::2", "site")}},
 			"w2": {Endpoint: Endpoint{ID: "w2", Name: "p-web-2", Service: "web"},
 				Interfaces: []Interface{ifc("front", "10.213.1.3", "")}},
-			"db": {Endpoint: Endpoint{ID: "db", Name: "p-db-1", Service: "db", DNS: []string{"10.213.9.9", "10.213.2.1"}},
+			"db": {Endpoint: Endpoint{ID: "db", Name: "p-db-1", Project: "p", Service: "db", DNS: []string{"10.213.9.9", "10.213.2.1"}},
 				Interfaces: []Interface{ifc("back", "10.213.2.2", "", "database")}},
-			"api": {Endpoint: Endpoint{ID: "api", Name: "p-api-1", Service: "api"},
+			"api": {Endpoint: Endpoint{ID: "api", Name: "p-api-1", Project: "p", Service: "api", Links: []string{"db:store", "web:web"}},
 				Interfaces: []Interface{ifc("front", "10.213.1.4", ""), ifc("back", "10.213.2.3", "")}},
+			// Another project's db: a link never reaches across projects.
+			"qdb": {Endpoint: Endpoint{ID: "qdb", Name: "q-db-1", Project: "q", Service: "db"},
+				Interfaces: []Interface{ifc("back", "10.213.2.9", "")}},
 		},
 	}
 	z := newZone(st)
@@ -44,6 +47,9 @@ func TestZoneLookup(t *testing.T) {
 		{"10.213.1.2", "database.", "[]", false},          // alias on a network web is not on
 		{"10.213.1.4", "database.", "[10.213.2.2]", true}, // api shares back with db
 		{"192.0.2.9", "web.", "[]", false},                // not a container: forwarded
+		{"10.213.1.4", "Store.", "[10.213.2.2]", true},    // links: db:store
+		{"10.213.1.2", "store.", "[]", false},             // only for the linking container
+		{"10.213.2.2", "store.", "[]", false},
 	} {
 		got, found := z.lookup(addr(c.from), c.name)
 		if fmt.Sprint(got) != c.want && !(len(got) == 0 && c.want == "[]") || found != c.found {
@@ -72,9 +78,10 @@ func TestZoneLookup(t *testing.T) {
 
 func TestEndpointFor(t *testing.T) {
 	s := &state.Service{Name: "web", Replicas: 2, Container: state.ContainerSpec{Project: "p", Hostname: "h",
-		Networks: []state.NetworkAttachment{{Network: "p_default"}}, Ports: []state.Port{{ContainerPort: 80}}, DNS: []string{"1.1.1.1"}}}
+		Networks: []state.NetworkAttachment{{Network: "p_default"}}, Ports: []state.Port{{ContainerPort: 80}}, DNS: []string{"1.1.1.1"},
+		Links: []string{"db:store"}}}
 	ep := EndpointFor("abc", s.Replica(2))
-	if ep.ID != "abc" || ep.Name != "p-web-2" || ep.Service != "web" || ep.Hostname != "h" || len(ep.Networks) != 1 || len(ep.Ports) != 1 || ep.DNS[0] != "1.1.1.1" {
+	if ep.ID != "abc" || ep.Name != "p-web-2" || ep.Service != "web" || ep.Hostname != "h" || len(ep.Networks) != 1 || len(ep.Ports) != 1 || ep.DNS[0] != "1.1.1.1" || len(ep.Links) != 1 {
 		t.Errorf("%+v", ep)
 	}
 }

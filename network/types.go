@@ -29,6 +29,7 @@ type Endpoint struct {
 	Networks    []state.NetworkAttachment
 	Ports       []state.Port
 	ExtraHosts  []string // "name:ip" or "name=ip"; ip may be "host-gateway"
+	Links       []string // "SERVICE:ALIAS": ALIAS answers as SERVICE's name for this container only
 	DNS         []string // upstream resolvers for this container's forwarded queries
 	DNSSearch   []string
 	DNSOpt      []string
@@ -111,7 +112,7 @@ func EndpointFor(id string, c state.ContainerSpec) Endpoint {
 	return Endpoint{
 		ID: id, Name: c.Name, Project: c.Project, Service: c.Service,
 		Hostname: c.Hostname, Domainname: c.Domainname, NetworkMode: c.NetworkMode,
-		Networks: c.Networks, Ports: c.Ports, ExtraHosts: c.ExtraHosts,
+		Networks: c.Networks, Ports: c.Ports, ExtraHosts: c.ExtraHosts, Links: c.Links,
 		DNS: c.DNS, DNSSearch: c.DNSSearch, DNSOpt: c.DNSOpt, MacAddress: c.MacAddress,
 	}
 }

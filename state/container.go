@@ -33,6 +33,7 @@ type ContainerSpec struct {
 	Networks    []NetworkAttachment
 	Ports       []Port
 	ExtraHosts  []string // "host:ip", ip may be "host-gateway"
+	Links       []string `json:",omitempty"` // links: "SERVICE:ALIAS" (ALIAS resolves to SERVICE for this container)
 	DNS         []string
 	DNSSearch   []string
 	DNSOpt      []string
