@@ -11,12 +11,13 @@ import (
 )
 
 // networkDNSServerCmd is the responder the network layer starts on demand
-// (a re-exec of this binary); users never run it.
+// (a re-exec of this binary); users never run it. It also hosts the
+// userland proxy of IPv6 published ports (network/proxy.go).
 func networkDNSServerCmd() *cobra.Command {
 	var o network.DNSOptions
 	cmd := &cobra.Command{
 		Use:    "dns-server",
-		Short:  "Serve service-name DNS for berth networks (started by berth itself)",
+		Short:  "Serve service-name DNS and the IPv6 port proxy for berth networks (started by berth itself)",
 		Hidden: true,
 		Args:   cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
