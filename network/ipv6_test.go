@@ -216,9 +216,13 @@ func TestIPv6Published(t *testing.T) {
 	})
 
 	t.Run("udp", func(t *testing.T) {
+		// A second host address on the machine's link: the proxy must
+		// answer from the address asked, not the one the kernel prefers.
+		run(t, "ip", "-n", e.host.name, "addr", "add", "fd5b:e27a:9d10::4/64", "dev", "bt-mach6", "nodad")
 		for _, c := range []struct{ from, addr string }{
 			{e.host.path, "[::1]:5306"}, {e.host.path, "[" + gw6 + "]:5306"}, {machine, "[" + hostAddr6 + "]:5306"},
 			{e.host.path, "[::1]:5304"}, {machine, "[" + hostAddr6 + "]:5304"}, {e.host.path, "127.0.0.1:5304"},
+			{machine, "[fd5b:e27a:9d10::4]:5304"},
 		} {
 			var got string
 			var err error

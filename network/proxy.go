@@ -184,6 +184,11 @@ func listenProxy(k proxyKey) (*proxyListener, error) {
 			return nil, err
 		}
 		l.udp = pc.(*net.UDPConn)
+		// The address each datagram was sent to, so that answers leave
+		// from it (a [::] listener on a host with several addresses).
+		if rc, err := l.udp.SyscallConn(); err == nil {
+			rc.Control(func(fd uintptr) { unix.SetsockoptInt(int(fd), unix.IPPROTO_IPV6, unix.IPV6_RECVPKTINFO, 1) })
+		}
 		go l.serveUDP()
 		go l.expireUDP()
 		return l, nil
@@ -277,7 +282,8 @@ func (l *proxyListener) pipeTCP(in *net.TCPConn) {
 // container (whose answers go back to that client).
 type udpFlow struct {
 	conn net.Conn
-	last atomic.Int64 // unix nanoseconds of the last packet either way
+	last atomic.Int64               // unix nanoseconds of the last packet either way
+	dst  atomic.Pointer[netip.Addr] // the host address the client sends to
 }
 
 // udpIdle is how long a UDP flow without traffic is kept.
@@ -285,8 +291,9 @@ const udpIdle = 60 * time.Second
 
 func (l *proxyListener) serveUDP() {
 	buf := make([]byte, 65535)
+	oob := make([]byte, 128)
 	for {
-		n, from, err := l.udp.ReadFromUDPAddrPort(buf)
+		n, oobn, _, from, err := l.udp.ReadMsgUDPAddrPort(buf, oob)
 		if err != nil {
 			select {
 			case <-l.done:
@@ -303,8 +310,25 @@ func (l *proxyListener) serveUDP() {
 			continue
 		}
 		f.last.Store(time.Now().UnixNano())
+		if dst, ok := pktinfoDst(oob[:oobn]); ok {
+			f.dst.Store(&dst)
+		}
 		f.conn.Write(buf[:n])
 	}
+}
+
+// pktinfoDst is the destination address of a datagram (IPV6_PKTINFO).
+func pktinfoDst(oob []byte) (netip.Addr, bool) {
+	msgs, err := unix.ParseSocketControlMessage(oob)
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	for _, m := range msgs {
+		if m.Header.Level == unix.IPPROTO_IPV6 && m.Header.Type == unix.IPV6_PKTINFO && len(m.Data) >= 16 {
+			return netip.AddrFrom16([16]byte(m.Data[:16])), true
+		}
+	}
+	return netip.Addr{}, false
 }
 
 func (l *proxyListener) flow(from netip.AddrPort) *udpFlow {
@@ -333,7 +357,11 @@ func (l *proxyListener) flow(from netip.AddrPort) *udpFlow {
 				return
 			}
 			f.last.Store(time.Now().UnixNano())
-			l.udp.WriteToUDPAddrPort(buf[:n], from)
+			var oob []byte
+			if dst := f.dst.Load(); dst != nil {
+				oob = unix.PktInfo6(&unix.Inet6Pktinfo{Addr: dst.As16()})
+			}
+			l.udp.WriteMsgUDPAddrPort(buf[:n], oob, from)
 		}
 	}()
 	return f
