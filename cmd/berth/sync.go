@@ -18,6 +18,7 @@ import (
 
 	"github.com/berth-dev/berth/gitops"
 	"github.com/berth-dev/berth/reconciler"
+	"github.com/berth-dev/berth/secrets/sops"
 )
 
 type syncOptions struct {
@@ -28,6 +29,7 @@ type syncOptions struct {
 	prune         bool
 	listen        string
 	secretFile    string
+	ageKeyFile    string
 }
 
 func init() {
@@ -42,7 +44,11 @@ delivery it fetches, checks the new revision out, loads the project under --path
 and converges the machine to it. A revision that does not load, build or become
 healthy within --health-timeout is rolled back to the last healthy one and not
 retried until a new commit arrives. Between commits drift is repaired.
-The webhook secret comes from --webhook-secret-file or BERTH_WEBHOOK_SECRET.`,
+The webhook secret comes from --webhook-secret-file or BERTH_WEBHOOK_SECRET.
+Files of the project encrypted with SOPS for age recipients (env files, env_file,
+secret and config files, compose files) are decrypted on apply with the age
+identities of --age-key-file, SOPS_AGE_KEY, SOPS_AGE_KEY_FILE and
+~/.config/sops/age/keys.txt; the plaintext never lands in the checkout.`,
 			Args: cobra.ExactArgs(1),
 			RunE: func(cmd *cobra.Command, args []string) error {
 				return runSync(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), args[0], o)
@@ -57,6 +63,7 @@ The webhook secret comes from --webhook-secret-file or BERTH_WEBHOOK_SECRET.`,
 		f.BoolVar(&o.prune, "prune", false, "Remove services deleted from the repository")
 		f.StringVar(&o.listen, "webhook-listen", "", "Address for webhook deliveries and /metrics, e.g. 127.0.0.1:9090")
 		f.StringVar(&o.secretFile, "webhook-secret-file", "", "File holding the webhook HMAC secret")
+		f.StringVar(&o.ageKeyFile, "age-key-file", "", "File of age identities for SOPS-encrypted files (besides SOPS_AGE_KEY, SOPS_AGE_KEY_FILE, ~/.config/sops/age/keys.txt)")
 		cmd.AddCommand(syncStatusCmd(), syncHistoryCmd(), syncRollbackCmd())
 		return cmd
 	})
@@ -76,6 +83,17 @@ func runSync(ctx context.Context, stdout, stderr io.Writer, url string, o syncOp
 		}
 		secret = []byte(strings.TrimSpace(string(b)))
 	}
+	if o.ageKeyFile != "" {
+		abs, err := filepath.Abs(o.ageKeyFile)
+		if err != nil {
+			return err
+		}
+		o.ageKeyFile = abs
+		// a key file that cannot be read is said now, not at the first apply
+		if _, err := sops.LoadKeys(nil, o.ageKeyFile); err != nil {
+			return err
+		}
+	}
 	d, err := nativeDriver(ctx)
 	if err != nil {
 		return err
@@ -89,7 +107,7 @@ func runSync(ctx context.Context, stdout, stderr io.Writer, url string, o syncOp
 		URL: url, Ref: o.ref, Path: o.path,
 		Files: global.files, ProjectName: global.projectName, Profiles: global.profiles, EnvFiles: global.envFiles,
 		Interval: o.interval, HealthTimeout: o.healthTimeout, Resync: o.resync, Prune: o.prune,
-		Secret: secret, WebhookListen: o.listen,
+		Secret: secret, WebhookListen: o.listen, AgeKeyFile: o.ageKeyFile,
 		StateDir: gitops.StateDir(global.root, url, o.ref, o.path),
 		Driver:   d,
 		Locker: func(project string) reconciler.Locker {
