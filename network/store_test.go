@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/berth-dev/berth/state"
 )
@@ -322,4 +323,45 @@ func TestLegacyStateMoves(t *testing.T) {
 	if eps, _ := e.m.Endpoints(ctx, ""); len(eps) != 0 {
 		t.Errorf("endpoints left: %v", eps)
 	}
+}
+
+// BenchmarkParallel50 attaches 50 containers to one network in parallel,
+// then removes their sandboxes in parallel, as an up and a down of a
+// 50-service project do; it reports the milliseconds of each half.
+func BenchmarkParallel50(b *testing.B) {
+	e := newTestEnv(b, "p50", "")
+	ctx := context.Background()
+	if _, err := e.m.EnsureNetwork(ctx, netSpec("b_net", "")); err != nil {
+		b.Fatal(err)
+	}
+	var attach, remove time.Duration
+	for i := 0; i < b.N; i++ {
+		ids := make([]string, 50)
+		for j := range ids {
+			ids[j] = fmt.Sprintf("i%dc%02d", i, j)
+		}
+		each := func(fn func(id string) error) time.Duration {
+			t0 := time.Now()
+			var wg sync.WaitGroup
+			for _, id := range ids {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					if err := fn(id); err != nil {
+						b.Error(err)
+					}
+				}()
+			}
+			wg.Wait()
+			return time.Since(t0)
+		}
+		attach += each(func(id string) error {
+			_, err := e.m.Attach(ctx, Endpoint{ID: id, Name: "b-s-" + id, Service: "s",
+				Networks: []state.NetworkAttachment{{Network: "b_net"}}})
+			return err
+		})
+		remove += each(func(id string) error { return e.m.RemoveSandbox(ctx, id) })
+	}
+	b.ReportMetric(float64(attach.Milliseconds())/float64(b.N), "attach50-ms")
+	b.ReportMetric(float64(remove.Milliseconds())/float64(b.N), "remove50-ms")
 }

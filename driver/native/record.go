@@ -390,10 +390,20 @@ func (d *Driver) namesGen() (string, error) {
 
 // bumpNames writes a new generation; the caller holds lockNames. Not
 // forced to disk: after a power loss every process starts with no index.
+// Overwritten in place (the same length every time), not truncated: on
+// ext4 a truncate-and-rewrite flushes the file on close, like an fsync.
 func (d *Driver) bumpNames() (string, error) {
 	gen := newID()
-	if err := os.WriteFile(d.namesGenPath(), []byte(gen), 0o600); err != nil {
+	f, err := os.OpenFile(d.namesGenPath(), os.O_WRONLY|os.O_CREATE, 0o600)
+	if err != nil {
 		return "", err
+	}
+	_, werr := f.WriteAt([]byte(gen), 0)
+	if cerr := f.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr != nil {
+		return "", werr
 	}
 	return gen, nil
 }
