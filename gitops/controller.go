@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -119,6 +120,9 @@ func New(o Options) (*Controller, error) {
 	if err != nil {
 		return nil, err
 	}
+	// decrypted compose files live only during a load: one a killed
+	// controller left behind goes now
+	os.RemoveAll(filepath.Join(o.StateDir, plainDir))
 	rec, err := LoadRecord(o.StateDir)
 	if err != nil {
 		return nil, fmt.Errorf("record: %w", err)
