@@ -303,3 +303,37 @@ func prune(dir string) {
 		os.Remove(filepath.Join(dir, a.name))
 	}
 }
+
+// RemoveCached removes the cached desired states of project from cacheDir
+// (down -v: nothing of a removed project stays behind). Entries are keyed
+// by their inputs, so each is read to learn its project; one that cannot
+// be read is left to prune.
+func RemoveCached(cacheDir, project string) error {
+	ents, err := os.ReadDir(cacheDir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if filepath.Ext(e.Name()) != entrySuffix {
+			continue
+		}
+		path := filepath.Join(cacheDir, e.Name())
+		f, err := os.Open(path)
+		if err != nil {
+			continue
+		}
+		var ce cacheEntry
+		derr := gob.NewDecoder(bufio.NewReader(f)).Decode(&ce)
+		f.Close()
+		if derr != nil || ce.Desired == nil || ce.Desired.Project != project {
+			continue
+		}
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	return nil
+}

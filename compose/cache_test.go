@@ -378,3 +378,40 @@ func TestCacheEnvironmentDependencies(t *testing.T) {
 		t.Errorf("pass-through variable missing from %v", l.Desired.Services["web"].Container.Env)
 	}
 }
+
+// TestRemoveCached: the entries of one project go, another project's stay.
+func TestRemoveCached(t *testing.T) {
+	dir := t.TempDir()
+	writeTree(t, dir, cacheProject)
+	writeTree(t, dir, map[string]string{"other/compose.yaml": "services:\n  a:\n    image: busybox\n"})
+	settle()
+	o := cacheOptions(dir)
+	mustLoadDesired(t, o)
+	o2 := o
+	// A second entry of the same project: another option set.
+	o2.EnvFiles = []string{filepath.Join(dir, "proj", "alt.env")}
+	mustLoadDesired(t, o2)
+	other := o
+	other.Dir, other.Files, other.ProjectName = filepath.Join(dir, "other"), nil, "other"
+	mustLoadDesired(t, other)
+	entries := func() int {
+		m, _ := filepath.Glob(filepath.Join(o.CacheDir, "*"+entrySuffix))
+		return len(m)
+	}
+	if n := entries(); n != 3 {
+		t.Fatalf("%d cache entries, want 3", n)
+	}
+	project := mustLoadDesired(t, o).Desired.Project
+	if err := RemoveCached(o.CacheDir, project); err != nil {
+		t.Fatal(err)
+	}
+	if n := entries(); n != 1 {
+		t.Errorf("%d cache entries left, want 1 (the other project's)", n)
+	}
+	if !mustLoadDesired(t, other).Cached {
+		t.Error("the other project's entry went too")
+	}
+	if err := RemoveCached(filepath.Join(dir, "missing"), project); err != nil {
+		t.Errorf("missing cache directory: %v", err)
+	}
+}

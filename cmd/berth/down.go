@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/berth-dev/berth/compose"
 	"github.com/berth-dev/berth/reconciler"
 	"github.com/berth-dev/berth/store"
 )
@@ -89,6 +90,13 @@ func runDown(ctx context.Context, stdout, stderr io.Writer, o downOptions, timeo
 	// included (removed while held: waiters take a new one).
 	if left, err := t.d.Observe(ctx, t.name); err == nil && len(left.Containers)+len(left.Networks)+len(left.Volumes) == 0 {
 		if err := reconciler.RemoveLockFile(t.lockPath()); err != nil {
+			fmt.Fprintf(stderr, "berth: warning: %v\n", err)
+		}
+	}
+	// down -v leaves nothing of the project: its cached desired states
+	// (keyed by the load's inputs, found by their project) go too.
+	if o.volumes {
+		if err := compose.RemoveCached(composeOptions().CacheDir, t.name); err != nil {
 			fmt.Fprintf(stderr, "berth: warning: %v\n", err)
 		}
 	}
