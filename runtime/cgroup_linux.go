@@ -22,9 +22,10 @@ const cgroupRoot = "/sys/fs/cgroup"
 // with no controllers, as on this machine, is ignored).
 type cgroup struct {
 	v2   bool
-	root string            // v2: the unified hierarchy's mountpoint
-	path string            // relative to each hierarchy root, starts with /
-	dirs map[string]string // v1: controller -> absolute dir; v2: "" -> dir
+	root string               // v2: the unified hierarchy's mountpoint
+	path string               // relative to each hierarchy root, starts with /
+	dirs map[string]string    // v1: controller -> absolute dir; v2: "" -> dir
+	hier map[string]hierarchy // v1, of a new cgroup: every hierarchy
 }
 
 type hierarchy struct {
@@ -95,25 +96,80 @@ func newCgroup(spec *specs.Spec, id string) (*cgroup, error) {
 			rel = "/" + parts[0] + "/" + parts[len(parts)-1]
 		}
 	}
-	return openCgroup(rel)
+	c, hs, err := cgroupAt(rel)
+	if err != nil || c.v2 {
+		return c, err
+	}
+	// v1: only the hierarchies the container needs. Every one costs a
+	// directory to make and remove and a migration of the process (each
+	// a wait for an RCU grace period in the kernel); runc joins all.
+	need := v1Needed(withDeviceRules(spec))
+	for name, h := range hs {
+		use := false
+		for _, ctl := range strings.Split(h.options, ",") {
+			use = use || need[ctl]
+		}
+		if !use {
+			delete(c.dirs, name)
+		}
+	}
+	c.hier = hs
+	return c, nil
 }
 
+// v1Needed names the v1 controllers a container joins: pids (its
+// processes: top, kill, delete), memory and cpuacct (stats), freezer
+// (pause), and those its resources set.
+func v1Needed(r *specs.LinuxResources) map[string]bool {
+	need := map[string]bool{"pids": true, "memory": true, "cpuacct": true, "freezer": true}
+	if r == nil {
+		return need
+	}
+	need["devices"] = len(r.Devices) > 0
+	if cpu := r.CPU; cpu != nil {
+		need["cpu"] = cpu.Shares != nil || cpu.Quota != nil || cpu.Period != nil || cpu.RealtimePeriod != nil || cpu.RealtimeRuntime != nil || cpu.Idle != nil || cpu.Burst != nil
+		need["cpuset"] = cpu.Cpus != "" || cpu.Mems != ""
+	}
+	need["blkio"] = r.BlockIO != nil
+	need["hugetlb"] = len(r.HugepageLimits) > 0
+	if n := r.Network; n != nil {
+		need["net_cls"] = n.ClassID != nil
+		need["net_prio"] = len(n.Priorities) > 0
+	}
+	return need
+}
+
+// openCgroup opens an existing container's cgroup: on v1, the
+// hierarchies it has a directory in.
 func openCgroup(rel string) (*cgroup, error) {
+	c, _, err := cgroupAt(rel)
+	if err != nil || c.v2 {
+		return c, err
+	}
+	for name, d := range c.dirs {
+		if _, err := os.Stat(d); err != nil {
+			delete(c.dirs, name)
+		}
+	}
+	return c, nil
+}
+
+func cgroupAt(rel string) (*cgroup, map[string]hierarchy, error) {
 	c := &cgroup{path: rel, dirs: map[string]string{}}
 	if root := cgroupV2Root(); root != "" {
 		c.v2 = true
 		c.root = root
 		c.dirs[""] = filepath.Join(root, rel)
-		return c, nil
+		return c, nil, nil
 	}
 	hs, err := v1Hierarchies()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	for name, h := range hs {
 		c.dirs[name] = filepath.Join(h.mountpoint, rel)
 	}
-	return c, nil
+	return c, hs, nil
 }
 
 func (c *cgroup) dir(controller string) string {
@@ -531,18 +587,15 @@ func (c *cgroup) stats() (*Stats, error) {
 	return &s, nil
 }
 
-// v1MountOptions is what the container's cgroup mount needs on v1 (nil on v2).
-func v1MountOptions() map[string]string {
-	if isCgroupV2() {
-		return nil
-	}
-	hs, err := v1Hierarchies()
-	if err != nil {
+// v1MountOptions is what the container's cgroup mount needs on v1 (nil on
+// v2): the hierarchies it is in (another would show the host's tree).
+func (c *cgroup) v1MountOptions() map[string]string {
+	if c.v2 {
 		return nil
 	}
 	out := map[string]string{}
-	for name, h := range hs {
-		out[name] = h.options
+	for name := range c.dirs {
+		out[name] = c.hier[name].options
 	}
 	return out
 }

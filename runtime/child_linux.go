@@ -78,6 +78,9 @@ type initConfig struct {
 // startFifo is the write end of exec.fifo, held until execve.
 var startFifo *os.File
 
+// warmChild: a spare init, whose fds arrive with its config.
+var warmChild bool
+
 type syncMsg struct {
 	Ready bool   `json:"ready,omitempty"`
 	Error string `json:"error,omitempty"`
@@ -92,7 +95,9 @@ func init() {
 		// per thread: keep this goroutine on the thread that will execve.
 		goruntime.LockOSThread()
 		role := os.Getenv(envChild)
+		warmChild = os.Getenv(envWarm) != ""
 		os.Unsetenv(envChild)
+		os.Unsetenv(envWarm)
 		os.Unsetenv("_BERTH_NSENTER")
 		os.Unsetenv("_BERTH_NSFORK")
 		childMain(role)
@@ -111,6 +116,11 @@ func childMain(role string) {
 			fmt.Fprintf(os.Stderr, "berth: %v\n", err)
 		}
 		os.Exit(127)
+	}
+	if warmChild {
+		if err := recvWarmFds(); err != nil {
+			os.Exit(127) // an unused spare, let go, or a broken handshake
+		}
 	}
 	var cfg initConfig
 	if err := json.NewDecoder(sync).Decode(&cfg); err != nil {

@@ -19,35 +19,46 @@ import (
 // none answers. A connection that a shutting-down monitor closed before
 // reading is retried: that request was never acted upon.
 func (r *Runtime) call(ctx context.Context, req *request, fds []*os.File) (*response, error) {
+	resp, conn, _, err := r.callKeep(ctx, req, fds, false)
+	if conn != nil {
+		conn.Close()
+	}
+	return resp, err
+}
+
+// callKeep is call that, with keep, leaves the connection open after the
+// first response (for the ops that answer more than once) and returns it
+// with its reader.
+func (r *Runtime) callKeep(ctx context.Context, req *request, fds []*os.File, keep bool) (*response, *net.UnixConn, *bufio.Reader, error) {
 	sock := filepath.Join(r.root, "monitor.sock")
 	req.NFds = len(fds)
 	b, err := json.Marshal(req)
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
 	b = append(b, '\n')
 	spawned := false
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		resp, sent, err := r.roundTrip(sock, b, fds)
+		resp, sent, conn, rd, err := r.roundTrip(sock, b, fds, keep)
 		if err == nil {
-			return resp, nil
+			return resp, conn, rd, nil
 		}
 		if sent {
-			return nil, fmt.Errorf("monitor: %w", err)
+			return nil, nil, nil, fmt.Errorf("monitor: %w", err)
 		}
 		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("monitor did not answer: %w", err)
+			return nil, nil, nil, fmt.Errorf("monitor did not answer: %w", err)
 		}
 		if !spawned {
 			if err := r.spawnMonitor(); err != nil {
-				return nil, err
+				return nil, nil, nil, err
 			}
 			spawned = true
 		}
 		select {
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return nil, nil, nil, ctx.Err()
 		case <-time.After(2 * time.Millisecond):
 		}
 	}
@@ -55,12 +66,16 @@ func (r *Runtime) call(ctx context.Context, req *request, fds []*os.File) (*resp
 
 // roundTrip reports sent=true once the monitor read the request (it
 // answered something, even EOF after reading): retrying is then unsafe.
-func (r *Runtime) roundTrip(sock string, b []byte, fds []*os.File) (*response, bool, error) {
+func (r *Runtime) roundTrip(sock string, b []byte, fds []*os.File, keep bool) (_ *response, _ bool, _ *net.UnixConn, _ *bufio.Reader, err error) {
 	conn, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: sock, Net: "unix"})
 	if err != nil {
-		return nil, false, err
+		return nil, false, nil, nil, err
 	}
-	defer conn.Close()
+	defer func() {
+		if err != nil || !keep {
+			conn.Close()
+		}
+	}()
 	var oob []byte
 	if len(fds) > 0 {
 		ints := make([]int, len(fds))
@@ -70,24 +85,25 @@ func (r *Runtime) roundTrip(sock string, b []byte, fds []*os.File) (*response, b
 		oob = unix.UnixRights(ints...)
 	}
 	if _, _, err := conn.WriteMsgUnix(b, oob, nil); err != nil {
-		return nil, false, err
+		return nil, false, nil, nil, err
 	}
-	line, err := bufio.NewReaderSize(conn, 64<<10).ReadBytes('\n')
+	rd := bufio.NewReaderSize(conn, 64<<10)
+	line, err := rd.ReadBytes('\n')
 	if err != nil {
 		// Closed unread by a monitor on its way out, or it crashed mid-call;
 		// both look alike here, and only the first is safe to retry. The
 		// monitor closes unread connections before it unlinks the socket,
 		// so a vanished socket says it was the first.
 		if _, serr := os.Stat(sock); serr != nil {
-			return nil, false, err
+			return nil, false, nil, nil, err
 		}
-		return nil, len(line) > 0, err
+		return nil, len(line) > 0, nil, nil, err
 	}
 	var resp response
 	if err := json.Unmarshal(line, &resp); err != nil {
-		return nil, true, err
+		return nil, true, nil, nil, err
 	}
-	return &resp, true, nil
+	return &resp, true, conn, rd, nil
 }
 
 func (r *Runtime) spawnMonitor() error {
@@ -165,13 +181,18 @@ func (r *Runtime) Create(ctx context.Context, id string, o CreateOptions) (*Stat
 		}
 		o.Bundle = abs
 	}
-	req := &request{Op: "create", ID: id, Options: &o, Spec: o.Spec}
+	req, fds := createRequest("create", id, &o)
+	return r.do(ctx, req, fds)
+}
+
+func createRequest(op, id string, o *CreateOptions) (*request, []*os.File) {
+	req := &request{Op: op, ID: id, Options: o, Spec: o.Spec}
 	fds := o.Stdio
 	if o.ConsoleSocket != nil {
 		fds = append(append([]*os.File(nil), fds...), o.ConsoleSocket)
 		req.Console = true
 	}
-	return r.do(ctx, req, fds)
+	return req, fds
 }
 
 // Start lets a created container exec its process.
@@ -180,16 +201,73 @@ func (r *Runtime) Start(ctx context.Context, id string) error {
 	return err
 }
 
-// Run is Create then Start.
+// Run is Create then Start, in one call to the monitor (a container whose
+// start fails is deleted).
 func (r *Runtime) Run(ctx context.Context, id string, o CreateOptions) (*State, error) {
-	if _, err := r.Create(ctx, id, o); err != nil {
+	s, _, err := r.runOp(ctx, id, &o, false, false)
+	return s, err
+}
+
+// RunWait is Run that then waits for the container to stop, and deletes
+// it when remove is set; started (if set) is called once it runs. One
+// connection to the monitor serves it all (`berth runtime run`'s path):
+// the monitor answers once started and once stopped. When ctx ends, or the
+// caller goes, before the container stops, the container is left as it
+// is (running, and kept once stopped).
+func (r *Runtime) RunWait(ctx context.Context, id string, o CreateOptions, remove bool, started func(*State)) (*State, error) {
+	s, conn, err := r.runOp(ctx, id, &o, true, remove)
+	if err != nil {
 		return nil, err
 	}
-	if err := r.Start(ctx, id); err != nil {
-		r.Delete(ctx, id, true)
+	defer conn.conn.Close()
+	if started != nil {
+		started(s)
+	}
+	stop := context.AfterFunc(ctx, func() { conn.conn.SetReadDeadline(time.Now()) })
+	defer stop()
+	line, err := conn.rd.ReadBytes('\n')
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("monitor: %w", err)
+	}
+	var resp response
+	if err := json.Unmarshal(line, &resp); err != nil {
 		return nil, err
 	}
-	return r.State(id)
+	return resp.State, respErr(&resp)
+}
+
+type openCall struct {
+	conn *net.UnixConn
+	rd   *bufio.Reader
+}
+
+func (r *Runtime) runOp(ctx context.Context, id string, o *CreateOptions, wait, remove bool) (*State, openCall, error) {
+	if err := checkID(id); err != nil {
+		return nil, openCall{}, err
+	}
+	if o.Bundle != "" {
+		abs, err := filepath.Abs(o.Bundle)
+		if err != nil {
+			return nil, openCall{}, err
+		}
+		o.Bundle = abs
+	}
+	req, fds := createRequest("run", id, o)
+	req.Wait, req.Remove = wait, remove
+	resp, conn, rd, err := r.callKeep(ctx, req, fds, wait)
+	if err != nil {
+		return nil, openCall{}, err
+	}
+	if err := respErr(resp); err != nil {
+		if conn != nil {
+			conn.Close()
+		}
+		return nil, openCall{}, err
+	}
+	return resp.State, openCall{conn, rd}, nil
 }
 
 // Kill sends sig to the container's init (all: to every process of it).

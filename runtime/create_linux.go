@@ -135,7 +135,15 @@ func (r *Runtime) launch(ctx context.Context, s *State, spec *specs.Spec, stdio 
 	if !spec.Process.Terminal {
 		console = nil
 	}
-	c, err := startChild(childInit, plan, stdio, fifoFile, console)
+	c := warm.take(plan)
+	if c == nil {
+		c, err = startChild(childInit, plan, stdio, fifoFile, console)
+	} else {
+		c.consoleFd = 0
+		if console != nil {
+			c.consoleFd = warmConsoleFd
+		}
+	}
 	if err != nil {
 		cg.destroy()
 		return nil, err
@@ -146,11 +154,14 @@ func (r *Runtime) launch(ctx context.Context, s *State, spec *specs.Spec, stdio 
 		UserNS: plan.userNS, ConsoleFd: c.consoleFd, HostMountNS: plan.hostMount,
 	}
 	if hasCgroupMount(spec) {
-		cfg.CgroupV1 = v1MountOptions()
+		cfg.CgroupV1 = cg.v1MountOptions()
 	}
 	err = cg.addPid(c.pid)
 	if err == nil {
 		err = setOOMScoreAdj(c.pid, spec.Process.OOMScoreAdj)
+	}
+	if err == nil && c.warm {
+		err = c.sendFds(stdio, fifoFile, console)
 	}
 	if err == nil {
 		err = c.handshake(ctx, cfg)

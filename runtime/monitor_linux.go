@@ -29,6 +29,10 @@ type request struct {
 	All     bool           `json:"all,omitempty"`
 	Timeout time.Duration  `json:"timeout,omitempty"`
 	Force   bool           `json:"force,omitempty"`
+	// run: Wait answers a second time once the container stopped (and
+	// Remove deletes it then, unless the caller went away).
+	Wait   bool `json:"wait,omitempty"`
+	Remove bool `json:"remove,omitempty"`
 }
 
 type response struct {
@@ -97,6 +101,7 @@ func monitorMain(root string) {
 		os.Exit(1)
 	}
 	m := &monitor{rt: rt, live: map[string]*supervised{}, lastBusy: time.Now(), ln: ln, lock: lock}
+	warm = &warmPool{}
 	m.adopt()
 	go m.idleLoop(sock)
 	for {
@@ -145,6 +150,10 @@ func (m *monitor) serve(conn *net.UnixConn) {
 		m.mu.Unlock()
 	}()
 	req, fds, err := readRequest(conn)
+	if err == nil && req.Op == "run" && req.Wait {
+		m.runWait(conn, req, fds)
+		return
+	}
 	var resp response
 	if err == nil {
 		resp = m.handle(req, fds)
@@ -214,6 +223,8 @@ func (m *monitor) handle(req *request, fds []*os.File) response {
 		s, err = m.create(ctx, req, fds)
 	case "start":
 		s, err = m.start(ctx, req.ID)
+	case "run":
+		s, err = m.run(ctx, req, fds)
 	case "kill":
 		err = m.kill(req.ID, syscall.Signal(req.Signal), req.All)
 	case "stop":
@@ -394,4 +405,60 @@ func (sup *supervised) closeIO() {
 	if sup.logs != nil {
 		sup.logs.close()
 	}
+}
+
+// run is create then start; a container whose start fails is deleted.
+func (m *monitor) run(ctx context.Context, req *request, fds []*os.File) (*State, error) {
+	if _, err := m.create(ctx, req, fds); err != nil {
+		return nil, err
+	}
+	s, err := m.start(ctx, req.ID)
+	if err != nil {
+		m.delete(ctx, req.ID, true)
+		return nil, err
+	}
+	return s, nil
+}
+
+// runWait serves a run with Wait: one answer once the container runs,
+// one once it stopped (deleted first with Remove, unless the caller hung
+// up: then it is kept for whoever looks next).
+func (m *monitor) runWait(conn *net.UnixConn, req *request, fds []*os.File) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	s, err := m.run(ctx, req, fds)
+	cancel()
+	resp := response{State: s}
+	if err != nil {
+		resp = errResponse(err)
+	}
+	b, _ := json.Marshal(resp)
+	if _, werr := conn.Write(append(b, '\n')); werr != nil || err != nil {
+		return
+	}
+	if sup := m.get(req.ID); sup != nil {
+		m.mu.Lock()
+		done := sup.done
+		m.mu.Unlock()
+		<-done
+	}
+	s, err = m.rt.State(req.ID)
+	if err == nil && req.Remove && !hungUp(conn) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		err = m.delete(ctx, req.ID, true)
+		cancel()
+	}
+	resp = response{State: s}
+	if err != nil {
+		resp = errResponse(err)
+	}
+	b, _ = json.Marshal(resp)
+	conn.Write(append(b, '\n'))
+}
+
+// hungUp says whether the caller closed its end (it sends nothing more).
+func hungUp(conn *net.UnixConn) bool {
+	conn.SetReadDeadline(time.Now())
+	defer conn.SetReadDeadline(time.Time{})
+	n, err := conn.Read(make([]byte, 1))
+	return n == 0 && err != nil && !errors.Is(err, os.ErrDeadlineExceeded)
 }

@@ -39,6 +39,7 @@ type nsPlan struct {
 	newUTS    bool
 	userNS    bool // a new user namespace: devices are bound, not made
 	hostMount bool // no mount namespace: the host's (mounts under the rootfs, chroot)
+	warm      bool // a spare init (warm_linux.go): its fds come with its config
 	uidMap    []syscall.SysProcIDMap
 	gidMap    []syscall.SysProcIDMap
 }
@@ -134,7 +135,8 @@ type child struct {
 	proc      *os.Process
 	pid       int
 	sync      *os.File
-	consoleFd int // the console socket's fd in the child, 0 if none
+	consoleFd int  // the console socket's fd in the child, 0 if none
+	warm      bool // a spare: sendFds before the config
 }
 
 // startChild re-execs the sealed berth binary in role with stdio, joining
@@ -159,6 +161,9 @@ func startChild(role string, plan nsPlan, stdio []*os.File, extra, console *os.F
 	defer childEnd.Close()
 	env := append(os.Environ(), envChild+"="+role)
 	env = append(env, "_BERTH_NSENTER="+strings.Join(plan.join, ","))
+	if plan.warm {
+		env = append(env, envWarm+"=1")
+	}
 	files := append(stdioOrNull(stdio), childEnd)
 	if extra == nil {
 		extra = files[0]
@@ -191,7 +196,7 @@ func startChild(role string, plan nsPlan, stdio []*os.File, extra, console *os.F
 		parent.Close()
 		return nil, fmt.Errorf("start %s child: %w", role, err)
 	}
-	c := &child{proc: proc, pid: proc.Pid, sync: parent, consoleFd: consoleFd}
+	c := &child{proc: proc, pid: proc.Pid, sync: parent, consoleFd: consoleFd, warm: plan.warm}
 	if !plan.fork {
 		return c, nil
 	}

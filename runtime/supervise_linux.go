@@ -53,6 +53,16 @@ func (m *monitor) exited(sup *supervised, code int, _ time.Duration) {
 	stopping := sup.stopping
 	m.mu.Unlock()
 	now := time.Now().UTC()
+	// Let the log pumps drain what the process wrote last before the exit
+	// is recorded (who saw it stopped reads the whole log): they end at
+	// EOF when no writer is left (a leftover writer, e.g. a daemonised
+	// child that escaped, gets half a second).
+	drained := make(chan struct{})
+	go func() { sup.pumps.Wait(); close(drained) }()
+	select {
+	case <-drained:
+	case <-time.After(500 * time.Millisecond):
+	}
 	s, err := m.update(sup.id, func(s *State) {
 		s.Status, s.ExitCode, s.Finished, s.Pid = StatusStopped, code, now, 0
 		s.StoppedByUser = s.StoppedByUser || stopping
@@ -66,15 +76,6 @@ func (m *monitor) exited(sup *supervised, code int, _ time.Duration) {
 	if err != nil {
 		m.forget(sup)
 		return
-	}
-	// Let the log pumps drain what the process wrote last: they end at EOF
-	// when no writer is left (a leftover writer, e.g. a daemonised child
-	// that escaped, gets half a second).
-	drained := make(chan struct{})
-	go func() { sup.pumps.Wait(); close(drained) }()
-	select {
-	case <-drained:
-	case <-time.After(500 * time.Millisecond):
 	}
 	sup.closeIO()
 	delay, ok := m.restartDelay(sup, s, now)

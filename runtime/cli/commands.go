@@ -209,39 +209,43 @@ func cmdRun(ctx context.Context, rt *runtime.Runtime, args []string) error {
 		defer o.ConsoleSocket.Close()
 	}
 	id := fs.Arg(0)
-	if _, err := rt.Run(ctx, id, o); err != nil {
-		return err
-	}
 	if *detach {
-		return nil
-	}
-	if ownConsole != nil {
-		// The master was sent during create: it waits in the socket.
-		o.ConsoleSocket.Close()
-		master, err := RecvConsole(ownConsole)
-		ownConsole.Close()
-		if err != nil {
-			rt.Delete(ctx, id, true)
-			return err
-		}
-		defer master.Close()
-		done := relayConsole(master)
-		defer done()
+		_, err := rt.Run(ctx, id, o)
+		return err
 	}
 	sigs := make(chan os.Signal, 8)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2)
 	defer signal.Stop(sigs)
-	go func() {
-		for s := range sigs {
-			rt.Kill(context.Background(), id, s.(syscall.Signal), false)
+	var consoleErr error
+	drain := func() {}
+	// One call: the monitor creates, starts, answers, and answers again
+	// once the container stopped and was deleted.
+	st, err := rt.RunWait(ctx, id, o, true, func(*runtime.State) {
+		if ownConsole != nil {
+			// The master was sent during create: it waits in the socket.
+			o.ConsoleSocket.Close()
+			master, err := RecvConsole(ownConsole)
+			ownConsole.Close()
+			if err != nil {
+				consoleErr = err
+				rt.Kill(context.Background(), id, syscall.SIGKILL, true)
+			} else {
+				done := relayConsole(master)
+				drain = func() { done(); master.Close() }
+			}
 		}
-	}()
-	st, err := rt.Wait(ctx, id)
+		go func() {
+			for s := range sigs {
+				rt.Kill(context.Background(), id, s.(syscall.Signal), false)
+			}
+		}()
+	})
+	drain()
 	if err != nil {
 		return err
 	}
-	if err := rt.Delete(ctx, id, true); err != nil {
-		return err
+	if consoleErr != nil {
+		return consoleErr
 	}
 	if st.ExitCode != 0 {
 		return ExitError{Code: st.ExitCode}

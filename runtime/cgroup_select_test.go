@@ -1,0 +1,65 @@
+package runtime
+
+import (
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// TestCgroupV1OnlyNeededHierarchies: on v1 a container joins pids, memory,
+// cpuacct, freezer, devices (it has device rules) and what its resources
+// ask (cpu for a quota), no other hierarchy; its cgroup mount shows those.
+func TestCgroupV1OnlyNeededHierarchies(t *testing.T) {
+	r := newTestRuntime(t)
+	if isCgroupV2() {
+		t.Skip("v1 only")
+	}
+	hs, err := v1Hierarchies()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := ctxT(t, 30*time.Second)
+	s := testSpec(t, "sh", "-c", "echo $(ls /sys/fs/cgroup); sleep 30")
+	quota := int64(50000)
+	s.Linux.Resources.CPU = &specs.LinuxCPU{Quota: &quota}
+	if _, err := r.Run(ctx, "sel", CreateOptions{Spec: s}); err != nil {
+		t.Fatal(err)
+	}
+	st := mustState(t, r, "sel")
+	var joined []string
+	for name, h := range hs {
+		if _, err := os.Stat(filepath.Join(h.mountpoint, st.Cgroup)); err == nil {
+			joined = append(joined, name)
+		}
+	}
+	sort.Strings(joined)
+	want := []string{}
+	for _, n := range []string{"cpu", "cpuacct", "devices", "freezer", "memory", "pids"} {
+		if _, ok := hs[n]; ok {
+			want = append(want, n)
+		}
+	}
+	if strings.Join(joined, " ") != strings.Join(want, " ") {
+		t.Fatalf("joined %v, want %v", joined, want)
+	}
+	var out string
+	for deadline := time.Now().Add(5 * time.Second); out == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		out = logText(t, r, "sel")
+	}
+	if strings.TrimSpace(out) != strings.Join(want, " ") {
+		t.Fatalf("the container's /sys/fs/cgroup: %q, want %v", out, want)
+	}
+	if err := r.Delete(ctx, "sel", true); err != nil {
+		t.Fatal(err)
+	}
+	for name, h := range hs {
+		if _, err := os.Stat(filepath.Join(h.mountpoint, st.Cgroup)); err == nil {
+			t.Errorf("%s: cgroup left after delete", name)
+		}
+	}
+}

@@ -1,0 +1,188 @@
+package runtime
+
+import (
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// A warm init: while containers are being created (a burst: `up` of a
+// project, a benchmark loop, a restart storm), the monitor keeps one init
+// child started ahead, cloned into the namespaces the last create asked
+// for and past the Go runtime's start, blocked reading its config. The
+// next create with the same namespace plan takes it and skips the
+// re-exec (~10 ms of process start and package initialisation on this
+// machine, more under load) and the namespaces' creation (a network
+// namespace alone is a few ms); a new one is started behind it.
+//
+// The spare is not yet anybody's: it has /dev/null for stdio and no
+// cgroup. When taken, the parent places it in the container's cgroup,
+// then sends its stdio, exec.fifo and console socket over the sync socket
+// (SCM_RIGHTS, one message before the config), which the child dup3s onto
+// fds 0-2, 4 and 5 (slots it inherited, so that they are free of any fd
+// its Go runtime opened). A spare left unused for warmTTL exits (it
+// costs a Go process's memory), and it exits by itself when the monitor
+// goes (EOF on its sync socket).
+//
+// Only plans that join nothing by path and make no user namespace are
+// served warm (joined paths are read at start; id mappings are written
+// at clone).
+
+const (
+	envWarm       = "_BERTH_WARM"
+	warmConsoleFd = 5
+	warmTTL       = 500 * time.Millisecond
+)
+
+type warmPool struct {
+	mu    sync.Mutex
+	spare *child
+	clone uintptr // the spare's clone flags
+	timer *time.Timer
+	off   bool
+}
+
+// warm is the monitor's pool; nil in other processes (and then launch
+// always starts a child itself).
+var warm *warmPool
+
+func warmable(plan nsPlan) bool {
+	return len(plan.join) == 0 && !plan.fork && !plan.userNS
+}
+
+// take returns the spare when it fits the plan, and starts the next one.
+func (w *warmPool) take(plan nsPlan) *child {
+	if w == nil || !warmable(plan) {
+		return nil
+	}
+	w.mu.Lock()
+	c := w.spare
+	fits := c != nil && w.clone == plan.clone
+	if fits {
+		w.spare = nil
+		w.timer.Stop()
+	}
+	w.mu.Unlock()
+	go w.refill(plan)
+	if !fits {
+		return nil
+	}
+	return c
+}
+
+// refill starts a spare for plan unless one is there already (an
+// unfitting one is replaced: the latest plan is the likeliest next).
+func (w *warmPool) refill(plan nsPlan) {
+	w.mu.Lock()
+	if w.off || (w.spare != nil && w.clone == plan.clone) {
+		w.mu.Unlock()
+		return
+	}
+	old := w.spare
+	w.spare = nil
+	w.mu.Unlock()
+	if old != nil {
+		old.discard()
+	}
+	p := plan
+	p.warm = true
+	// fd 5 held by a placeholder: the console socket's slot, which no fd
+	// the Go runtime opens may take.
+	null, err := os.Open(os.DevNull)
+	if err != nil {
+		return
+	}
+	c, err := startChild(childInit, p, nil, nil, null)
+	null.Close()
+	if err != nil {
+		return
+	}
+	w.mu.Lock()
+	if w.off || w.spare != nil {
+		w.mu.Unlock()
+		c.discard()
+		return
+	}
+	w.spare, w.clone = c, plan.clone
+	w.timer = time.AfterFunc(warmTTL, func() {
+		w.mu.Lock()
+		if w.spare != c {
+			w.mu.Unlock()
+			return
+		}
+		w.spare = nil
+		w.mu.Unlock()
+		c.discard()
+	})
+	w.mu.Unlock()
+}
+
+// discard ends an unused spare: closing its sync socket makes it exit.
+func (c *child) discard() {
+	c.sync.Close()
+	c.kill()
+}
+
+// sendFds hands a warm child what a cold one would have inherited: fds
+// 0-2, 4 and (optional) the console socket, in that order.
+func (c *child) sendFds(stdio []*os.File, extra, console *os.File) error {
+	files := stdioOrNull(stdio)
+	if extra == nil {
+		extra = files[0]
+	}
+	files = append(files, extra)
+	if console != nil {
+		files = append(files, console)
+	}
+	fds := make([]int, len(files))
+	for i, f := range files {
+		fds[i] = int(f.Fd())
+	}
+	if err := unix.Sendmsg(int(c.sync.Fd()), []byte{byte(len(fds))}, unix.UnixRights(fds...), nil, 0); err != nil {
+		return fmt.Errorf("send fds to the container's init: %w", err)
+	}
+	for i, f := range files[:3] {
+		if i >= len(stdio) || stdio[i] == nil {
+			f.Close() // opened by stdioOrNull
+		}
+	}
+	return nil
+}
+
+// recvWarmFds is the warm child's half of sendFds.
+func recvWarmFds() error {
+	buf, oob := make([]byte, 1), make([]byte, unix.CmsgSpace(8*4))
+	_, oobn, _, _, err := unix.Recvmsg(syncFd, buf, oob, unix.MSG_CMSG_CLOEXEC)
+	if err != nil {
+		return err
+	}
+	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+	if err != nil || len(msgs) != 1 {
+		return fmt.Errorf("no fds (%v)", err)
+	}
+	fds, err := unix.ParseUnixRights(&msgs[0])
+	if err != nil || len(fds) < 4 {
+		return fmt.Errorf("fds %v (%v)", fds, err)
+	}
+	targets := []int{0, 1, 2, 4, warmConsoleFd}
+	for i, fd := range fds {
+		if i >= len(targets) {
+			unix.Close(fd)
+			continue
+		}
+		// Not close-on-exec: stdio must survive execve (4 and the console
+		// are marked so by their users).
+		if err := unix.Dup3(fd, targets[i], 0); err != nil {
+			return err
+		}
+	}
+	for _, fd := range fds {
+		if fd > warmConsoleFd {
+			unix.Close(fd)
+		}
+	}
+	return nil
+}

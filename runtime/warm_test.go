@@ -1,0 +1,86 @@
+package runtime
+
+import (
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// spares lists the warm init children of r's monitor.
+func spares(t *testing.T, r *Runtime) []int {
+	t.Helper()
+	ents, _ := os.ReadDir("/proc")
+	var out []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		env, _ := os.ReadFile("/proc/" + e.Name() + "/environ")
+		if strings.Contains(string(env), "\x00"+envWarm+"=1\x00") && strings.Contains(string(env), envMonitor+"="+r.Root()+"\x00") {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// TestWarmInit: after a create the monitor keeps a spare init; the next
+// create takes it (its pid is the container's), and the container is as a
+// cold one: its own namespaces, its stdio, its console socket, its logs.
+// Unused, the spare goes away.
+func TestWarmInit(t *testing.T) {
+	r := newTestRuntime(t)
+	ctx := ctxT(t, 30*time.Second)
+	if _, err := r.Run(ctx, "w1", CreateOptions{Spec: testSpec(t, "sleep", "30")}); err != nil {
+		t.Fatal(err)
+	}
+	var spare []int
+	for deadline := time.Now().Add(5 * time.Second); len(spare) != 1 && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		spare = spares(t, r)
+	}
+	if len(spare) != 1 {
+		t.Fatalf("spares after a create: %v", spare)
+	}
+
+	// A terminal container on the spare: the console socket arrives as
+	// fd 5 with the config.
+	dial, recv := consoleListener(t)
+	s := testSpec(t, "sh")
+	s.Process.Terminal = true
+	sock := dial()
+	if _, err := r.Run(ctx, "w2", CreateOptions{Spec: s, ConsoleSocket: sock}); err != nil {
+		t.Fatal(err)
+	}
+	sock.Close()
+	master, _ := recv()
+	defer master.Close()
+	w1, w2 := mustState(t, r, "w1"), mustState(t, r, "w2")
+	if w2.Pid != spare[0] {
+		t.Fatalf("w2 runs as %d, the spare was %d", w2.Pid, spare[0])
+	}
+	for _, ns := range []string{"net", "pid", "mnt", "uts", "ipc"} {
+		a, b, host := nsOf(t, w1.Pid, ns), nsOf(t, w2.Pid, ns), nsOf(t, os.Getpid(), ns)
+		if a == b || b == host {
+			t.Errorf("%s namespace: w1 %s, w2 %s, host %s", ns, a, b, host)
+		}
+	}
+	converse(t, master, "tty; echo n=$((2+3))\n", "n=5")
+
+	// Logs through the spare's stdio, and the exit code.
+	for deadline := time.Now().Add(5 * time.Second); len(spares(t, r)) != 1 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	st := runToEnd(t, r, "w3", CreateOptions{Spec: testSpec(t, "sh", "-c", "echo out; echo err >&2; exit 6")})
+	if out := logText(t, r, "w3"); st.ExitCode != 6 || out != "out\nerr\n" && out != "err\nout\n" {
+		t.Fatalf("w3: exit %d, log %q", st.ExitCode, out)
+	}
+
+	// Unused, the spare goes.
+	for deadline := time.Now().Add(warmTTL + 3*time.Second); len(spares(t, r)) > 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("spares left: %v", spares(t, r))
+		}
+	}
+}
