@@ -3,7 +3,10 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -162,4 +165,60 @@ func TestRollbackEveryBatch(t *testing.T) {
 			t.Fatalf("after the rollback, request %d: %q", i, got)
 		}
 	}
+}
+
+// TestWatchKeepsRollback: under a controller (berth watch) a rollout that
+// fails and is rolled back is not tried again on the loop's retries or
+// resyncs (the service stays rolled back while its configuration is the
+// one that failed); the next change of the service is applied.
+func TestWatchKeepsRollback(t *testing.T) {
+	m := newMachine(t)
+	good := strings.NewReplacer("name: batchrb", "name: watchrb", "18097", "18098", "replicas: 3", "replicas: 2").Replace(batchRollback)
+	m.writeCompose(good)
+	m.must("up", "-d", "--wait")
+	before := psIDs(t, m)
+	broken := strings.Replace(good, "VERSION: v1", "VERSION: v2", 1)
+	broken = strings.Replace(broken, `"echo $$VERSION`, `"if mkdir /shared/claim; then touch /tmp/ok; fi; echo $$VERSION`, 1)
+	broken = strings.Replace(broken, `"wget -q`, `"test -f /tmp/ok && wget -q`, 1)
+	m.writeCompose(broken)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, berth(t), "watch")
+	cmd.Dir = m.dir
+	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=" + m.dir, "BERTH_ROOT=" + m.root, "BERTH_RUN_ROOT=" + m.runRoot}
+	var out syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		cmd.Process.Signal(syscall.SIGINT)
+		cmd.Wait()
+	}()
+	eventually(t, 60*time.Second, "the rollback", func() error {
+		if !strings.Contains(out.String(), "rolled back web") {
+			return fmt.Errorf("no rollback yet:\n%s", out.String())
+		}
+		return nil
+	})
+	// The loop's retries (after 1 s, 2 s, 4 s without a hold) find
+	// nothing to do: no successor is created again.
+	time.Sleep(8 * time.Second)
+	if n := strings.Count(out.String(), "+next CreateContainer"); n != 2 {
+		t.Errorf("%d successors created, want the 2 of the failed rollout only:\n%s", n, out.String())
+	}
+	if after := psIDs(t, m); len(after) != 2 || after["watchrb-web-1"] != before["watchrb-web-1"] || after["watchrb-web-2"] != before["watchrb-web-2"] {
+		t.Errorf("while held %v, want the old containers %v", after, before)
+	}
+	// A new change is applied.
+	m.writeCompose(strings.Replace(good, "VERSION: v1", "VERSION: v3", 1))
+	eventually(t, 60*time.Second, "the new change", func() error {
+		for i := 0; i < 10; i++ { // both replicas
+			if got := httpGet(t, "http://127.0.0.1:18098/"); got != "v3\n" {
+				return fmt.Errorf("answer %q\n%s", got, out.String())
+			}
+		}
+		return nil
+	})
 }
