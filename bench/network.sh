@@ -3,11 +3,11 @@
 #   1. BenchmarkAttach vs BenchmarkAttachNone: what joining a bridge network
 #      (sandbox + veth + addresses + routes + DNS record + files) costs per
 #      container, against a container with network_mode none.
-#   2. BenchmarkThroughput: 128 MB TCP transfers from the host to a container
+#   2. BenchmarkThroughput: 64 MB TCP transfers from the host to a container
 #      of a dual-stack network, directly (IPv4 and IPv6), through its
 #      published port on 127.0.0.1 and on the IPv4 gateway (nftables), on
 #      the IPv6 gateway (nftables) and on ::1 (the userland proxy); ratios
-#      published/direct paired within each round, medians over the rounds.
+#      published/direct from direct-published-published-direct sequences, medians.
 # Needs root; runs in throwaway network namespaces.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -99,11 +99,12 @@ func BenchmarkAttachDelta(b *testing.B) {
 // container through its published port with transfers to the container's
 // address directly, for both families of a dual-stack network: IPv4 on
 // 127.0.0.1 and on the gateway (nftables DNAT), IPv6 on the gateway
-// (nftables DNAT) and on ::1 (the userland proxy). Every round sends once
-// on every path, in a rotating order, after a warm-up transfer per path;
-// each published/direct ratio is taken within a round (the two transfers
-// seconds apart see the same machine load) and the median over the rounds
-// is reported, along with each path's median rate.
+// (nftables DNAT) and on ::1 (the userland proxy). After a warm-up
+// transfer per path, every round measures each published path (in a
+// rotating order) between two direct transfers of its family, ABBA, and
+// takes the ratio of the transfer times there: a machine load that drifts
+// weighs on both sides alike. The median ratio over the rounds is
+// reported, along with each path's median rate.
 func BenchmarkThroughput(b *testing.B) {
 	e := newTestEnv(b, "tput", "")
 	ctx := context.Background()
@@ -153,7 +154,7 @@ func BenchmarkThroughput(b *testing.B) {
 	for k, p := range paths {
 		index[p.name] = k
 	}
-	const size = 128 << 20
+	const size = 64 << 20
 	buf := make([]byte, 1<<20)
 	transfer := func(addr string, size int) time.Duration {
 		var conn net.Conn
@@ -189,18 +190,31 @@ func BenchmarkThroughput(b *testing.B) {
 	b.ResetTimer()
 	rates := make([][]float64, len(paths))
 	ratios := make([][]float64, len(paths))
-	b.SetBytes(size * int64(len(paths)))
-	for i := 0; i < b.N; i++ {
-		round := make([]float64, len(paths))
-		for k := range paths {
-			k = (k + i) % len(paths)
-			round[k] = float64(size) / 1e6 / transfer(paths[k].addr, size).Seconds()
-			rates[k] = append(rates[k], round[k])
+	var published []int
+	for k, p := range paths {
+		if p.direct != "" {
+			published = append(published, k)
 		}
-		for k, p := range paths {
-			if p.direct != "" {
-				ratios[k] = append(ratios[k], round[k]/round[index[p.direct]])
+	}
+	b.SetBytes(size * 4 * int64(len(published)))
+	for i := 0; i < b.N; i++ {
+		for j := range published {
+			k := published[(j+i)%len(published)]
+			d := index[paths[k].direct]
+			// direct, published, published, direct (or the reverse on odd
+			// rounds): a load that drifts during the four transfers
+			// weighs on both sides alike.
+			order := []int{d, k, k, d}
+			if i%2 == 1 {
+				order = []int{k, d, d, k}
 			}
+			var took [2]time.Duration // direct, published
+			for _, x := range order {
+				dt := transfer(paths[x].addr, size)
+				rates[x] = append(rates[x], float64(size)/1e6/dt.Seconds())
+				took[map[bool]int{true: 0, false: 1}[x == d]] += dt
+			}
+			ratios[k] = append(ratios[k], took[0].Seconds()/took[1].Seconds())
 		}
 	}
 	b.StopTimer()
