@@ -495,12 +495,21 @@ func TestBuildDefaultNetwork(t *testing.T) {
 	if got := strings.TrimSpace(e.readImageFile(res, "routes")); got == "1" {
 		t.Error("no route in the build namespace")
 	}
-	if _, err := netlink.LinkByName(network.BridgeName(e.root, BuildNetworkName)); err == nil {
-		t.Error("the build bridge outlived the build")
+	// the bridge stays for the next build; its endpoint is gone
+	if _, err := netlink.LinkByName(network.BridgeName(e.root, BuildNetworkName)); err != nil {
+		t.Errorf("the build bridge was removed after the build: %v", err)
 	}
 	if entries, _ := os.ReadDir(filepath.Join(runRoot, "netns")); len(entries) != 0 {
 		t.Errorf("sandboxes left: %v", entries)
 	}
+	defer func() {
+		if _, err := e.b.Prune(context.Background(), true); err != nil {
+			t.Error(err)
+		}
+		if _, err := netlink.LinkByName(network.BridgeName(e.root, BuildNetworkName)); err == nil {
+			t.Error("builder prune --all left the build bridge")
+		}
+	}()
 	// a build killed during a RUN leaves its endpoint (and no lock); the
 	// next build's cleanup removes it, while a live build's endpoint stays
 	ctx := context.Background()
@@ -508,7 +517,6 @@ func TestBuildDefaultNetwork(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer bn.Close(ctx)
 	defer releaseLive()
 	if _, err := m.Attach(ctx, network.Endpoint{ID: "build-dead", Name: "build-dead",
 		Networks: []state.NetworkAttachment{{Network: BuildNetworkName}}}); err != nil {

@@ -103,7 +103,8 @@ type PruneStats struct {
 }
 
 // Prune drops cache records whose layer the store no longer has (the
-// store's GC removed it) and, with all, every record and cache mount.
+// store's GC removed it) and, with all, every record and cache mount, and
+// the build bridge (kept between builds) when no build uses it.
 func (b *Builder) Prune(ctx context.Context, all bool) (PruneStats, error) {
 	var st PruneStats
 	entries, err := os.ReadDir(b.cache.dir)
@@ -130,6 +131,11 @@ func (b *Builder) Prune(ctx context.Context, all bool) (PruneStats, error) {
 			}
 		}
 		os.RemoveAll(filepath.Join(b.root, "filehash"))
+		if rm, ok := b.net.(interface{ Remove(context.Context) error }); ok {
+			if err := rm.Remove(ctx); err != nil {
+				return st, fmt.Errorf("build network: %w", err)
+			}
+		}
 	}
 	return st, nil
 }

@@ -129,11 +129,56 @@ func (r *buildRun) copyStep(ctx context.Context, st *stageState, createdBy strin
 		}
 		return writeCopy(ctx, fs, rf, ms, spec, st.img.Config.User)
 	}
+	var direct directFunc
+	if lw, ok := r.b.store.(LayerWriter); ok && !spec.Unpack {
+		direct = func(rf Rootfs) (*Layer, error) {
+			if fs == nil {
+				if err := selectAll(); err != nil {
+					return nil, err
+				}
+			}
+			root, err := openRootDir(rf.Path())
+			if err != nil {
+				return nil, err
+			}
+			defer root.Close()
+			o, err := copyOpts(root, spec)
+			if err != nil {
+				return nil, err
+			}
+			plan, err := planCopy(root, ms, spec.Dest, spec.Workdir, o)
+			if err != nil {
+				return nil, err
+			}
+			return lw.WriteLayer(ctx, func(w io.Writer) error { return plan.write(ctx, fs, w) })
+		}
+	}
 	if spec.Link {
-		return r.linkStep(ctx, st, cacheKey("", spec.Op+"-LINK", spec, keyPart), createdBy, do)
+		return r.linkStep(ctx, st, cacheKey("", spec.Op+"-LINK", spec, keyPart), createdBy, do, direct)
 	}
 	key := cacheKey(st.key, spec.Op, spec, keyPart)
-	return r.fsStep(ctx, st, key, createdBy, do)
+	return r.layerStep(ctx, st, key, key, st.layers, createdBy, do, direct)
+}
+
+// copyOpts turns --chown and --chmod into copy options; user names are
+// looked up in the image.
+func copyOpts(root *rootDir, spec copySpec) (copyOptions, error) {
+	o := copyOptions{uid: -1, gid: -1, keepOwner: spec.From != ""}
+	if spec.Chown != "" {
+		uid, gid, _, err := resolveUser(root, spec.Chown)
+		if err != nil {
+			return o, fmt.Errorf("--chown=%s: %w", spec.Chown, err)
+		}
+		o.uid, o.gid = uid, gid
+	}
+	if spec.Chmod != "" {
+		f, err := parseChmod(spec.Chmod)
+		if err != nil {
+			return o, err
+		}
+		o.chmod = f
+	}
+	return o, nil
 }
 
 // writeCopy writes the selected sources into the rootfs, extracting local
@@ -144,20 +189,9 @@ func writeCopy(ctx context.Context, fs *srcFS, rf Rootfs, ms []match, spec copyS
 		return err
 	}
 	defer root.Close()
-	o := copyOptions{uid: -1, gid: -1, keepOwner: spec.From != ""}
-	if spec.Chown != "" {
-		uid, gid, _, err := resolveUser(root, spec.Chown)
-		if err != nil {
-			return fmt.Errorf("--chown=%s: %w", spec.Chown, err)
-		}
-		o.uid, o.gid = uid, gid
-	}
-	if spec.Chmod != "" {
-		f, err := parseChmod(spec.Chmod)
-		if err != nil {
-			return err
-		}
-		o.chmod = f
+	o, err := copyOpts(root, spec)
+	if err != nil {
+		return err
 	}
 	var plain []match
 	for _, m := range ms {

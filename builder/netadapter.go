@@ -113,10 +113,16 @@ func (n *BridgeNetwork) Cleanup(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// Close implements Networker: the bridge goes when no build uses it.
-func (n *BridgeNetwork) Close(ctx context.Context) error {
+// Close implements Networker. The bridge stays for the next build (as
+// docker0 does): setting it up and tearing it down again cost a build
+// ~0.1-0.2 s. Remove takes it away.
+func (n *BridgeNetwork) Close(ctx context.Context) error { return nil }
+
+// Remove deletes the build bridge unless a build uses it (berth builder
+// prune --all).
+func (n *BridgeNetwork) Remove(ctx context.Context) error {
 	err := n.M.RemoveNetwork(ctx, BuildNetworkName)
-	if errors.Is(err, network.ErrInUse) {
+	if errors.Is(err, network.ErrInUse) || errors.Is(err, network.ErrNotFound) {
 		return nil
 	}
 	return err

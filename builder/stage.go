@@ -218,20 +218,25 @@ func (r *buildRun) arg(st *stageState, c *instructions.ArgCommand) error {
 // fresh rootfs over the stage's layers, whose changes become the step's
 // layer. The rootfs is released whatever happens.
 func (r *buildRun) fsStep(ctx context.Context, st *stageState, key, createdBy string, do func(Rootfs) error) (bool, error) {
-	return r.layerStep(ctx, st, key, key, st.layers, createdBy, do)
+	return r.layerStep(ctx, st, key, key, st.layers, createdBy, do, nil)
 }
 
 // linkStep is a step whose layer stands alone (COPY --link): do writes
 // into an empty rootfs, and key (which does not chain on the stage's
 // previous steps) finds the layer again whatever came before it, so a
 // changed earlier step reuses it. The stage's key then chains both.
-func (r *buildRun) linkStep(ctx context.Context, st *stageState, key, createdBy string, do func(Rootfs) error) (bool, error) {
-	return r.layerStep(ctx, st, key, cacheKey(st.key, "LINK", key), nil, createdBy, do)
+func (r *buildRun) linkStep(ctx context.Context, st *stageState, key, createdBy string, do func(Rootfs) error, direct directFunc) (bool, error) {
+	return r.layerStep(ctx, st, key, cacheKey(st.key, "LINK", key), nil, createdBy, do, direct)
 }
 
+// directFunc makes a step's layer itself, reading the rootfs only; it
+// returns errIndirect when the step needs do and Commit instead.
+type directFunc func(Rootfs) (*Layer, error)
+
 // layerStep looks key up in the cache, else runs do over a rootfs of base
-// and caches the layer under key; the stage goes on with stageKey.
-func (r *buildRun) layerStep(ctx context.Context, st *stageState, key, stageKey string, base []Layer, createdBy string, do func(Rootfs) error) (bool, error) {
+// (or direct, when given and able) and caches the layer under key; the
+// stage goes on with stageKey.
+func (r *buildRun) layerStep(ctx context.Context, st *stageState, key, stageKey string, base []Layer, createdBy string, do func(Rootfs) error, direct directFunc) (bool, error) {
 	if !r.o.NoCache {
 		if rec, ok := r.b.cache.get(key); ok && (rec.Layer == nil || r.b.store.HasLayer(ctx, *rec.Layer)) {
 			r.apply(st, stageKey, createdBy, rec)
@@ -243,12 +248,22 @@ func (r *buildRun) layerStep(ctx context.Context, st *stageState, key, stageKey 
 		return false, fmt.Errorf("prepare rootfs: %w", err)
 	}
 	defer rf.Release(context.WithoutCancel(ctx))
-	if err := do(rf); err != nil {
-		return false, err
+	var l *Layer
+	err = errIndirect
+	if direct != nil {
+		l, err = direct(rf)
 	}
-	l, err := rf.Commit(ctx)
+	if errors.Is(err, errIndirect) {
+		if err := do(rf); err != nil {
+			return false, err
+		}
+		l, err = rf.Commit(ctx)
+		if err != nil {
+			err = fmt.Errorf("commit layer: %w", err)
+		}
+	}
 	if err != nil {
-		return false, fmt.Errorf("commit layer: %w", err)
+		return false, err
 	}
 	rec := &cacheRecord{Layer: l, Created: time.Now().UTC()}
 	if err := r.b.cache.put(key, rec); err != nil {

@@ -68,6 +68,9 @@ func (r *buildRun) run(ctx context.Context, st *stageState, c *instructions.RunC
 		return false, err
 	}
 	key := cacheKey(st.key, "RUN", args, script, env, network, mounts, binds)
+	// a step that will run joins its network while its rootfs is prepared
+	join := r.startJoin(ctx, network, key, false)
+	defer func() { join.release() }()
 	return r.fsStep(ctx, st, key, c.String(), func(rf Rootfs) error {
 		root, err := openRootDir(rf.Path())
 		if err != nil {
@@ -102,9 +105,10 @@ func (r *buildRun) run(ctx context.Context, st *stageState, c *instructions.RunC
 		}
 		p := &Process{Rootfs: rf, Args: args, Env: penv, Cwd: cwd,
 			UID: uid, GID: gid, Groups: groups, Network: network, Mounts: ms, Output: out}
-		leave, err := r.joinNetwork(ctx, p)
-		defer leave()
-		if err != nil {
+		if join == nil {
+			join = r.startJoin(ctx, network, key, true)
+		}
+		if err := r.joinNetwork(ctx, p, join); err != nil {
 			return err
 		}
 		if err := r.b.runner.Run(ctx, p); err != nil {
@@ -117,21 +121,70 @@ func (r *buildRun) run(ctx context.Context, st *stageState, c *instructions.RunC
 	})
 }
 
-// joinNetwork gives the step its network: a namespace behind berth's NAT
-// for default (when the builder has a Networker), the host's otherwise, and
-// no network for none. The matching resolv.conf and hosts are mounted.
-func (r *buildRun) joinNetwork(ctx context.Context, p *Process) (func(), error) {
+// pendingJoin is a network join started ahead of the step that uses it.
+type pendingJoin struct {
+	done chan struct{}
+	rn   *RunNetwork
+	rel  func()
+	err  error
+}
+
+// wait returns the joined network; release (deferred by the step's
+// caller) leaves it, whether or not the step used it.
+func (j *pendingJoin) wait() (*RunNetwork, error) {
+	if j == nil {
+		return nil, nil
+	}
+	<-j.done
+	return j.rn, j.err
+}
+
+func (j *pendingJoin) release() {
+	if j == nil {
+		return
+	}
+	<-j.done
+	if j.rel != nil {
+		j.rel()
+	}
+}
+
+// startJoin attaches a RUN --network=default step to the build network in
+// the background when the builder has one and the cache does not have the
+// step: the namespace, veth and addresses are set up while the step's
+// rootfs is prepared.
+func (r *buildRun) startJoin(ctx context.Context, network, key string, always bool) *pendingJoin {
+	if network != "default" || r.b.net == nil {
+		return nil
+	}
+	if !r.o.NoCache && !always {
+		if rec, ok := r.b.cache.get(key); ok && (rec.Layer == nil || r.b.store.HasLayer(ctx, *rec.Layer)) {
+			return nil
+		}
+	}
+	j := &pendingJoin{done: make(chan struct{})}
+	go func() {
+		defer close(j.done)
+		j.rn, j.rel, j.err = r.b.net.Join(ctx)
+	}()
+	return j
+}
+
+// joinNetwork gives the step its network: the namespace behind berth's NAT
+// that join set up for default (when the builder has a Networker), the
+// host's otherwise, and no network for none. The matching resolv.conf and
+// hosts are mounted.
+func (r *buildRun) joinNetwork(ctx context.Context, p *Process, join *pendingJoin) error {
 	resolv, hosts := "/etc/resolv.conf", "/etc/hosts"
-	leave := func() {}
 	switch {
 	case p.Network == "none":
-		return leave, nil
+		return nil
 	case p.Network == "default" && r.b.net != nil:
-		rn, release, err := r.b.net.Join(ctx)
+		rn, err := join.wait()
 		if err != nil {
-			return release, err
+			return err
 		}
-		p.Netns, resolv, hosts, leave = rn.NetnsPath, rn.ResolvConf, rn.Hosts, release
+		p.Netns, resolv, hosts = rn.NetnsPath, rn.ResolvConf, rn.Hosts
 	}
 	for dst, src := range map[string]string{"/etc/resolv.conf": resolv, "/etc/hosts": hosts} {
 		if src != "" {
@@ -140,7 +193,7 @@ func (r *buildRun) joinNetwork(ctx context.Context, p *Process) (func(), error) 
 			}
 		}
 	}
-	return leave, nil
+	return nil
 }
 
 // runArgs builds argv, turning heredocs into what buildkit runs: a single

@@ -60,6 +60,16 @@ func (l *LayerStore) base(img *store.Image) (*BaseImage, error) {
 	return bi, nil
 }
 
+// WriteLayer implements LayerWriter: the tar stream is stored as an
+// uncompressed layer.
+func (l *LayerStore) WriteLayer(ctx context.Context, write func(io.Writer) error) (*Layer, error) {
+	sl, err := l.S.WriteLayer(ctx, write)
+	if err != nil {
+		return nil, err
+	}
+	return &Layer{Digest: sl.Descriptor.Digest, DiffID: sl.DiffID, Size: sl.Descriptor.Size, MediaType: sl.Descriptor.MediaType}, nil
+}
+
 // HasLayer implements Store.
 func (l *LayerStore) HasLayer(ctx context.Context, layer Layer) bool { return l.S.Has(layer.Digest) }
 

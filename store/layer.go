@@ -2,6 +2,7 @@ package store
 
 import (
 	"archive/tar"
+	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -20,22 +21,31 @@ type Layer struct {
 	DiffID     digest.Digest
 }
 
-// Commit turns the snapshot's upper directory into a gzip layer (OCI
-// whiteouts for deletions) and stores it. The builder appends it to its
-// image with WriteImage.
+// Commit turns the snapshot's upper directory into a layer (OCI
+// whiteouts for deletions) and stores it uncompressed
+// (application/vnd.oci.image.layer.v1.tar): build layers are written often
+// and read locally, so gzip would cost more than it saves. The builder
+// appends it to its image with WriteImage.
 func (s *Store) Commit(ctx context.Context, key string) (Layer, error) {
 	if _, err := s.snapshot(key); err != nil {
 		return Layer{}, err
 	}
 	upper := s.UpperDir(key)
-	return s.writeLayer(ctx, func(w io.Writer) error {
+	return s.writeLayer(ctx, false, func(w io.Writer) error {
 		return archive.WriteDir(ctx, w, upper, archive.WriteOptions{Whiteouts: true})
 	})
 }
 
-// writeLayer stores the tar stream produced by write as a gzip layer.
-// The caller holds a lease until the layer is referenced.
-func (s *Store) writeLayer(ctx context.Context, write func(io.Writer) error) (Layer, error) {
+// WriteLayer stores the tar stream that write produces as an uncompressed
+// layer, as Commit does: the builder writes COPY layers straight from their
+// sources with it. The caller holds a lease until the layer is referenced.
+func (s *Store) WriteLayer(ctx context.Context, write func(io.Writer) error) (Layer, error) {
+	return s.writeLayer(ctx, false, write)
+}
+
+// writeLayer stores the tar stream produced by write as a layer, gzipped
+// or not. The caller holds a lease until the layer is referenced.
+func (s *Store) writeLayer(ctx context.Context, compress bool, write func(io.Writer) error) (Layer, error) {
 	release, err := s.lease(ctx)
 	if err != nil {
 		return Layer{}, err
@@ -44,10 +54,20 @@ func (s *Store) writeLayer(ctx context.Context, write func(io.Writer) error) (La
 	pr, pw := io.Pipe()
 	diff := digest.SHA256.Digester()
 	go func() {
-		zw := gzip.NewWriter(pw)
-		err := write(io.MultiWriter(diff.Hash(), zw))
-		if cerr := zw.Close(); err == nil {
-			err = cerr
+		// large writes: the ingest writes what each read returns
+		bw := bufio.NewWriterSize(pw, 1<<20)
+		var err error
+		if compress {
+			zw := gzip.NewWriter(bw)
+			err = write(io.MultiWriter(diff.Hash(), zw))
+			if cerr := zw.Close(); err == nil {
+				err = cerr
+			}
+		} else {
+			err = write(bw)
+		}
+		if ferr := bw.Flush(); err == nil {
+			err = ferr
 		}
 		pw.CloseWithError(err)
 	}()
@@ -56,10 +76,11 @@ func (s *Store) writeLayer(ctx context.Context, write func(io.Writer) error) (La
 	if err != nil {
 		return Layer{}, err
 	}
-	return Layer{
-		Descriptor: ocispec.Descriptor{MediaType: ocispec.MediaTypeImageLayerGzip, Digest: d, Size: n},
-		DiffID:     diff.Digest(),
-	}, nil
+	l := Layer{Descriptor: ocispec.Descriptor{MediaType: ocispec.MediaTypeImageLayer, Digest: d, Size: n}, DiffID: d}
+	if compress {
+		l.Descriptor.MediaType, l.DiffID = ocispec.MediaTypeImageLayerGzip, diff.Digest()
+	}
+	return l, nil
 }
 
 // ImportRootfs makes a single-layer image from a root filesystem, a
@@ -78,7 +99,7 @@ func (s *Store) ImportRootfs(ctx context.Context, src, ref string, cfg ocispec.I
 	}
 	var layer Layer
 	if st.IsDir() {
-		layer, err = s.writeLayer(ctx, func(w io.Writer) error {
+		layer, err = s.writeLayer(ctx, true, func(w io.Writer) error {
 			return archive.WriteDir(ctx, w, src, archive.WriteOptions{})
 		})
 	} else {

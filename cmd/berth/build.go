@@ -25,13 +25,14 @@ func newBuilderCmd() *cobra.Command {
 	var all bool
 	prune := &cobra.Command{
 		Use:   "prune",
-		Short: "Remove build cache entries whose layers are gone (all entries and cache mounts with --all)",
+		Short: "Remove build cache entries whose layers are gone (all entries, cache mounts and the build bridge with --all)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			b, err := builder.Open(global.root, nil)
+			b, err := openBuilder(nil)
 			if err != nil {
 				return err
 			}
+			defer b.Close()
 			st, err := b.Prune(cmd.Context(), all)
 			if err != nil {
 				return err
