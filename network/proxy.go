@@ -100,9 +100,12 @@ func hostIPAddr(s string) netip.Addr {
 type userProxy struct {
 	mu        sync.Mutex
 	listeners map[proxyKey]*proxyListener
+	failed    map[proxyKey]string // the last error logged for a listener that does not open
 }
 
-func newUserProxy() *userProxy { return &userProxy{listeners: map[proxyKey]*proxyListener{}} }
+func newUserProxy() *userProxy {
+	return &userProxy{listeners: map[proxyKey]*proxyListener{}, failed: map[proxyKey]string{}}
+}
 
 // converge opens, retargets and closes listeners to match want. It
 // returns false when a listener could not be opened (retried later).
@@ -115,16 +118,27 @@ func (p *userProxy) converge(want map[proxyKey][]netip.AddrPort) bool {
 			delete(p.listeners, k)
 		}
 	}
+	for k := range p.failed {
+		if _, ok := want[k]; !ok {
+			delete(p.failed, k)
+		}
+	}
 	ok := true
 	for k, targets := range want {
 		l := p.listeners[k]
 		if l == nil {
 			var err error
 			if l, err = listenProxy(k); err != nil {
-				fmt.Fprintf(os.Stderr, "proxy: listen %s: %v\n", k, err)
+				// Retried on every poll, logged once per error (a host
+				// without IPv6 would otherwise fill the log).
+				if p.failed[k] != err.Error() {
+					fmt.Fprintf(os.Stderr, "proxy: listen %s: %v\n", k, err)
+					p.failed[k] = err.Error()
+				}
 				ok = false
 				continue
 			}
+			delete(p.failed, k)
 			p.listeners[k] = l
 		}
 		t := append([]netip.AddrPort(nil), targets...)
