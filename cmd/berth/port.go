@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net"
 	"strconv"
 	"strings"
 
@@ -35,7 +36,7 @@ func init() {
 					}
 					for _, p := range c.Ports {
 						if p.ContainerPort == port && strings.EqualFold(p.Protocol, protocol) {
-							fmt.Fprintf(cmd.OutOrStdout(), "%s:%d\n", firstOf(p.HostIP, "0.0.0.0"), p.HostPort)
+							fmt.Fprintln(cmd.OutOrStdout(), net.JoinHostPort(firstOf(p.HostIP, "0.0.0.0"), strconv.Itoa(p.HostPort))) // [::1]:8080
 							return nil
 						}
 					}
