@@ -3,7 +3,9 @@ package main
 import (
 	"fmt"
 	"io"
+	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -95,7 +97,15 @@ func toPSEntry(c native.ContainerInfo) psEntry {
 		Health: c.Health, ExitCode: c.ExitCode,
 	}
 	for _, p := range c.Ports {
-		e.Publishers = append(e.Publishers, publisher{URL: firstOf(p.HostIP, "0.0.0.0"), TargetPort: p.ContainerPort, PublishedPort: p.HostPort, Protocol: p.Protocol})
+		// A port on all addresses answers on both families (as Docker's
+		// ps shows it: 0.0.0.0 and ::).
+		urls := []string{p.HostIP}
+		if p.HostIP == "" {
+			urls = []string{"0.0.0.0", "::"}
+		}
+		for _, ip := range urls {
+			e.Publishers = append(e.Publishers, publisher{URL: ip, TargetPort: p.ContainerPort, PublishedPort: p.HostPort, Protocol: p.Protocol})
+		}
 	}
 	var labels []string
 	for k, v := range c.Labels {
@@ -199,7 +209,7 @@ func duration(d time.Duration) string {
 func portsText(ps []publisher) string {
 	var out []string
 	for _, p := range ps {
-		out = append(out, fmt.Sprintf("%s:%d->%d/%s", p.URL, p.PublishedPort, p.TargetPort, p.Protocol))
+		out = append(out, fmt.Sprintf("%s->%d/%s", net.JoinHostPort(p.URL, strconv.Itoa(p.PublishedPort)), p.TargetPort, p.Protocol))
 	}
 	return strings.Join(out, ", ")
 }
