@@ -174,6 +174,7 @@ func (r *Runtime) launch(ctx context.Context, s *State, spec *specs.Spec, stdio 
 	}
 	s.Pid = c.pid
 	s.PidStart, _ = pidStartTime(c.pid)
+	warm.next(plan)
 	return c, nil
 }
 

@@ -53,7 +53,9 @@ func warmable(plan nsPlan) bool {
 	return len(plan.join) == 0 && !plan.fork && !plan.userNS
 }
 
-// take returns the spare when it fits the plan, and starts the next one.
+// take returns the spare when it fits the plan. The caller calls next
+// once its container is made (a spare started at once would compete for
+// the CPU with the very create it is meant to speed up the next of).
 func (w *warmPool) take(plan nsPlan) *child {
 	if w == nil || !warmable(plan) {
 		return nil
@@ -66,11 +68,17 @@ func (w *warmPool) take(plan nsPlan) *child {
 		w.timer.Stop()
 	}
 	w.mu.Unlock()
-	go w.refill(plan)
 	if !fits {
 		return nil
 	}
 	return c
+}
+
+// next starts, in the background, a spare for the plan a create used.
+func (w *warmPool) next(plan nsPlan) {
+	if w != nil && warmable(plan) {
+		go w.refill(plan)
+	}
 }
 
 // refill starts a spare for plan unless one is there already (an
