@@ -26,6 +26,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"filippo.io/age"
@@ -227,7 +228,11 @@ func (md *metadata) dataKey(keys *Keys) ([]byte, error) {
 	return nil, nke
 }
 
-var encRe = regexp.MustCompile(`^ENC\[AES256_GCM,data:(.+),iv:(.+),tag:(.+),type:(.+)\]`)
+// encRe is compiled on first use, not at init: every berth process would
+// pay for it.
+var encRe = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^ENC\[AES256_GCM,data:(.+),iv:(.+),tag:(.+),type:(.+)\]`)
+})
 
 // decryptValue opens one ENC[...] value; additional data binds it to its
 // place in the tree. An empty string is an empty value (sops does not
@@ -236,7 +241,7 @@ func decryptValue(s string, key []byte, aad string) ([]byte, string, error) {
 	if s == "" {
 		return nil, "str", nil
 	}
-	m := encRe.FindStringSubmatch(s)
+	m := encRe().FindStringSubmatch(s)
 	if m == nil {
 		return nil, "", errors.New("value is not in sops' ENC[AES256_GCM,...] format")
 	}

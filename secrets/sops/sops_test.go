@@ -172,7 +172,7 @@ func TestDecryptTampered(t *testing.T) {
 
 // flipData flips one bit of an ENC[...] value's ciphertext.
 func flipData(t *testing.T, v string) string {
-	m := encRe.FindStringSubmatch(v)
+	m := encRe().FindStringSubmatch(v)
 	b, err := base64.StdEncoding.DecodeString(m[1])
 	if err != nil || len(b) == 0 {
 		t.Fatal(err)
