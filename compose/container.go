@@ -218,6 +218,7 @@ func networks(p *types.Project, s types.ServiceConfig) []state.NetworkAttachment
 			a.MacAddress = n.MacAddress
 			a.InterfaceName = n.InterfaceName
 			a.Priority = n.GatewayPriority
+			a.LinkLocalIPs = cloneStrings(n.LinkLocalIPs)
 		}
 		out = append(out, a)
 	}

@@ -62,7 +62,6 @@ var Unimplemented = []string{
 	"services.*.memswap_limit",
 	"services.*.models",
 	"services.*.networks.*.driver_opts",
-	"services.*.networks.*.link_local_ips",
 	"services.*.networks.*.priority",
 	"services.*.networks.*.use_service_name_alias",
 	"services.*.oom_kill_disable",

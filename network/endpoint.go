@@ -288,6 +288,9 @@ func (m *Manager) allocate(st *diskState, ep Endpoint, old *endpointRecord, rec 
 		if ifc.MAC == "" {
 			ifc.MAC = macFor(ifc.IPv4, ep.ID, att.Network)
 		}
+		if ifc.LinkLocal, err = linkLocalIPs(att.LinkLocalIPs); err != nil {
+			return fmt.Errorf("%s on %s: %w", ep.Name, att.Network, err)
+		}
 		rec.Interfaces = append(rec.Interfaces, ifc)
 	}
 	return nil
@@ -396,7 +399,7 @@ func (m *Manager) createVeth(n *NetworkInfo, h *netlink.Handle, ns netns.NsHandl
 	if err := h.LinkSetUp(peer); err != nil {
 		return err
 	}
-	if ifc.IPv6.IsValid() {
+	if ifc.IPv6.IsValid() || hasLinkLocal6(ifc) {
 		if err := inNS(ns, func() error {
 			return os.WriteFile("/proc/sys/net/ipv6/conf/"+ifc.Name+"/disable_ipv6", []byte("0"), 0o644)
 		}); err != nil {
@@ -410,6 +413,11 @@ func (m *Manager) createVeth(n *NetworkInfo, h *netlink.Handle, ns netns.NsHandl
 	}
 	if ifc.IPv6.IsValid() {
 		if err := h.AddrAdd(peer, &netlink.Addr{IPNet: ipNet(ifc.IPv6, n.Subnet6.Bits()), Flags: unix.IFA_F_NODAD}); err != nil && !errors.Is(err, syscall.EEXIST) {
+			return err
+		}
+	}
+	for _, a := range ifc.LinkLocal {
+		if err := h.AddrAdd(peer, linkLocalAddr(a)); err != nil && !errors.Is(err, syscall.EEXIST) {
 			return err
 		}
 	}
@@ -658,4 +666,33 @@ func hasIPv6(r *endpointRecord) bool {
 		}
 	}
 	return false
+}
+
+// linkLocalIPs parses link_local_ips: link-local unicast addresses only.
+func linkLocalIPs(ips []string) ([]netip.Addr, error) {
+	var out []netip.Addr
+	for _, s := range ips {
+		a, err := netip.ParseAddr(s)
+		if err != nil || !a.Unmap().IsLinkLocalUnicast() {
+			return nil, fmt.Errorf("link_local_ips: %q is not a link-local address (169.254.0.0/16, fe80::/10)", s)
+		}
+		out = append(out, a.Unmap())
+	}
+	return out, nil
+}
+
+func hasLinkLocal6(ifc *Interface) bool {
+	for _, a := range ifc.LinkLocal {
+		if a.Is6() {
+			return true
+		}
+	}
+	return false
+}
+
+func linkLocalAddr(a netip.Addr) *netlink.Addr {
+	if a.Is4() {
+		return &netlink.Addr{IPNet: ipNet(a, 16)}
+	}
+	return &netlink.Addr{IPNet: ipNet(a, 64), Flags: unix.IFA_F_NODAD}
 }

@@ -296,3 +296,42 @@ func TestIPv6Published(t *testing.T) {
 		})
 	})
 }
+
+// TestLinkLocalIPs: link_local_ips go on the interface beside the IPAM
+// addresses, and peers on the bridge reach them; anything but a
+// link-local address is refused.
+func TestLinkLocalIPs(t *testing.T) {
+	e := newTestEnv(t, "ll", "")
+	ctx := context.Background()
+	if _, err := e.m.EnsureNetwork(ctx, netSpec("p_ll", "")); err != nil {
+		t.Fatal(err)
+	}
+	att := map[string]Attachment{}
+	for id, ll := range map[string][]string{"a": {"169.254.77.5", "fe80::77:5"}, "b": {"169.254.77.6"}} {
+		a, err := e.m.Attach(ctx, Endpoint{ID: id, Name: "p-" + id + "-1", Service: id,
+			Networks: []state.NetworkAttachment{{Network: "p_ll", LinkLocalIPs: ll}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		att[id] = a
+	}
+	out := run(t, "nsenter", "--net="+att["a"].NetnsPath, "ip", "addr", "show", "dev", "eth0")
+	for _, want := range []string{"inet " + att["a"].Interfaces[0].IPv4.String() + "/24", "inet 169.254.77.5/16", "inet6 fe80::77:5/64"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("eth0 lacks %q:\n%s", want, out)
+		}
+	}
+	serveHTTP(t, att["a"].NetnsPath, "linked")
+	waitFor(t, "b -> a over 169.254", func() error {
+		body, err := wget(att["b"].NetnsPath, "http://169.254.77.5/")
+		if err == nil && body != "linked" {
+			return fmt.Errorf("got %q", body)
+		}
+		return err
+	})
+	_, err := e.m.Attach(ctx, Endpoint{ID: "c", Name: "p-c-1", Service: "c",
+		Networks: []state.NetworkAttachment{{Network: "p_ll", LinkLocalIPs: []string{"10.213.77.9"}}}})
+	if err == nil || !strings.Contains(err.Error(), "link-local") {
+		t.Errorf("a routable address as link_local_ips: %v", err)
+	}
+}

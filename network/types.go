@@ -63,6 +63,9 @@ type Interface struct {
 	MAC      string     `json:"mac,omitempty"`
 	Aliases  []string   `json:"aliases,omitempty"`
 	Priority int        `json:"priority,omitempty"`
+	// LinkLocal are link_local_ips: more addresses on the interface (/16
+	// for IPv4, /64 for IPv6), outside IPAM.
+	LinkLocal []netip.Addr `json:"linkLocal,omitempty"`
 }
 
 // PublishedPort is one host port forwarded to a container port (ranges are

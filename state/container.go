@@ -111,7 +111,8 @@ type NetworkAttachment struct {
 	IPv6          string
 	MacAddress    string
 	InterfaceName string
-	Priority      int // gw_priority: highest carries the default route
+	Priority      int      // gw_priority: highest carries the default route
+	LinkLocalIPs  []string `json:",omitempty"` // link_local_ips: extra 169.254.0.0/16 or fe80::/10 addresses
 }
 
 // Port is one published port (a range has HostPortEnd > HostPort).
