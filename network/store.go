@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -135,11 +136,27 @@ func readEndpoint(dir, id string) (*endpointRecord, []byte, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	var r endpointRecord
-	if json.Unmarshal(b, &r) != nil || r.Endpoint.ID != id {
+	r := decodeEndpoint(id, b)
+	if r == nil {
 		return nil, nil, nil
 	}
-	return &r, b, nil
+	return r, b, nil
+}
+
+// decoded keeps, per state directory, the last bytes read of each record
+// and what they decoded to: an attach reads every record (addresses are
+// chosen against all of them), so an up of N containers reads N² of them,
+// and decoding is half that cost. Validated by the whole content, it
+// cannot serve a stale record. Callers get a copy of the struct; the
+// slices are shared and never changed in place (records are replaced).
+var decoded struct {
+	sync.Mutex
+	dirs map[string]map[string]decodedRecord
+}
+
+type decodedRecord struct {
+	raw []byte
+	rec *endpointRecord
 }
 
 // loadEndpoints reads every endpoint record, with the bytes each was read
@@ -153,20 +170,49 @@ func loadEndpoints(dir string) (map[string]*endpointRecord, map[string][]byte, e
 	if err != nil {
 		return nil, nil, err
 	}
+	decoded.Lock()
+	prev := decoded.dirs[dir]
+	decoded.Unlock()
+	next := make(map[string]decodedRecord, len(ents))
 	for _, e := range ents {
 		id, ok := strings.CutSuffix(e.Name(), ".json")
 		if !ok || strings.HasPrefix(e.Name(), ".") {
 			continue
 		}
-		r, b, err := readEndpoint(dir, id)
+		b, err := os.ReadFile(endpointPath(dir, id))
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
 		if err != nil {
 			return nil, nil, err
 		}
-		if r != nil {
-			recs[id], raw[id] = r, b
+		var r *endpointRecord
+		if c, ok := prev[id]; ok && bytes.Equal(c.raw, b) {
+			r = c.rec
+		} else if r = decodeEndpoint(id, b); r == nil {
+			continue
 		}
+		next[id] = decodedRecord{raw: b, rec: r}
+		cp := *r
+		recs[id], raw[id] = &cp, b
 	}
+	decoded.Lock()
+	if decoded.dirs == nil {
+		decoded.dirs = map[string]map[string]decodedRecord{}
+	}
+	decoded.dirs[dir] = next
+	decoded.Unlock()
 	return recs, raw, nil
+}
+
+// decodeEndpoint decodes record bytes; nil when they are not container
+// id's record (torn by a power loss: see above).
+func decodeEndpoint(id string, b []byte) *endpointRecord {
+	var r endpointRecord
+	if json.Unmarshal(b, &r) != nil || r.Endpoint.ID != id {
+		return nil
+	}
+	return &r
 }
 
 // loadState reads the whole allocation state: a consistent view under the
