@@ -162,7 +162,7 @@ func runUp(ctx context.Context, stdout, stderr io.Writer, o upOptions, services 
 	if err := o.applyOverrides(want); err != nil {
 		return err
 	}
-	if err := checkAttachFlags(o, want); err != nil {
+	if err := checkAttachFlags(o, want, services); err != nil {
 		return err
 	}
 	if _, ok := want.Services[o.exitCodeFrom]; o.exitCodeFrom != "" && !ok {

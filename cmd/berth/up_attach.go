@@ -28,6 +28,13 @@ func attach(ctx context.Context, stdout, stderr io.Writer, want *state.Desired, 
 		return err
 	}
 	t := &projectTarget{name: want.Project, desired: want, d: d}
+	// Watched: the services up was given (all when none) and the
+	// --attach ones (a dependency attached by name), as compose does.
+	if len(services) > 0 && len(o.attach) > 0 {
+		services = append(slices.Clip(services), o.attach...)
+		slices.Sort(services)
+		services = slices.Compact(services)
+	}
 	cs, err := t.containers(ctx, services, false)
 	if err != nil || len(cs) == 0 {
 		return err
@@ -75,6 +82,9 @@ func attach(ctx context.Context, stdout, stderr io.Writer, want *state.Desired, 
 	repairing := false
 	if ro, err := o.planOptions(services); err == nil && !o.abortOnExit && o.exitCodeFrom == "" {
 		repairing = true
+		// Repairs put back what is gone: --force-recreate was for up's
+		// own pass, or every repair would recreate everything again.
+		ro.ForceRecreate = false
 		go func() { repairWhileAttached(repairCtx, stderr, d, want, ro); close(repairDone) }()
 	} else {
 		close(repairDone)
@@ -168,17 +178,35 @@ func attachedTo(cs []native.ContainerInfo, o upOptions) []native.ContainerInfo {
 }
 
 // checkAttachFlags rejects what compose rejects: --attach with --detach or
-// --wait, and --attach/--no-attach of a service the project lacks.
-func checkAttachFlags(o upOptions, want *state.Desired) error {
+// --wait, and --attach/--no-attach of a service up does not start (not in
+// the project, or neither named nor a dependency of one named).
+func checkAttachFlags(o upOptions, want *state.Desired, services []string) error {
 	if len(o.attach) > 0 && (o.detach || o.wait) {
 		return errors.New("--detach and --wait cannot be combined with --attach")
 	}
 	if want == nil {
 		return nil
 	}
+	included := map[string]bool{}
+	var add func(string)
+	add = func(name string) {
+		svc, ok := want.Services[name]
+		if !ok || included[name] {
+			return
+		}
+		included[name] = true
+		for dep := range svc.DependsOn {
+			add(dep)
+		}
+	}
+	for name := range want.Services {
+		if len(services) == 0 || slices.Contains(services, name) {
+			add(name)
+		}
+	}
 	var unknown []string
 	for _, s := range append(append([]string(nil), o.attach...), o.noAttach...) {
-		if _, ok := want.Services[s]; !ok {
+		if !included[s] {
 			unknown = append(unknown, s)
 		}
 	}

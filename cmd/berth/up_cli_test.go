@@ -247,6 +247,9 @@ func TestUpAttachFlags(t *testing.T) {
 	if _, stderr, code := m.berth("", "up", "--attach", "nosuch"); code == 0 || !strings.Contains(stderr, "cannot attach to services not included in up: nosuch") {
 		t.Errorf("up --attach nosuch: exit %d %s", code, stderr)
 	}
+	if _, stderr, code := m.berth("", "up", "a", "--attach", "b"); code == 0 || !strings.Contains(stderr, "cannot attach to services not included in up: b") {
+		t.Errorf("up a --attach b: exit %d %s", code, stderr)
+	}
 	if _, stderr, code := m.berth("", "up", "-d", "--attach", "a"); code == 0 || !strings.Contains(stderr, "--attach") {
 		t.Errorf("up -d --attach a: exit %d %s", code, stderr)
 	}
@@ -257,5 +260,18 @@ func TestUpAttachFlags(t *testing.T) {
 	if code != 3 || !strings.Contains(stdout, "Aborting on container exit...") || strings.Contains(stdout, "from-b") ||
 		!strings.Contains(stderr, "Container clat-a-1  Stopped") {
 		t.Errorf("up --abort-on-container-exit --attach a: exit %d, want 3\n%s\n%s", code, stdout, stderr)
+	}
+	// A dependency of the service named can be attached by name.
+	m.writeCompose(attachCompose + `
+  c:
+    image: localhost/busybox:cli
+    pull_policy: never
+    command: ["echo", "from-c"]
+    depends_on: [b]
+`)
+	stdout, stderr, code = m.berth("", "up", "--force-recreate", "c", "--attach", "b")
+	if code != 0 || !strings.Contains(stdout, "Attaching to clat-b-1\n") || !strings.Contains(stdout, "clat-b-1 | from-b\n") ||
+		strings.Contains(stdout, "from-c") || !strings.Contains(stdout, "clat-c-1 exited with code 0") || strings.Contains(stdout, "clat-a-1") {
+		t.Errorf("up c --attach b: exit %d\n%s\n%s", code, stdout, stderr)
 	}
 }
