@@ -26,10 +26,13 @@ type Options struct {
 	BuildArgs          map[string]string
 	Tags               []string
 	Labels             map[string]string
-	AdditionalContexts map[string]string // name → directory, usable as --from=name
-	NoCache            bool
-	Pull               bool   // pull base images even when present
-	Network            string // RUN network when the instruction has no --network
+	AdditionalContexts map[string]string // name → directory, docker-image://REF or service:NAME, usable as --from=name
+	// ServiceImage returns the image reference built for a service of the
+	// project (additional_contexts: service:NAME), building it when needed.
+	ServiceImage func(ctx context.Context, name string) (string, error)
+	NoCache      bool
+	Pull         bool   // pull base images even when present
+	Network      string // RUN network when the instruction has no --network
 	// Secrets are what RUN --mount=type=secret,id=ID reads; never stored
 	// in a layer nor in a cache key.
 	Secrets map[string]SecretSource

@@ -30,8 +30,18 @@ func (r *buildRun) source(ctx context.Context, from string) (*copySource, error)
 		if img, ok := strings.CutPrefix(dir, "docker-image://"); ok {
 			return r.imageSource(ctx, img)
 		}
-		if strings.Contains(dir, "://") || strings.HasPrefix(dir, "service:") || strings.HasPrefix(dir, "target:") {
-			return nil, fmt.Errorf("additional context %s=%s: only directories and docker-image:// are supported", from, dir)
+		if svc, ok := strings.CutPrefix(dir, "service:"); ok {
+			if r.o.ServiceImage == nil {
+				return nil, fmt.Errorf("additional context %s=%s: no project to build the service from", from, dir)
+			}
+			ref, err := r.o.ServiceImage(ctx, svc)
+			if err != nil {
+				return nil, fmt.Errorf("additional context %s=%s: %w", from, dir, err)
+			}
+			return r.imageSource(ctx, ref)
+		}
+		if strings.Contains(dir, "://") || strings.HasPrefix(dir, "target:") {
+			return nil, fmt.Errorf("additional context %s=%s: only directories, docker-image:// and service: are supported", from, dir)
 		}
 		c, err := OpenContext(dir, "")
 		if err != nil {

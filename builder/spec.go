@@ -1,8 +1,11 @@
 package builder
 
 import (
+	"context"
+	"fmt"
 	"io"
 	"path/filepath"
+	"sync"
 
 	"github.com/berth-dev/berth/network"
 	"github.com/berth-dev/berth/runtime"
@@ -53,7 +56,9 @@ func (b *Builder) UseRuntime(runRoot string) error {
 }
 
 // SpecOptions turns a compose service's image spec into build options: the
-// image is tagged with the service's image reference and build.tags.
+// image is tagged with the service's image reference and build.tags. A
+// service: additional context needs Options.ServiceImage (see
+// ServiceImages).
 func SpecOptions(img state.ImageSpec) Options {
 	b := img.Build
 	o := Options{
@@ -92,4 +97,73 @@ func SpecOptions(img state.ImageSpec) Options {
 		}
 	}
 	return o
+}
+
+// ServiceImages builds the images of other services as service:NAME
+// additional contexts need them: a build needing the image of a service
+// that is being built (by a parallel job, or by the reconciler) waits for
+// that build instead of starting another. A finished build is not
+// remembered: the next one (a cache hit when nothing changed) sees changes.
+type ServiceImages struct {
+	// Build builds one service's image.
+	Build func(ctx context.Context, img state.ImageSpec) (*Result, error)
+
+	mu    sync.Mutex
+	calls map[string]*serviceBuild
+}
+
+type serviceBuild struct {
+	done chan struct{}
+	res  *Result
+	err  error
+}
+
+// Do builds img, or waits for the build of the same image reference that
+// is running in this process and returns its result.
+func (s *ServiceImages) Do(ctx context.Context, img state.ImageSpec) (*Result, error) {
+	s.mu.Lock()
+	if s.calls == nil {
+		s.calls = map[string]*serviceBuild{}
+	}
+	c, ok := s.calls[img.Ref]
+	if !ok {
+		c = &serviceBuild{done: make(chan struct{})}
+		s.calls[img.Ref] = c
+		s.mu.Unlock()
+		c.res, c.err = s.Build(ctx, img)
+		s.mu.Lock()
+		delete(s.calls, img.Ref)
+		s.mu.Unlock()
+		close(c.done)
+		return c.res, c.err
+	}
+	s.mu.Unlock()
+	select {
+	case <-c.done:
+		return c.res, c.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// Resolver is Options.ServiceImage for a service's image spec: the
+// services its build names (state.BuildSpec.ServiceContexts) are built
+// through s.
+func (s *ServiceImages) Resolver(img state.ImageSpec) func(context.Context, string) (string, error) {
+	return func(ctx context.Context, name string) (string, error) {
+		if img.Build == nil {
+			return "", fmt.Errorf("service %s is not part of this build", name)
+		}
+		other, ok := img.Build.ServiceContexts[name]
+		if !ok {
+			return "", fmt.Errorf("service %s: no such service, or a cycle of service: contexts", name)
+		}
+		if other.Build == nil {
+			return other.Ref, nil // an image the service runs as is
+		}
+		if _, err := s.Do(ctx, other); err != nil {
+			return "", err
+		}
+		return other.Ref, nil
+	}
 }

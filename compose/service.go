@@ -63,6 +63,14 @@ func ImageName(project string, s types.ServiceConfig) string {
 }
 
 func image(p *types.Project, s types.ServiceConfig) state.ImageSpec {
+	return imageOf(p, s, map[string]bool{})
+}
+
+// imageOf is image with the services already being described (a cycle of
+// service: contexts stops there; the builder reports it).
+func imageOf(p *types.Project, s types.ServiceConfig, seen map[string]bool) state.ImageSpec {
+	seen[s.Name] = true
+	defer delete(seen, s.Name)
 	img := state.ImageSpec{
 		Ref:        ImageName(p.Name, s),
 		PullPolicy: s.PullPolicy,
@@ -99,6 +107,17 @@ func image(p *types.Project, s types.ServiceConfig) state.ImageSpec {
 				img.Build.Secrets = map[string]state.BuildSecret{}
 			}
 			img.Build.Secrets[id] = bs
+		}
+		for _, c := range b.AdditionalContexts {
+			name, ok := strings.CutPrefix(c, "service:")
+			other, found := p.Services[name]
+			if !ok || !found || seen[name] {
+				continue
+			}
+			if img.Build.ServiceContexts == nil {
+				img.Build.ServiceContexts = map[string]state.ImageSpec{}
+			}
+			img.Build.ServiceContexts[name] = imageOf(p, other, seen)
 		}
 		for _, k := range b.SSH {
 			if img.Build.SSH == nil {

@@ -27,6 +27,9 @@ type BuildSpec struct {
 	// SSH are build.ssh agents by id: a socket or key files, none for
 	// $SSH_AUTH_SOCK.
 	SSH map[string][]string `json:",omitempty"`
+	// ServiceContexts are the images of the services that
+	// additional_contexts name as service:NAME, by name.
+	ServiceContexts map[string]ImageSpec `json:",omitempty"`
 }
 
 // BuildSecret is where one build secret's value comes from.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"sync"
 
 	"github.com/berth-dev/berth/builder"
+	"github.com/berth-dev/berth/state"
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 )
@@ -95,23 +97,52 @@ func newBuildCmd() *cobra.Command {
 			if global.parallel > 0 {
 				g.SetLimit(global.parallel)
 			}
-			for i, j := range jobs {
-				j.NoCache = j.NoCache || f.noCache
-				j.Pull = j.Pull || f.pull
-				j.Progress = out
-				if out != nil && len(jobs) > 1 {
-					j.Progress = &linePrefixer{w: out, prefix: "[" + j.service + "] "}
+			// the CLI's flags apply to every build, those that service:
+			// contexts start too; each image is built once
+			serviceOf := map[string]string{}
+			for _, j := range jobs {
+				if j.spec != nil {
+					serviceOf[j.spec.Ref] = j.service
 				}
-				if j.BuildArgs == nil {
-					j.BuildArgs = map[string]string{}
+			}
+			prepare := func(o *builder.Options, ref string) {
+				o.NoCache = o.NoCache || f.noCache
+				o.Pull = o.Pull || f.pull
+				o.Progress = out
+				name, ok := serviceOf[ref]
+				if !ok {
+					name = ref // a service: context outside the listed services
+				}
+				if out != nil && (len(jobs) > 1 || !ok) && ref != "" {
+					o.Progress = &linePrefixer{w: out, prefix: "[" + name + "] "}
+				}
+				if o.BuildArgs == nil {
+					o.BuildArgs = map[string]string{}
 				}
 				for k, v := range buildArgs {
-					j.BuildArgs[k] = v
+					o.BuildArgs[k] = v
 				}
-				j.Secrets = mergeMap(j.Secrets, secrets)
-				j.SSH = mergeMap(j.SSH, ssh)
+				o.Secrets = mergeMap(o.Secrets, secrets)
+				o.SSH = mergeMap(o.SSH, ssh)
+			}
+			images := &builder.ServiceImages{}
+			images.Build = func(ctx context.Context, img state.ImageSpec) (*builder.Result, error) {
+				o := builder.SpecOptions(img)
+				o.Tags = append(o.Tags, f.tags...)
+				prepare(&o, img.Ref)
+				o.ServiceImage = images.Resolver(img)
+				return b.Build(ctx, o)
+			}
+			for i, j := range jobs {
 				g.Go(func() error {
-					res, err := b.Build(gctx, j.Options)
+					var res *builder.Result
+					var err error
+					if j.spec != nil {
+						res, err = images.Do(gctx, *j.spec)
+					} else {
+						prepare(&j.Options, "")
+						res, err = b.Build(gctx, j.Options)
+					}
 					if err != nil {
 						if j.service != "" {
 							return fmt.Errorf("service %q: %w", j.service, err)
@@ -150,6 +181,7 @@ func newBuildCmd() *cobra.Command {
 type buildJob struct {
 	builder.Options
 	service string
+	spec    *state.ImageSpec // a service's image; nil for --context
 }
 
 // buildJobs lists what to build: one standalone Dockerfile, or the
@@ -186,7 +218,8 @@ func buildJobs(cmd *cobra.Command, f buildFlags, services []string) ([]buildJob,
 			continue
 		}
 		seen[key] = true
-		jobs = append(jobs, buildJob{Options: o, service: n})
+		img := s.Image
+		jobs = append(jobs, buildJob{Options: o, service: n, spec: &img})
 	}
 	sort.SliceStable(jobs, func(i, j int) bool { return jobs[i].service < jobs[j].service })
 	return jobs, nil

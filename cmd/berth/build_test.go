@@ -75,3 +75,48 @@ func TestBuildServicesInParallel(t *testing.T) {
 		t.Errorf("-q: %q\n%s", q.stdout, q.stderr)
 	}
 }
+
+// TestBuildServiceContextAndSecrets: `berth build d` builds the image of
+// service a first, because d's additional_contexts name it as service:a;
+// d's RUN reads the compose build secret, and --secret overrides it.
+func TestBuildServiceContextAndSecrets(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: overlay mounts and namespaces")
+	}
+	dir := t.TempDir()
+	check := `["/bin/busybox", "sh", "-c", "[ \"$(/bin/busybox cat /run/secrets/tok)\" = \"$WANT\" ]"]`
+	files := map[string]string{
+		"docker-compose.yml": "services:\n" +
+			"  a:\n    build:\n      context: a\n      additional_contexts: {hostbin: /bin}\n" +
+			"  d:\n    build:\n      context: d\n      additional_contexts: {base: \"service:a\"}\n      secrets: [tok]\n      args: {WANT: from-compose}\n" +
+			"secrets:\n  tok:\n    file: ./tok.txt\n",
+		"tok.txt":      "from-compose",
+		"cli.txt":      "from-cli",
+		"a/Dockerfile": "FROM scratch\nCOPY --from=hostbin busybox /bin/busybox\n",
+		"d/Dockerfile": "FROM scratch\nARG WANT\nCOPY --from=base /bin/busybox /bin/busybox\nRUN --mount=type=secret,id=tok,required " + check + "\n",
+	}
+	for name, content := range files {
+		os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755)
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	args := []string{"--root", t.TempDir(), "--run-root", t.TempDir(), "build"}
+	r := run(t, dir, "", append(args, "d")...)
+	if r.code != 0 {
+		t.Fatalf("%d\n%s", r.code, r.stderr)
+	}
+	for _, want := range []string{"COPY --from=hostbin busybox /bin/busybox", "COPY --from=base /bin/busybox"} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("output lacks %q:\n%s", want, r.stderr)
+		}
+	}
+	r = run(t, dir, "", append(args, "--no-cache", "--secret", "id=tok,src="+filepath.Join(dir, "cli.txt"), "--build-arg", "WANT=from-cli", "d")...)
+	if r.code != 0 {
+		t.Fatalf("--secret: %d\n%s", r.code, r.stderr)
+	}
+	r = run(t, dir, "", append(args, "--no-cache", "--build-arg", "WANT=other", "d")...)
+	if r.code == 0 {
+		t.Errorf("a RUN checking for another secret value passed:\n%s", r.stderr)
+	}
+}

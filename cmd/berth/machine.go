@@ -55,23 +55,34 @@ func openBuilder(progress io.Writer) (*builder.Builder, error) {
 	return b, nil
 }
 
+// upImages builds each service image once per process: the reconciler's
+// builds and those that service: additional contexts need meet there.
+var upImages = &builder.ServiceImages{}
+
+func init() { upImages.Build = buildServiceImage }
+
 // buildImage builds a service's image with berth's builder when the
 // reconciler asks for it (build: sections, up --build).
 func buildImage(ctx context.Context, s state.ImageSpec) (state.ImageRef, error) {
+	res, err := upImages.Do(ctx, s)
+	if err != nil {
+		return state.ImageRef{}, err
+	}
+	return state.ImageRef{Ref: s.Ref, Digest: res.ID.String()}, nil
+}
+
+func buildServiceImage(ctx context.Context, s state.ImageSpec) (*builder.Result, error) {
 	var progress io.Writer = os.Stderr
 	if global.progress == "quiet" {
 		progress = nil
 	}
 	b, err := openBuilder(progress)
 	if err != nil {
-		return state.ImageRef{}, err
+		return nil, err
 	}
 	defer b.Close()
 	o := builder.SpecOptions(s)
 	o.Progress = progress
-	res, err := b.Build(ctx, o)
-	if err != nil {
-		return state.ImageRef{}, err
-	}
-	return state.ImageRef{Ref: s.Ref, Digest: res.ID.String()}, nil
+	o.ServiceImage = upImages.Resolver(s)
+	return b.Build(ctx, o)
 }
