@@ -20,7 +20,8 @@ func (d *Driver) CreateContainer(ctx context.Context, s state.ContainerSpec) (st
 	if s.Name == "" {
 		return "", fmt.Errorf("container without a name: %w", driver.ErrInvalid)
 	}
-	if err := d.checkRefs(ctx, s); err != nil {
+	img, err := d.checkRefs(ctx, s)
+	if err != nil {
 		return "", err
 	}
 	r := &record{ID: newID(), Name: s.Name, Spec: s, Created: time.Now().UTC()}
@@ -28,9 +29,7 @@ func (d *Driver) CreateContainer(ctx context.Context, s state.ContainerSpec) (st
 		r.Spec.Labels = map[string]string{}
 	}
 	r.Spec.Labels[state.LabelImage] = s.ImageDigest
-	if img, err := d.image(s); err == nil {
-		d.imageDefaults(&r.Spec, img)
-	}
+	d.imageDefaults(&r.Spec, img)
 	tmp, err := d.prepareRecord(r)
 	if err != nil {
 		return "", err
@@ -43,16 +42,17 @@ func (d *Driver) CreateContainer(ctx context.Context, s state.ContainerSpec) (st
 }
 
 // checkRefs fails with ErrNotFound when an image, network or volume the
-// container names does not exist.
-func (d *Driver) checkRefs(ctx context.Context, s state.ContainerSpec) error {
-	if _, err := d.image(s); err != nil {
-		return err
+// container names does not exist; it returns the image.
+func (d *Driver) checkRefs(ctx context.Context, s state.ContainerSpec) (*store.Image, error) {
+	img, err := d.image(s)
+	if err != nil {
+		return nil, err
 	}
 	for _, a := range s.Networks {
 		if _, err := d.net.Network(ctx, a.Network); errors.Is(err, network.ErrNotFound) {
-			return fmt.Errorf("container %s: network %s: %w", s.Name, a.Network, driver.ErrNotFound)
+			return nil, fmt.Errorf("container %s: network %s: %w", s.Name, a.Network, driver.ErrNotFound)
 		} else if err != nil {
-			return err
+			return nil, err
 		}
 	}
 	for _, m := range s.Mounts {
@@ -60,10 +60,10 @@ func (d *Driver) checkRefs(ctx context.Context, s state.ContainerSpec) error {
 			continue
 		}
 		if _, err := d.vols.Inspect(ctx, m.Source); err != nil {
-			return fmt.Errorf("container %s: volume %s: %w", s.Name, m.Source, driver.ErrNotFound)
+			return nil, fmt.Errorf("container %s: volume %s: %w", s.Name, m.Source, driver.ErrNotFound)
 		}
 	}
-	return nil
+	return img, nil
 }
 
 // image resolves the container's image, by digest when the executor gave
