@@ -1,6 +1,7 @@
 package compose
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -17,6 +18,9 @@ func service(p *types.Project, s types.ServiceConfig) (*state.Service, error) {
 	}
 	hash, err := ConfigHash(p, s)
 	if err != nil {
+		return nil, err
+	}
+	if err := contextCycle(p, s.Name, nil); err != nil {
 		return nil, err
 	}
 	svc := &state.Service{
@@ -64,6 +68,28 @@ func ImageName(project string, s types.ServiceConfig) string {
 
 func image(p *types.Project, s types.ServiceConfig) state.ImageSpec {
 	return imageOf(p, s, map[string]bool{})
+}
+
+// contextCycle refuses services whose build needs, through service:NAME
+// additional contexts, its own image: neither could be built first.
+func contextCycle(p *types.Project, name string, path []string) error {
+	for i, n := range path {
+		if n == name {
+			return fmt.Errorf("additional_contexts form a cycle: %s", strings.Join(append(path[i:], name), " → "))
+		}
+	}
+	s, ok := p.Services[name]
+	if !ok || s.Build == nil {
+		return nil
+	}
+	for _, c := range s.Build.AdditionalContexts {
+		if next, ok := strings.CutPrefix(c, "service:"); ok {
+			if err := contextCycle(p, next, append(path, name)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // imageOf is image with the services already being described (a cycle of
