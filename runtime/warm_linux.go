@@ -175,6 +175,12 @@ func recvWarmFds() error {
 	if err != nil || len(fds) < 4 {
 		return fmt.Errorf("fds %v (%v)", fds, err)
 	}
+	// Taken: back to the default priority (the C constructor started the
+	// spare at nice 19). Nice is per thread on Linux: this is the locked
+	// thread that execs the container.
+	if err := unix.Setpriority(unix.PRIO_PROCESS, 0, 0); err != nil {
+		return err
+	}
 	targets := []int{0, 1, 2, 4, warmConsoleFd}
 	for i, fd := range fds {
 		if i >= len(targets) {
