@@ -264,7 +264,7 @@ func (l *Loop) rollBack(ctx context.Context, want *state.Desired, before *state.
 			return errors.Join(failed, fmt.Errorf("rollback of %s: %w", list, err))
 		}
 	}
-	return fmt.Errorf("%w; rolled back %s, kept so until its configuration changes", failed, list)
+	return fmt.Errorf("%w; rolled back %s", failed, list)
 }
 
 // holding returns the holds still in force: those whose service's desired
