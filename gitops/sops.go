@@ -59,6 +59,13 @@ func (s *secrets) plaintext(path string) (plain []byte, ok bool, err error) {
 }
 
 func (s *secrets) decrypt(path string) (plain []byte, ok bool, err error) {
+	defer func() {
+		// a repository file is untrusted input: whatever it does to the
+		// parser ends as an error, not a crash of the controller
+		if r := recover(); r != nil {
+			plain, ok, err = nil, true, fmt.Errorf("%s: sops: internal error: %v", path, r)
+		}
+	}()
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, false, nil
