@@ -259,12 +259,13 @@ func (s *secrets) serviceEnvFiles(p *types.Project) error {
 				}
 				return "", false
 			}
-			rawVals, err := dotenv.ParseWithLookup(bytes.NewReader(raw), lookup)
-			if err != nil {
+			// parsed as compose-go does (its format: dotenv or raw), so
+			// that the raw values compare equal to what it loaded
+			rawVals, vals := map[string]string{}, map[string]string{}
+			if err := dotenv.ParseWithFormat(bytes.NewReader(raw), ef.Path, rawVals, lookup, ef.Format); err != nil {
 				return fmt.Errorf("service %q: env_file %s: %w", name, ef.Path, err)
 			}
-			vals, err := dotenv.ParseWithLookup(bytes.NewReader(plain), lookup)
-			if err != nil {
+			if err := dotenv.ParseWithFormat(bytes.NewReader(plain), ef.Path, vals, lookup, ef.Format); err != nil {
 				return fmt.Errorf("service %q: env_file %s: %w", name, ef.Path, err)
 			}
 			env := types.MappingWithEquals{}
