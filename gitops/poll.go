@@ -223,7 +223,7 @@ func (c *Controller) checkoutAndLoad(ctx context.Context, h plumbing.Hash) (*loa
 	p, err := compose.Load(ctx, pr.opts)
 	pr.cleanup()
 	if err != nil {
-		return nil, err
+		return nil, pr.named(err)
 	}
 	if err := sec.serviceEnvFiles(p.Project); err != nil {
 		return nil, err

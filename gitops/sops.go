@@ -2,6 +2,7 @@ package gitops
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -210,6 +211,19 @@ func (s *secrets) prepareLoad(o compose.Options, dir, stateDir string) (*prepare
 	}
 	pr.opts = o
 	return pr, nil
+}
+
+// named puts the repository's compose file names back into a load error
+// that names their decrypted copies.
+func (pr *prepared) named(err error) error {
+	msg := err.Error()
+	for q, p := range pr.replaced {
+		msg = strings.ReplaceAll(msg, q, p)
+	}
+	if msg == err.Error() {
+		return err
+	}
+	return errors.New(msg)
 }
 
 // prepared is how to load a revision whose files may be encrypted.

@@ -160,6 +160,19 @@ secrets:
 		t.Fatal("a revision that does not decrypt became the candidate")
 	}
 
+	// an encrypted compose file with an error: named by its repository path
+	cBad := u.commit("bad compose", map[string]string{
+		"p/compose.yaml": sopsEncrypt(t, "compose.yaml", compose+"volumes: [oops]\n", id),
+	})
+	c.poll(ctx)
+	r, _ = LoadRecord(dir)
+	if r.Failed != cBad || !strings.Contains(r.LastError, filepath.Join(c.repo.WorkDir(), "p", "compose.yaml")) ||
+		strings.Contains(r.LastError, "/"+plainDir+"/") {
+		t.Fatalf("broken encrypted compose file: failed %s error %q", r.Failed, r.LastError)
+	}
+	t.Logf("broken encrypted compose file: %s", r.LastError)
+	u.commit("compose back", map[string]string{"p/compose.yaml": compose})
+
 	// tampered with: a value changed in clear
 	good := sopsEncrypt(t, "app.env", "DB_PASSWORD=hunter2\nOVERRIDE=from-file\nLEVEL_unencrypted=1\n", id)
 	c.poll(ctx)
