@@ -88,9 +88,15 @@ secrets:
 		"p/token.txt":    sopsEncrypt(t, "token.txt", "token-secret\n", id),
 	})
 	dir := t.TempDir()
+	// what a controller killed during a load would have left
+	os.MkdirAll(filepath.Join(dir, plainDir, "0"), 0o700)
+	os.WriteFile(filepath.Join(dir, plainDir, "0", "compose.yaml"), []byte("leftover"), 0o600)
 	c, err := New(Options{URL: u.bare, Ref: "main", Path: "p", StateDir: dir, AgeKeyFile: keyFile, Environ: []string{}})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, plainDir)); !os.IsNotExist(err) {
+		t.Fatalf("a decrypted file left by a killed controller survives its restart: %v", err)
 	}
 	ctx := context.Background()
 	c.poll(ctx)
