@@ -283,11 +283,18 @@ func (l *proxyListener) pipeTCP(in *net.TCPConn) {
 	defer out.Close()
 	done := make(chan struct{})
 	go func() {
-		io.Copy(out, in)
+		if _, err := io.Copy(out, in); err != nil {
+			// A reset, not a half-close: the other way ends too.
+			in.Close()
+			out.Close()
+		}
 		out.CloseWrite()
 		close(done)
 	}()
-	io.Copy(in, out)
+	if _, err := io.Copy(in, out); err != nil {
+		in.Close()
+		out.Close()
+	}
 	in.CloseWrite()
 	<-done
 }
