@@ -215,6 +215,14 @@ func (s *Store) Push(ctx context.Context, ref, dest string, o RegistryOptions) e
 	if err != nil {
 		return err
 	}
+	release, err := s.lease(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
+	if img, err = s.compressedForPush(ctx, img); err != nil {
+		return fmt.Errorf("push %s: %w", ref, err)
+	}
 	if dest == "" {
 		dest = ref
 	}
@@ -251,6 +259,53 @@ func (s *Store) Push(ctx context.Context, ref, dest string, o RegistryOptions) e
 	}
 	o.printf("%s: digest: %s", r.Familiar(), img.ManifestDigest)
 	return nil
+}
+
+// compressedForPush returns img with its uncompressed layers (the
+// builder stores its layers so) gzipped, as registries and older pullers
+// expect: the gzip blobs go into the store (the compression is
+// deterministic, so pushing again reuses them) under a manifest of their
+// own; the config, so the image ID, is the same.
+func (s *Store) compressedForPush(ctx context.Context, img *Image) (*Image, error) {
+	out := *img
+	out.Layers = append([]ocispec.Descriptor(nil), img.Layers...)
+	changed := false
+	for i, l := range out.Layers {
+		if l.MediaType != ocispec.MediaTypeImageLayer {
+			continue
+		}
+		gz, err := s.writeLayer(ctx, true, func(w io.Writer) error {
+			r, err := s.VerifiedBlob(l.Digest)
+			if err != nil {
+				return err
+			}
+			defer r.Close()
+			_, err = io.Copy(w, r)
+			return err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("compress layer %s: %w", l.Digest, err)
+		}
+		if gz.DiffID != l.Digest {
+			return nil, fmt.Errorf("compress layer %s: read %s", l.Digest, gz.DiffID)
+		}
+		out.Layers[i] = gz.Descriptor
+		changed = true
+	}
+	if !changed {
+		return img, nil
+	}
+	out.Manifest.Layers = out.Layers
+	raw, err := json.Marshal(out.Manifest)
+	if err != nil {
+		return nil, err
+	}
+	if out.ManifestDigest = digest.FromBytes(raw); !s.Has(out.ManifestDigest) {
+		if _, err := s.WriteBlob(ctx, raw); err != nil {
+			return nil, err
+		}
+	}
+	return &out, nil
 }
 
 // storeImage presents a stored image to go-containerregistry.
