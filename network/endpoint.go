@@ -224,6 +224,8 @@ func staleOf(old, rec *endpointRecord) []Interface {
 // go, the sandbox, its interfaces and default routes are converged. Only
 // the container's own objects change: no lock but the endpoint's is needed.
 func (m *Manager) realize(st *diskState, old, rec *endpointRecord) error {
+	m.realizing <- struct{}{}
+	defer func() { <-m.realizing }()
 	for _, s := range rec.Stale {
 		if err := m.deleteLink(s.HostVeth); err != nil {
 			return err

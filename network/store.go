@@ -106,20 +106,26 @@ type networksFile struct {
 // loadNetworks reads state.json; a missing file is no network. legacy are
 // endpoints an older berth recorded there.
 func loadNetworks(dir string) (nets map[string]*NetworkInfo, legacy map[string]*endpointRecord, err error) {
+	nets, legacy, _, err = loadNetworksRaw(dir)
+	return nets, legacy, err
+}
+
+// loadNetworksRaw is loadNetworks plus the bytes read (nil: no file).
+func loadNetworksRaw(dir string) (map[string]*NetworkInfo, map[string]*endpointRecord, []byte, error) {
 	var f networksFile
 	b, err := os.ReadFile(filepath.Join(dir, stateFile))
 	if err != nil && !os.IsNotExist(err) {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if len(b) > 0 {
 		if err := json.Unmarshal(b, &f); err != nil {
-			return nil, nil, fmt.Errorf("%s: %w", filepath.Join(dir, stateFile), err)
+			return nil, nil, nil, fmt.Errorf("%s: %w", filepath.Join(dir, stateFile), err)
 		}
 	}
 	if f.Networks == nil {
 		f.Networks = map[string]*NetworkInfo{}
 	}
-	return f.Networks, f.Endpoints, nil
+	return f.Networks, f.Endpoints, b, nil
 }
 
 func endpointPath(dir, id string) string {
@@ -223,10 +229,11 @@ func loadState(dir string) (*diskState, error) {
 	return st, err
 }
 
-// loadStateRaw is loadState plus the bytes of each endpoint file (absent
-// for records that still live in state.json).
+// loadStateRaw is loadState plus the bytes it was read from: each endpoint
+// file's (absent for records that still live in state.json), under "",
+// state.json's.
 func loadStateRaw(dir string) (*diskState, map[string][]byte, error) {
-	nets, legacy, err := loadNetworks(dir)
+	nets, legacy, b, err := loadNetworksRaw(dir)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -234,6 +241,7 @@ func loadStateRaw(dir string) (*diskState, map[string][]byte, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	raw[""] = b
 	for id, r := range legacy {
 		if _, ok := eps[id]; !ok && r != nil {
 			eps[id] = r
@@ -273,16 +281,16 @@ func saveState(dir string, st *diskState, prev map[string]*endpointRecord, raw m
 		changed = true
 	}
 	for id := range raw {
-		if _, ok := st.Endpoints[id]; !ok {
+		if _, ok := st.Endpoints[id]; !ok && id != "" {
 			if err := os.Remove(endpointPath(dir, id)); err != nil && !errors.Is(err, os.ErrNotExist) {
 				return err
 			}
 			changed = true
 		}
 	}
-	path := filepath.Join(dir, stateFile)
-	if cur, err := os.ReadFile(path); err != nil || !bytes.Equal(cur, b) {
-		if err := writeFileAtomic(path, b, 0o644); err != nil {
+	// Compared with what was read under the same lock: no reread.
+	if cur, ok := raw[""]; !ok || !bytes.Equal(cur, b) {
+		if err := writeFileAtomic(filepath.Join(dir, stateFile), b, 0o644); err != nil {
 			return err
 		}
 	}
@@ -370,22 +378,18 @@ func writeFileRenamed(path string, data []byte, mode os.FileMode) error {
 }
 
 func writeFile(path string, data []byte, mode os.FileMode, sync bool) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-*")
+	tmp, err := createTemp(path, mode)
 	if errors.Is(err, os.ErrNotExist) {
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 			return err
 		}
-		tmp, err = os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-*")
+		tmp, err = createTemp(path, mode)
 	}
 	if err != nil {
 		return err
 	}
 	defer os.Remove(tmp.Name())
 	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(mode); err != nil {
 		tmp.Close()
 		return err
 	}
@@ -399,6 +403,22 @@ func writeFile(path string, data []byte, mode os.FileMode, sync bool) error {
 		return err
 	}
 	return os.Rename(tmp.Name(), path)
+}
+
+// createTemp makes a new file beside path (a random name, O_EXCL) with
+// mode, set at creation (less the umask, which berth runs with at 022 or
+// less for these modes) rather than by a chmod afterwards.
+func createTemp(path string, mode os.FileMode) (*os.File, error) {
+	for {
+		var r [8]byte
+		rand.Read(r[:])
+		name := filepath.Join(filepath.Dir(path), fmt.Sprintf(".tmp-%s-%x", filepath.Base(path), r))
+		f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
+		if errors.Is(err, os.ErrExist) {
+			continue
+		}
+		return f, err
+	}
 }
 
 // writeRuntimeFile rewrites path in place, without forcing it to disk:

@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -328,8 +330,11 @@ func TestLegacyStateMoves(t *testing.T) {
 // BenchmarkParallel50 attaches 50 containers to one network in parallel,
 // then removes their sandboxes in parallel, as an up and a down of a
 // 50-service project do; it reports the milliseconds of each half.
+//
+// The run root is on tmpfs (as /run is), where newTestEnv's is a
+// temporary directory on the disk.
 func BenchmarkParallel50(b *testing.B) {
-	e := newTestEnv(b, "p50", "")
+	e := newTestEnvOn(b, "p50", tmpfsDir(b))
 	ctx := context.Background()
 	if _, err := e.m.EnsureNetwork(ctx, netSpec("b_net", "")); err != nil {
 		b.Fatal(err)
@@ -364,4 +369,102 @@ func BenchmarkParallel50(b *testing.B) {
 	}
 	b.ReportMetric(float64(attach.Milliseconds())/float64(b.N), "attach50-ms")
 	b.ReportMetric(float64(remove.Milliseconds())/float64(b.N), "remove50-ms")
+}
+
+// tmpfsDir is a temporary directory under /run (tmpfs), removed at cleanup.
+func tmpfsDir(t testing.TB) string {
+	dir, err := os.MkdirTemp("/run", "berth-nettest-")
+	if err != nil {
+		t.Skip(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
+// newTestEnvOn is newTestEnv with the given run root.
+func newTestEnvOn(t testing.TB, tag, runRoot string) *testEnv {
+	t.Helper()
+	needRoot(t)
+	h := newTestHost(t, tag)
+	opt := Options{Root: t.TempDir(), RunRoot: runRoot, HostNetns: h.path,
+		DNSCommand: func(stateDir, runDir string) *exec.Cmd {
+			cmd := exec.Command(os.Args[0])
+			cmd.Env = append(os.Environ(), "BERTH_TEST_DNS_SERVER=1", "BERTH_TEST_DNS_STATE="+stateDir,
+				"BERTH_TEST_DNS_RUN="+runDir)
+			return cmd
+		}}
+	m, err := New(opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := m.Set(context.Background(), Config{}); err != nil {
+			t.Errorf("cleanup: %v", err)
+		}
+		m.Close()
+		filepath.Walk(filepath.Join(runRoot, "netns"), func(p string, _ os.FileInfo, _ error) error {
+			syscall.Unmount(p, syscall.MNT_DETACH)
+			return nil
+		})
+	})
+	return &testEnv{host: h, m: m, opt: opt}
+}
+
+// TestEndpointsOnRunRoot: endpoint records live under the run root, reached
+// from the state directory by a link; records a root kept on disk are
+// moved there, and a run root emptied (a reboot) means no endpoint.
+func TestEndpointsOnRunRoot(t *testing.T) {
+	e := newTestEnv(t, "prunroot", "")
+	ctx := context.Background()
+	if _, err := e.m.EnsureNetwork(ctx, netSpec("p_a", "")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.m.Attach(ctx, Endpoint{ID: "r1", Name: "p-s-1", Service: "s",
+		Networks: []state.NetworkAttachment{{Network: "p_a"}}}); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(e.opt.Root, "network", endpointsDir)
+	target := filepath.Join(e.opt.RunRoot, "network", endpointsDir)
+	if cur, err := os.Readlink(link); err != nil || cur != target {
+		t.Fatalf("%s links to %q (%v), want %s", link, cur, err, target)
+	}
+	if _, err := os.Stat(filepath.Join(target, "r1.json")); err != nil {
+		t.Fatalf("record not under the run root: %v", err)
+	}
+	// The layout of a root whose records were on disk.
+	b, err := os.ReadFile(filepath.Join(target, "r1.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(link)
+	os.MkdirAll(link, 0o755)
+	os.WriteFile(filepath.Join(link, "r1.json"), b, 0o644)
+	os.Remove(filepath.Join(target, "r1.json"))
+	m2, err := New(e.opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m2.Close()
+	if cur, err := os.Readlink(link); err != nil || cur != target {
+		t.Fatalf("not linked again: %q %v", cur, err)
+	}
+	if eps, err := m2.Endpoints(ctx, "p_a"); err != nil || len(eps) != 1 {
+		t.Fatalf("moved record not found: %v %v", eps, err)
+	}
+	// A reboot empties the run root: no endpoint is left, and the next
+	// Manager makes the directory again.
+	if err := os.RemoveAll(target); err != nil {
+		t.Fatal(err)
+	}
+	if eps, err := m2.Endpoints(ctx, ""); err != nil || len(eps) != 0 {
+		t.Fatalf("after the run root went: %v %v", eps, err)
+	}
+	m3, err := New(e.opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m3.Close()
+	if fi, err := os.Stat(target); err != nil || !fi.IsDir() {
+		t.Errorf("run root's endpoint directory not made again: %v", err)
+	}
 }
