@@ -33,13 +33,22 @@ type request struct {
 	// Remove deletes it then, unless the caller went away).
 	Wait   bool `json:"wait,omitempty"`
 	Remove bool `json:"remove,omitempty"`
+	// NoTerminal: the caller cannot relay a terminal (the C path of
+	// `berth runtime run`): a terminal: true spec is refused, kind
+	// "terminal", before anything is made.
+	NoTerminal bool `json:"noTerminal,omitempty"`
 }
 
 type response struct {
 	Error string `json:"error,omitempty"`
 	Kind  string `json:"kind,omitempty"` // notfound, exists, state, invalid
 	State *State `json:"state,omitempty"`
+	// RunExit is the exit status in a run-and-wait's last answer.
+	RunExit *int `json:"runExit,omitempty"`
 }
+
+// errTerminal refuses a terminal to a NoTerminal caller.
+var errTerminal = errors.New("the process has a terminal: the caller cannot relay it")
 
 // supervised is a container with a live process the monitor watches.
 type supervised struct {
@@ -207,6 +216,8 @@ func errResponse(err error) response {
 		r.Kind = "state"
 	case errors.Is(err, ErrInvalid):
 		r.Kind = "invalid"
+	case errors.Is(err, errTerminal):
+		r.Kind = "terminal"
 	}
 	return r
 }
@@ -244,7 +255,17 @@ func (m *monitor) handle(req *request, fds []*os.File) response {
 	return response{State: s}
 }
 
-func (m *monitor) create(ctx context.Context, req *request, fds []*os.File) (*State, error) {
+func (m *monitor) create(ctx context.Context, req *request, fds []*os.File) (s *State, err error) {
+	// The caller's stdio is the container's when it is made; otherwise it
+	// must not stay open here (a caller reading the pipe it passed would
+	// wait for EOF as long as this monitor lives).
+	defer func() {
+		if err != nil {
+			for _, f := range fds {
+				f.Close()
+			}
+		}
+	}()
 	o := req.Options
 	if o == nil {
 		o = &CreateOptions{}
@@ -261,6 +282,9 @@ func (m *monitor) create(ctx context.Context, req *request, fds []*os.File) (*St
 	}
 	if err := validateSpec(spec); err != nil {
 		return nil, err
+	}
+	if req.NoTerminal && spec.Process.Terminal {
+		return nil, errTerminal
 	}
 	dir := m.rt.dir(req.ID)
 	if err := os.Mkdir(dir, 0o711); err != nil {
@@ -450,6 +474,8 @@ func (m *monitor) runWait(conn *net.UnixConn, req *request, fds []*os.File) {
 	resp = response{State: s}
 	if err != nil {
 		resp = errResponse(err)
+	} else {
+		resp.RunExit = &s.ExitCode
 	}
 	b, _ = json.Marshal(resp)
 	conn.Write(append(b, '\n'))
