@@ -7,8 +7,11 @@ set -eu
 BERTH=${1:-$(pwd)/bin/berth}
 [ -x "$BERTH" ] || { echo "build berth first (make build) or pass its path" >&2; exit 1; }
 W=$(mktemp -d /tmp/berth-bench-build.XXXXXX)
-trap 'rm -rf "$W"' EXIT
 R=$W/root
+# keep the build bridge between builds as a real state root does (roots
+# under $TMPDIR drop it after each build); removed again on exit
+export BERTH_KEEP_BUILD_NETWORK=1
+trap '"$BERTH" --root "$R" builder prune --all >/dev/null 2>&1; rm -rf "$W"' EXIT
 mkdir -p "$W/rootfs/bin" "$W/ctx/data"
 cp /bin/busybox "$W/rootfs/bin/"
 for a in sh echo cat; do ln -s busybox "$W/rootfs/bin/$a"; done

@@ -480,7 +480,7 @@ func TestBuildDefaultNetwork(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	bn := &BridgeNetwork{M: m, LockDir: filepath.Join(e.root, "netlocks")}
+	bn := &BridgeNetwork{M: m, LockDir: filepath.Join(e.root, "netlocks"), Keep: true}
 	e.b.SetNetwork(bn)
 	dir := t.TempDir()
 	writeFiles(t, dir, map[string]string{"Dockerfile": "FROM busybox:test\n" +

@@ -1,6 +1,9 @@
 package builder
 
-import "testing"
+import (
+	"os"
+	"testing"
+)
 
 func TestParseChmod(t *testing.T) {
 	for _, tc := range []struct {
@@ -40,5 +43,23 @@ func TestParseChmod(t *testing.T) {
 		if _, err := parseChmod(bad); err == nil {
 			t.Errorf("%q: accepted", bad)
 		}
+	}
+}
+
+func TestKeepBuildNetwork(t *testing.T) {
+	t.Setenv("BERTH_KEEP_BUILD_NETWORK", "")
+	tmp := os.TempDir()
+	for root, want := range map[string]bool{"/var/lib/berth": true, tmp + "/x/root": false, tmp: false, tmp + "x/root": true} {
+		if got := keepBuildNetwork(root); got != want {
+			t.Errorf("%s: keep %v, want %v", root, got, want)
+		}
+	}
+	t.Setenv("BERTH_KEEP_BUILD_NETWORK", "1")
+	if !keepBuildNetwork(tmp + "/x") {
+		t.Error("BERTH_KEEP_BUILD_NETWORK=1 ignored")
+	}
+	t.Setenv("BERTH_KEEP_BUILD_NETWORK", "0")
+	if keepBuildNetwork("/var/lib/berth") {
+		t.Error("BERTH_KEEP_BUILD_NETWORK=0 ignored")
 	}
 }

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 
 	"github.com/berth-dev/berth/network"
@@ -31,8 +33,27 @@ func (b *Builder) UseBridgeNetwork(stateRoot, runRoot string) error {
 	if err != nil {
 		return err
 	}
-	b.SetNetwork(&BridgeNetwork{M: m, LockDir: filepath.Join(b.root, "netlocks")})
+	b.SetNetwork(&BridgeNetwork{M: m, LockDir: filepath.Join(b.root, "netlocks"), Keep: keepBuildNetwork(stateRoot)})
 	return nil
+}
+
+// keepBuildNetwork says whether the build bridge of a state root stays
+// between builds: yes, except for roots under $TMPDIR (tests, throwaway
+// roots, whose bridge nobody would ever remove);
+// BERTH_KEEP_BUILD_NETWORK=1 or 0 decides instead.
+func keepBuildNetwork(stateRoot string) bool {
+	switch os.Getenv("BERTH_KEEP_BUILD_NETWORK") {
+	case "1":
+		return true
+	case "0":
+		return false
+	}
+	abs, err := filepath.Abs(stateRoot)
+	if err != nil {
+		return false
+	}
+	rel, err := filepath.Rel(filepath.Clean(os.TempDir()), abs)
+	return err != nil || rel == ".." || strings.HasPrefix(rel, "../")
 }
 
 // Close releases what UseBridgeNetwork opened.

@@ -19,6 +19,7 @@ func TestBuildExample(t *testing.T) {
 	root, runRoot := t.TempDir(), t.TempDir()
 	dir, _ := filepath.Abs("../../examples/build")
 	args := []string{"--root", root, "--run-root", runRoot, "build"}
+	pruneAfter(t, dir, args)
 	first := run(t, dir, "", args...)
 	if first.code != 0 {
 		t.Fatalf("berth build: %d\n%s", first.code, first.stderr)
@@ -61,6 +62,7 @@ func TestBuildServicesInParallel(t *testing.T) {
 		}
 	}
 	args := []string{"--root", t.TempDir(), "--run-root", t.TempDir(), "build"}
+	pruneAfter(t, dir, args)
 	r := run(t, dir, "", args...)
 	if r.code != 0 {
 		t.Fatalf("%d\n%s", r.code, r.stderr)
@@ -102,6 +104,7 @@ func TestBuildServiceContextAndSecrets(t *testing.T) {
 		}
 	}
 	args := []string{"--root", t.TempDir(), "--run-root", t.TempDir(), "build"}
+	pruneAfter(t, dir, args)
 	r := run(t, dir, "", append(args, "d")...)
 	if r.code != 0 {
 		t.Fatalf("%d\n%s", r.code, r.stderr)
@@ -119,4 +122,15 @@ func TestBuildServiceContextAndSecrets(t *testing.T) {
 	if r.code == 0 {
 		t.Errorf("a RUN checking for another secret value passed:\n%s", r.stderr)
 	}
+}
+
+// pruneAfter removes, once the test is done, the build bridge that RUN
+// steps leave for the next build (these builds run on the host's network).
+func pruneAfter(t *testing.T, dir string, buildArgs []string) {
+	args := append(append([]string(nil), buildArgs[:len(buildArgs)-1]...), "builder", "prune", "--all")
+	t.Cleanup(func() {
+		if r := run(t, dir, "", args...); r.code != 0 {
+			t.Errorf("builder prune --all: %d\n%s", r.code, r.stderr)
+		}
+	})
 }
