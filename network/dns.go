@@ -30,9 +30,11 @@ type DNSOptions struct {
 // ServeDNS is the DNS responder berth runs as a small process (`berth
 // network dns-server`). It listens on port 53 of every network's gateway,
 // answers service names, aliases, container names and hostnames for the
-// containers sharing a network with the asker, and forwards the rest. Its
-// only state is the allocation file, re-read when it changes, so it can be
-// killed and restarted at any time. It returns when no network is left.
+// containers sharing a network with the asker, and forwards the rest. It
+// also runs the userland proxy of published ports that nftables cannot
+// serve (proxy.go). Its only state is the allocation file, re-read when it
+// changes, so it can be killed and restarted at any time. It returns when
+// no network is left.
 func ServeDNS(ctx context.Context, o DNSOptions) error {
 	if o.Poll == 0 {
 		o.Poll = 100 * time.Millisecond
