@@ -96,7 +96,10 @@ func New(opt Options) (*Manager, error) {
 // Readers that only know the state directory (the DNS responder) follow
 // the link. Records a root kept on disk are moved on first use.
 func (m *Manager) linkEndpoints() error {
-	target := filepath.Join(m.runDir, endpointsDir)
+	target, err := filepath.Abs(filepath.Join(m.runDir, endpointsDir)) // a link resolves relative targets from its own directory
+	if err != nil {
+		return err
+	}
 	link := filepath.Join(m.stateDir, endpointsDir)
 	if err := os.MkdirAll(target, 0o755); err != nil {
 		return err
