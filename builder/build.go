@@ -133,6 +133,11 @@ func (b *Builder) Build(ctx context.Context, o Options) (*Result, error) {
 		r.out.printf("WARNING: build argument %s is not consumed by any stage\n", a)
 	}
 	if b.net != nil {
+		// builds running in parallel share the network: a Networker that
+		// counts its users (BridgeNetwork) closes it after the last one
+		if o, ok := b.net.(interface{ Open() }); ok {
+			o.Open()
+		}
 		defer b.net.Close(context.WithoutCancel(ctx))
 	}
 	for _, level := range plan.Levels {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/berth-dev/berth/network"
 	"github.com/berth-dev/berth/state"
@@ -115,13 +116,37 @@ func (n *BridgeNetwork) Cleanup(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// Close implements Networker. With Keep the bridge stays for the next
-// build (as docker0 does): setting it up and tearing it down again cost a
-// build 0.15-0.4 s here. Otherwise it goes when no build uses it.
+// bridgeUsers counts, per state root (LockDir), the builds of this process
+// that use the build bridge: builds in parallel (berth build of several
+// services, up building them) each have a BridgeNetwork, and the bridge
+// must not go while one of them may still join it.
+var bridgeUsers = struct {
+	sync.Mutex
+	n map[string]int
+}{n: map[string]int{}}
+
+// Open marks a build as using the bridge until its Close.
+func (n *BridgeNetwork) Open() {
+	bridgeUsers.Lock()
+	bridgeUsers.n[n.LockDir]++
+	bridgeUsers.Unlock()
+}
+
+// Close implements Networker: the build that opened the bridge is done.
+// With Keep the bridge stays for the next build (as docker0 does):
+// setting it up and tearing it down again cost a build 0.15-0.4 s here.
+// Otherwise it goes once no build of this process uses it (nor one of
+// another process: RemoveNetwork refuses while endpoints are attached).
 func (n *BridgeNetwork) Close(ctx context.Context) error {
-	if n.Keep {
+	bridgeUsers.Lock()
+	defer bridgeUsers.Unlock()
+	if bridgeUsers.n[n.LockDir] > 0 {
+		bridgeUsers.n[n.LockDir]--
+	}
+	if n.Keep || bridgeUsers.n[n.LockDir] > 0 {
 		return nil
 	}
+	delete(bridgeUsers.n, n.LockDir)
 	return n.Remove(ctx)
 }
 
