@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"reflect"
 	"strconv"
 	"strings"
@@ -654,8 +655,30 @@ func (m *Manager) RemoveSandbox(ctx context.Context, id string) error {
 		unlock(false)
 		return err
 	}
+	removeTemps(filepath.Join(m.stateDir, endpointsDir), ".tmp-"+id+".json-", 0)
 	unlock(true)
 	return nil
+}
+
+// removeTemps removes the temporary files in dir whose names start with
+// prefix and that are older than age: what a writer killed between
+// creating one and renaming it left. Best effort.
+func removeTemps(dir, prefix string, age time.Duration) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		if !strings.HasPrefix(e.Name(), prefix) {
+			continue
+		}
+		if age > 0 {
+			if fi, err := e.Info(); err != nil || time.Since(fi.ModTime()) < age {
+				continue
+			}
+		}
+		os.Remove(filepath.Join(dir, e.Name()))
+	}
 }
 
 func hasIPv6(r *endpointRecord) bool {

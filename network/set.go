@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -135,6 +136,10 @@ func (m *Manager) collect(ctx context.Context) error {
 		if err := m.collectDir(filepath.Join(m.runDir, "containers"), st, os.RemoveAll); err != nil {
 			return err
 		}
+		// Temporary files of writers killed before their rename (a
+		// write under way is younger than a minute).
+		removeTemps(filepath.Join(m.stateDir, endpointsDir), ".tmp-", time.Minute)
+		removeTemps(m.stateDir, ".tmp-", time.Minute)
 		// Lock files of containers without a record, that nobody holds.
 		if err := m.collectDir(filepath.Join(m.runDir, "locks"), st, removeIdleLock); err != nil {
 			return err

@@ -253,10 +253,18 @@ func TestCrashBetweenPlanAndLinks(t *testing.T) {
 	if r := e.mustRecord(t, "x"); len(r.Stale) != 0 || r.Interfaces[0].Network != "p_b" {
 		t.Errorf("record after convergence: %+v", r)
 	}
-	// A crashed plan followed by a removal: nothing of it remains.
+	// A crashed plan followed by a removal: nothing of it remains, not
+	// even the temporary file of a record write killed before its rename.
 	e.crashAfterPlan(t, on("y", "p_b"))
+	tmp := filepath.Join(e.m.stateDir, endpointsDir, ".tmp-y.json-0123abcd")
+	if err := os.WriteFile(tmp, []byte("{"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	if err := e.m.RemoveSandbox(ctx, "y"); err != nil {
 		t.Fatal(err)
+	}
+	if _, err := os.Lstat(tmp); err == nil {
+		t.Error("a killed write's temporary file outlived the sandbox")
 	}
 	for _, v := range e.hostVeths(t) {
 		if v == hostVethName("y", "p_a") || v == hostVethName("y", "p_b") {
