@@ -3,7 +3,9 @@ package native
 import (
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -120,5 +122,33 @@ func TestNameRace(t *testing.T) {
 	recs, err := ds[0].records()
 	if won != 1 || err != nil || len(recs) != 1 {
 		t.Errorf("%d creates won, %d records (%v); want 1 and 1", won, len(recs), err)
+	}
+}
+
+// TestPreparedLeftovers: a create's prepared directory is cleared once
+// the process that made it is gone (berth killed between preparing and
+// committing), and left alone while it lives.
+func TestPreparedLeftovers(t *testing.T) {
+	root := t.TempDir()
+	d := &Driver{opt: Options{Root: root}}
+	cmd := exec.Command("true")
+	if err := cmd.Run(); err != nil {
+		t.Skip(err)
+	}
+	dead := filepath.Join(root, "containers", prepPrefix+strconv.Itoa(cmd.Process.Pid)+"-"+newID())
+	mine := filepath.Join(root, "containers", prepPrefix+strconv.Itoa(os.Getpid())+"-"+newID())
+	for _, dir := range []string{dead, mine} {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := d.records(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(dead); err == nil {
+		t.Error("the prepared directory of a dead process stays")
+	}
+	if _, err := os.Stat(mine); err != nil {
+		t.Errorf("a live create's prepared directory went: %v", err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -86,7 +87,7 @@ const (
 // disk, in a side directory (prepPrefix): outside the names lock, so that
 // creates wait on the disk in parallel. commitRecord renames it into place.
 func (d *Driver) prepareRecord(r *record) (string, error) {
-	tmp := filepath.Join(d.containersDir(), prepPrefix+r.ID)
+	tmp := filepath.Join(d.containersDir(), prepPrefix+strconv.Itoa(os.Getpid())+"-"+r.ID)
 	if err := os.MkdirAll(tmp, 0o700); err != nil {
 		return "", err
 	}
@@ -149,6 +150,16 @@ func (d *Driver) clearLeftover(e os.DirEntry) {
 	if strings.HasPrefix(e.Name(), gonePrefix) {
 		os.RemoveAll(path)
 		return
+	}
+	// A create prepares .prep-<pid>-<id>: once that process is gone, the
+	// directory is a leftover at once (a reused pid only defers it).
+	if rest, ok := strings.CutPrefix(e.Name(), prepPrefix); ok {
+		if pid, _, ok := strings.Cut(rest, "-"); ok {
+			if _, err := os.Stat("/proc/" + pid); errors.Is(err, os.ErrNotExist) {
+				os.RemoveAll(path)
+				return
+			}
+		}
 	}
 	if fi, err := e.Info(); err == nil && time.Since(fi.ModTime()) > leftoverAge {
 		os.RemoveAll(path)
