@@ -259,9 +259,16 @@ func (c *cgroup) createV2() error {
 	return nil
 }
 
-func (c *cgroup) addPid(pid int) error {
+func (c *cgroup) addPid(pid int) error { return c.addPidExcept(pid, nil) }
+
+// addPidExcept moves pid into the cgroup but for the hierarchies in skip
+// (where it is already).
+func (c *cgroup) addPidExcept(pid int, skip map[string]bool) error {
 	file := "cgroup.procs"
-	for _, d := range c.dirs {
+	for name, d := range c.dirs {
+		if skip[name] {
+			continue
+		}
 		if err := writeCg(d, file, strconv.Itoa(pid)); err != nil {
 			return err
 		}

@@ -109,6 +109,16 @@ func (r *Runtime) launch(ctx context.Context, s *State, spec *specs.Spec, stdio 
 			return nil, err
 		}
 	}
+	c := warm.take(plan)
+	ok := false
+	defer func() {
+		if !ok && c != nil {
+			c.discard()
+		}
+	}()
+	// A warm init already sits in staging cgroups (v1): renamed to the
+	// container's, they need no migration of it.
+	moved := c.adoptStaged(cg)
 	if err := cg.create(); err != nil {
 		return nil, err
 	}
@@ -135,7 +145,6 @@ func (r *Runtime) launch(ctx context.Context, s *State, spec *specs.Spec, stdio 
 	if !spec.Process.Terminal {
 		console = nil
 	}
-	c := warm.take(plan)
 	if c == nil {
 		c, err = startChild(childInit, plan, stdio, fifoFile, console)
 	} else {
@@ -156,7 +165,7 @@ func (r *Runtime) launch(ctx context.Context, s *State, spec *specs.Spec, stdio 
 	if hasCgroupMount(spec) {
 		cfg.CgroupV1 = cg.v1MountOptions()
 	}
-	err = cg.addPid(c.pid)
+	err = cg.addPidExcept(c.pid, moved)
 	if err == nil {
 		err = setOOMScoreAdj(c.pid, spec.Process.OOMScoreAdj)
 	}
@@ -175,6 +184,7 @@ func (r *Runtime) launch(ctx context.Context, s *State, spec *specs.Spec, stdio 
 	s.Pid = c.pid
 	s.PidStart, _ = pidStartTime(c.pid)
 	warm.next(plan)
+	ok = true
 	return c, nil
 }
 

@@ -111,6 +111,7 @@ func monitorMain(root string) {
 	}
 	m := &monitor{rt: rt, live: map[string]*supervised{}, lastBusy: time.Now(), ln: ln, lock: lock}
 	warm = &warmPool{}
+	cleanStaging()
 	m.adopt()
 	go m.idleLoop(sock)
 	for {

@@ -135,8 +135,9 @@ type child struct {
 	proc      *os.Process
 	pid       int
 	sync      *os.File
-	consoleFd int  // the console socket's fd in the child, 0 if none
-	warm      bool // a spare: sendFds before the config
+	consoleFd int     // the console socket's fd in the child, 0 if none
+	warm      bool    // a spare: sendFds before the config
+	staged    *cgroup // a spare's staging cgroups (v1), renamed at take
 }
 
 // startChild re-execs the sealed berth binary in role with stdio, joining

@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -43,6 +44,14 @@ func TestWarmInit(t *testing.T) {
 	if len(spare) != 1 {
 		t.Fatalf("spares after a create: %v", spare)
 	}
+	v1 := !isCgroupV2()
+	cgroupOf := func(pid int) string {
+		b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cgroup")
+		return string(b)
+	}
+	if v1 && !strings.Contains(cgroupOf(spare[0]), ":pids:"+warmCgroupPrefix+strconv.Itoa(spare[0])+"\n") {
+		t.Fatalf("spare not staged in its cgroups: %s", cgroupOf(spare[0]))
+	}
 
 	// A terminal container on the spare: the console socket arrives as
 	// fd 5 with the config.
@@ -59,6 +68,17 @@ func TestWarmInit(t *testing.T) {
 	w1, w2 := mustState(t, r, "w1"), mustState(t, r, "w2")
 	if w2.Pid != spare[0] {
 		t.Fatalf("w2 runs as %d, the spare was %d", w2.Pid, spare[0])
+	}
+	if v1 {
+		// Its staging cgroups became w2's (renamed: none left).
+		for _, ctl := range []string{"pids", "memory", "freezer", "devices", "cpuacct"} {
+			if !strings.Contains(cgroupOf(w2.Pid), ":"+ctl+":/berth/w2\n") {
+				t.Errorf("w2 not in its %s cgroup: %s", ctl, cgroupOf(w2.Pid))
+			}
+		}
+		if left, _ := filepath.Glob("/sys/fs/cgroup/*" + warmCgroupPrefix + strconv.Itoa(spare[0])); len(left) > 0 {
+			t.Errorf("staging cgroups left: %v", left)
+		}
 	}
 	for _, ns := range []string{"net", "pid", "mnt", "uts", "ipc"} {
 		a, b, host := nsOf(t, w1.Pid, ns), nsOf(t, w2.Pid, ns), nsOf(t, os.Getpid(), ns)
