@@ -204,12 +204,23 @@ func (s *dnsServer) refresh() *diskState {
 // left, and gives up the pid file while still holding the lock so that a
 // Manager adding a network either sees this process alive and still
 // serving, or gone.
+//
+// The responder never creates the state directory or its lock: when they
+// are gone (the whole state root was removed), so is every network, and
+// re-creating them would leave files in a directory being deleted.
 func (s *dnsServer) lastNetworkGone() bool {
-	unlock, err := lockState(s.opt.StateDir)
+	f, err := os.OpenFile(filepath.Join(s.opt.StateDir, "lock"), os.O_RDWR|unix.O_CLOEXEC, 0)
+	if errors.Is(err, os.ErrNotExist) {
+		removeOwnPidfile(s.opt.RunDir)
+		return true
+	}
 	if err != nil {
 		return false
 	}
-	defer unlock()
+	defer f.Close()
+	if unix.Flock(int(f.Fd()), unix.LOCK_EX) != nil {
+		return false
+	}
 	st, err := loadState(s.opt.StateDir)
 	if err != nil || len(st.Networks) > 0 {
 		return false
