@@ -14,7 +14,8 @@
 set -euo pipefail
 berth="$(readlink -f "${1:-$(dirname "$0")/../bin/berth}")"
 RUNS="${RUNS:-200}"
-# State roots on tmpfs, where runtimes keep them (/run).
+# State roots on /run, where runtimes keep them (a tmpfs on most machines;
+# ext4 on this one).
 work="$(mktemp -d /run/berth-bench-XXXXXX)"
 cleanup() {
 	for id in $("$berth" --run-root "$work/run" runtime list -q 2>/dev/null); do
