@@ -89,9 +89,10 @@ func New(opt Options) (*Manager, error) {
 // linkEndpoints makes <root>/network/endpoints a symbolic link to
 // <run-root>/network/endpoints: endpoint records describe what lives and
 // dies with the run root (the namespaces pinned there, their veths, the
-// running containers), so they live there too, where a file costs
-// microseconds to write where the disk (ext4 on this machine) takes about
-// a millisecond per file created or renamed, even without an fsync. After
+// running containers), so they live there too: on a tmpfs /run (most
+// systems) a file costs microseconds to write where an ext4 disk takes
+// about a millisecond per file created or renamed, even without an fsync
+// (measured on the development machine, whose /run is on ext4). After
 // a reboot the link points at nothing: no endpoint, which is the truth.
 // Readers that only know the state directory (the DNS responder) follow
 // the link. Records a root kept on disk are moved on first use.

@@ -339,10 +339,10 @@ func TestLegacyStateMoves(t *testing.T) {
 // then removes their sandboxes in parallel, as an up and a down of a
 // 50-service project do; it reports the milliseconds of each half.
 //
-// The run root is on tmpfs (as /run is), where newTestEnv's is a
-// temporary directory on the disk.
+// The run root is under /run (a tmpfs on most systems; on the development
+// machine a plain directory on the root ext4), as berth's is.
 func BenchmarkParallel50(b *testing.B) {
-	e := newTestEnvOn(b, "p50", tmpfsDir(b))
+	e := newTestEnvOn(b, "p50", runTempDir(b))
 	ctx := context.Background()
 	if _, err := e.m.EnsureNetwork(ctx, netSpec("b_net", "")); err != nil {
 		b.Fatal(err)
@@ -379,8 +379,8 @@ func BenchmarkParallel50(b *testing.B) {
 	b.ReportMetric(float64(remove.Milliseconds())/float64(b.N), "remove50-ms")
 }
 
-// tmpfsDir is a temporary directory under /run (tmpfs), removed at cleanup.
-func tmpfsDir(t testing.TB) string {
+// runTempDir is a temporary directory under /run, removed at cleanup.
+func runTempDir(t testing.TB) string {
 	dir, err := os.MkdirTemp("/run", "berth-nettest-")
 	if err != nil {
 		t.Skip(err)
