@@ -109,7 +109,7 @@ func (r *Runtime) launch(ctx context.Context, s *State, spec *specs.Spec, stdio 
 			return nil, err
 		}
 	}
-	c := warm.take(plan)
+	c := warm.take(plan, hostPaths(root, spec.Mounts))
 	ok := false
 	defer func() {
 		if !ok && c != nil {

@@ -4,10 +4,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
 
@@ -63,10 +65,11 @@ func warmable(plan nsPlan) bool {
 	return len(plan.join) == 0 && !plan.fork && !plan.userNS
 }
 
-// take returns the spare when it fits the plan. The caller calls next
+// take returns the spare when it fits the plan and sees every path the
+// container needs as the monitor does (see sees). The caller calls next
 // once its container is made (a spare started at once would compete for
 // the CPU with the very create it is meant to speed up the next of).
-func (w *warmPool) take(plan nsPlan) *child {
+func (w *warmPool) take(plan nsPlan, paths []string) *child {
 	if w == nil || !warmable(plan) {
 		return nil
 	}
@@ -81,7 +84,46 @@ func (w *warmPool) take(plan nsPlan) *child {
 	if !fits {
 		return nil
 	}
+	if !c.sees(paths) {
+		c.discard()
+		return nil
+	}
 	return c
+}
+
+// sees says whether each path resolves, in the spare's mount namespace, to
+// the same file as in the monitor's. The spare copied the mount table when
+// it was cloned: a mount made since (a build step's overlay rootfs, a stage
+// bound into a RUN) reaches it only by propagation, which a private host
+// mount (a machine without systemd, a builder's own namespace) does not
+// give; the spare would then set up its container on the empty directory
+// beneath.
+func (c *child) sees(paths []string) bool {
+	view := "/proc/" + strconv.Itoa(c.pid) + "/root"
+	for _, p := range paths {
+		var host, spare unix.Stat_t
+		if unix.Stat(p, &host) != nil {
+			continue // made by the create itself: the same for both
+		}
+		if unix.Stat(view+p, &spare) != nil || host.Dev != spare.Dev || host.Ino != spare.Ino {
+			return false
+		}
+	}
+	return true
+}
+
+// hostPaths are the paths of the host a create hands its container: the
+// rootfs and the sources of bind mounts.
+func hostPaths(root string, mounts []specs.Mount) []string {
+	paths := []string{root}
+	for _, m := range mounts {
+		if m.Type == "bind" || slices.Contains(m.Options, "bind") || slices.Contains(m.Options, "rbind") {
+			if filepath.IsAbs(m.Source) {
+				paths = append(paths, m.Source)
+			}
+		}
+	}
+	return paths
 }
 
 // next starts, in the background, a spare for the plan a create used.

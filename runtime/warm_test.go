@@ -7,6 +7,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 // spares lists the warm init children of r's monitor.
@@ -102,5 +105,43 @@ func TestWarmInit(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("spares left: %v", spares(t, r))
 		}
+	}
+}
+
+// TestWarmInitSeesLaterMounts: a mount made after the spare was cloned
+// (here a tmpfs bound into the next container) reaches the spare only by
+// propagation; where / is private it does not, and the create must then
+// start a cold child rather than give the container the empty directory
+// beneath the mount.
+func TestWarmInitSeesLaterMounts(t *testing.T) {
+	r := newTestRuntime(t)
+	ctx := ctxT(t, 30*time.Second)
+	if _, err := r.Run(ctx, "m1", CreateOptions{Spec: testSpec(t, "sleep", "30")}); err != nil {
+		t.Fatal(err)
+	}
+	var spare []int
+	for deadline := time.Now().Add(5 * time.Second); len(spare) != 1 && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		spare = spares(t, r)
+	}
+	if len(spare) != 1 {
+		t.Fatalf("spares after a create: %v", spare)
+	}
+	dir := t.TempDir()
+	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=1m"); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Unmount(dir, unix.MNT_DETACH)
+	if err := os.WriteFile(filepath.Join(dir, "marker"), []byte("mounted\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := testSpec(t, "sleep", "30")
+	s.Mounts = append(s.Mounts, specs.Mount{Destination: "/mnt", Type: "bind", Source: dir, Options: []string{"rbind", "ro"}})
+	if _, err := r.Run(ctx, "m2", CreateOptions{Spec: s}); err != nil {
+		t.Fatal(err)
+	}
+	st := mustState(t, r, "m2")
+	got, err := os.ReadFile("/proc/" + strconv.Itoa(st.Pid) + "/root/mnt/marker")
+	if err != nil || string(got) != "mounted\n" {
+		t.Fatalf("the container's /mnt lacks the mount made after the spare (spare %d, container %d): %q %v", spare[0], st.Pid, got, err)
 	}
 }
