@@ -10,6 +10,8 @@ import (
 
 	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-dev/berth/fsroot"
 )
 
 // copyOptions are the COPY/ADD flags that change what is written.
@@ -49,21 +51,11 @@ func openRootDir(dir string) (*rootDir, error) {
 func (r *rootDir) Close() error { return r.f.Close() }
 
 func (r *rootDir) openIn(p string, flags int) (*os.File, error) {
-	how := unix.OpenHow{Flags: uint64(flags | unix.O_CLOEXEC), Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS}
-	rel := strings.TrimLeft(p, "/")
-	if rel == "" {
-		rel = "."
+	fd, err := fsroot.Openat(int(r.f.Fd()), p, flags, 0, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: p, Err: err}
 	}
-	for {
-		fd, err := unix.Openat2(int(r.f.Fd()), rel, &how)
-		if err == unix.EINTR || err == unix.EAGAIN {
-			continue
-		}
-		if err != nil {
-			return nil, &os.PathError{Op: "open", Path: p, Err: err}
-		}
-		return os.NewFile(uintptr(fd), p), nil
-	}
+	return os.NewFile(uintptr(fd), p), nil
 }
 
 // mkdirAll creates dir (absolute in the image) and returns a handle on it;

@@ -10,6 +10,8 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-dev/berth/fsroot"
 )
 
 var mountFlags = map[string]struct {
@@ -179,15 +181,12 @@ func setupRootfs(cfg *initConfig) error {
 // a file when file is true). strict refuses any symlink on the way: proc,
 // sysfs and /dev must be real directories of the image.
 func openInRoot(root *os.File, path string, file, strict bool) (*os.File, error) {
-	how := unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS}
+	var extra uint64
 	if strict {
-		how.Resolve |= unix.RESOLVE_NO_SYMLINKS
+		extra = fsroot.NoSymlinks
 	}
-	rel := strings.TrimPrefix(filepath.Clean("/"+path), "/")
-	if rel == "" {
-		rel = "."
-	}
-	fd, err := unix.Openat2(int(root.Fd()), rel, &how)
+	rel := fsroot.Rel(path)
+	fd, err := fsroot.Openat(int(root.Fd()), rel, unix.O_PATH, 0, extra)
 	if err == nil {
 		return os.NewFile(uintptr(fd), path), nil
 	}
@@ -217,7 +216,7 @@ func openInRoot(root *os.File, path string, file, strict bool) (*os.File, error)
 	} else if err := unix.Mkdirat(pdir, base, 0o755); err != nil && err != unix.EEXIST {
 		return nil, fmt.Errorf("mkdir %s: %w", path, err)
 	}
-	fd, err = unix.Openat2(int(root.Fd()), rel, &how)
+	fd, err = fsroot.Openat(int(root.Fd()), rel, unix.O_PATH, 0, extra)
 	if err != nil {
 		return nil, fmt.Errorf("open %s in rootfs: %w", path, err)
 	}
