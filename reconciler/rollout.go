@@ -88,7 +88,7 @@ func (p *planner) rollback(svc *state.Service, n int, create int, gates ...int) 
 	if svc.Update.FailureAction != FailureRollback {
 		return
 	}
-	obj := objectOf(svc.Name, n, "+next")
+	obj := objectOf(svc.Name, n, successorSuffix)
 	gates = nonZero(gates)
 	stop := p.b.add(&Op{Kind: StopContainer, Object: obj, Reason: "rollback", IDFrom: create,
 		Timeout: p.stopTimeout(svc), OnFailure: gates}, create)
@@ -218,27 +218,36 @@ func asideName(id, name string) string { return shortID(id) + "_" + name }
 // of this replica's own successor removes the successor, c never stopped.
 func (p *planner) replaceKeeping(st *svcState, g *gate, r *replica, c state.Container, reason string) {
 	svc := st.svc
-	const suffix = "+next"
 	name := p.replicaName(svc, c.Number)
 	obj := objectOf(svc.Name, c.Number, "")
-	r.create = p.create(svc, c.Number, "next_"+shortID(c.ID)+"_"+name, reason, g)
-	p.b.ops[r.create-1].Container.Labels[state.LabelReplace] = c.Name
-	r.start = p.start(svc, c.Number, suffix, r.create)
-	cond := waitCondition(svc)
-	wait := p.b.add(&Op{Kind: WaitContainer, Object: objectOf(svc.Name, c.Number, suffix), Reason: "until " + cond,
-		IDFrom: r.create, Condition: cond}, r.start)
-	r.waits = map[string]int{cond: wait}
-	r.suffix = suffix
-	watched := p.monitor(svc, c.Number, suffix, r.create, wait)
+	wait, watched := p.startSuccessor(svc, g, r, c, "next_"+shortID(c.ID)+"_"+name, reason)
 	stop := p.b.add(&Op{Kind: StopContainer, Object: obj, Reason: "replaced", ContainerID: c.ID, Timeout: p.stopTimeout(svc)}, watched)
 	aside := p.b.add(&Op{Kind: RenameContainer, Object: obj, Reason: "set aside for rollback", ContainerID: c.ID,
 		Name: asideName(c.ID, name)}, stop)
 	r.entry = r.create
-	r.done = p.b.add(&Op{Kind: RenameContainer, Object: objectOf(svc.Name, c.Number, suffix), Reason: "replaces " + c.Name,
+	r.done = p.b.add(&Op{Kind: RenameContainer, Object: objectOf(svc.Name, c.Number, successorSuffix), Reason: "replaces " + c.Name,
 		IDFrom: r.create, Name: name}, aside)
 	r.old = c.ID
 	st.dones = append(st.dones, r.done)
 	p.rollback(svc, c.Number, r.create, r.start, wait, watched)
+}
+
+// successorSuffix marks a start-first successor's operations in the plan.
+const successorSuffix = "+next"
+
+// startSuccessor adds the start of c's start-first successor under the
+// temporary name tmp: create, start, a wait for the service's condition
+// and the monitor window. It returns the wait and the end of the window.
+func (p *planner) startSuccessor(svc *state.Service, g *gate, r *replica, c state.Container, tmp, reason string) (wait, watched int) {
+	r.create = p.create(svc, c.Number, tmp, reason, g)
+	p.b.ops[r.create-1].Container.Labels[state.LabelReplace] = c.Name
+	r.start = p.start(svc, c.Number, successorSuffix, r.create)
+	cond := waitCondition(svc)
+	wait = p.b.add(&Op{Kind: WaitContainer, Object: objectOf(svc.Name, c.Number, successorSuffix), Reason: "until " + cond,
+		IDFrom: r.create, Condition: cond}, r.start)
+	r.waits = map[string]int{cond: wait}
+	r.suffix = successorSuffix
+	return wait, p.monitor(svc, c.Number, successorSuffix, r.create, wait)
 }
 
 // commit removes the containers a rollout under failure_action rollback

@@ -293,20 +293,10 @@ func (p *planner) recreate(st *svcState, g *gate, c state.Container, reason stri
 			r.done = p.monitor(svc, c.Number, "", r.create, r.done)
 		}
 	default:
-		const suffix = "+next"
-		tmp := shortID(c.ID) + "_" + name
-		r.create = p.create(svc, c.Number, tmp, reason, g)
-		p.b.ops[r.create-1].Container.Labels[state.LabelReplace] = c.Name
-		r.start = p.start(svc, c.Number, suffix, r.create)
-		cond := waitCondition(svc)
-		wait := p.b.add(&Op{Kind: WaitContainer, Object: objectOf(svc.Name, c.Number, suffix), Reason: "until " + cond,
-			IDFrom: r.create, Condition: cond}, r.start)
-		r.waits = map[string]int{cond: wait}
-		r.suffix = suffix
-		watched := p.monitor(svc, c.Number, suffix, r.create, wait)
+		wait, watched := p.startSuccessor(svc, g, r, c, shortID(c.ID)+"_"+name, reason)
 		_, rm := p.removeContainer(c, "replaced", p.stopTimeout(svc), watched)
 		r.entry = r.create
-		r.done = p.b.add(&Op{Kind: RenameContainer, Object: objectOf(svc.Name, c.Number, suffix), Reason: "replaces " + c.Name,
+		r.done = p.b.add(&Op{Kind: RenameContainer, Object: objectOf(svc.Name, c.Number, successorSuffix), Reason: "replaces " + c.Name,
 			IDFrom: r.create, Name: name}, rm)
 		st.dones = append(st.dones, r.done)
 		p.rollback(svc, c.Number, r.create, r.start, wait, watched)
@@ -376,7 +366,7 @@ func (p *planner) create(svc *state.Service, n int, name, reason string, g *gate
 	suffix := ""
 	if name != "" {
 		spec.Name = name
-		suffix = "+next"
+		suffix = successorSuffix
 	}
 	op := &Op{Kind: CreateContainer, Object: objectOf(svc.Name, n, suffix), Reason: reason, Container: &spec}
 	img := p.image(svc)
