@@ -96,18 +96,28 @@ func (r *rootDir) isDir(p string) bool {
 	return true
 }
 
-// copyMatches writes selected sources to dest with Docker's rules: a
+// copyMatches writes selected sources to dest with Docker's rules (see
+// placeMatches).
+func copyMatches(fs *srcFS, root *rootDir, ms []match, dest, workdir string, o copyOptions) error {
+	return placeMatches(root, ms, dest, workdir,
+		func(m *match, target string) error { return copyTree(fs, root, *m, target, o) },
+		func(m *match, name string) error { return copyFile(fs, root, &m.entries[0], name, o) })
+}
+
+// placeMatches applies Docker's rules for where selected sources go: a
 // directory's contents go into dest; a file goes into dest when dest ends
 // with "/" or is a directory, else becomes dest; several sources need a
-// directory destination.
-func copyMatches(fs *srcFS, root *rootDir, ms []match, dest, workdir string, o copyOptions) error {
+// directory destination. It calls dir with the directory a directory
+// source's content goes into, file with the image path a file becomes.
+func placeMatches(root *rootDir, ms []match, dest, workdir string, dir, file func(m *match, p string) error) error {
 	dst, wantDir := destination(dest, workdir)
 	many := len(ms) > 1
 	if many && !wantDir {
 		return fmt.Errorf("when using COPY with more than one source file, the destination must be a directory and end with a /")
 	}
 	toDir := wantDir || many || root.isDir(dst)
-	for _, m := range ms {
+	for i := range ms {
+		m := &ms[i]
 		target := dst
 		if m.prefix != "" {
 			target = path.Join(dst, m.prefix)
@@ -116,7 +126,7 @@ func copyMatches(fs *srcFS, root *rootDir, ms []match, dest, workdir string, o c
 			}
 		}
 		if m.dir {
-			if err := copyTree(fs, root, m, target, o); err != nil {
+			if err := dir(m, target); err != nil {
 				return err
 			}
 			continue
@@ -125,7 +135,7 @@ func copyMatches(fs *srcFS, root *rootDir, ms []match, dest, workdir string, o c
 		if toDir || m.prefix != "" {
 			name = path.Join(target, path.Base(m.rel))
 		}
-		if err := copyFile(fs, root, &m.entries[0], name, o); err != nil {
+		if err := file(m, name); err != nil {
 			return err
 		}
 	}

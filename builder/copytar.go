@@ -49,41 +49,26 @@ type copyPlan struct {
 // copy-up would put it there).
 func planCopy(root *rootDir, ms []match, dest, workdir string, o copyOptions) (*copyPlan, error) {
 	p := &copyPlan{root: root, o: o, entries: map[string]*tarEntry{}, created: map[string]bool{}, now: time.Now()}
-	dst, wantDir := destination(dest, workdir)
-	many := len(ms) > 1
-	if many && !wantDir {
-		return nil, fmt.Errorf("when using COPY with more than one source file, the destination must be a directory and end with a /")
-	}
-	toDir := wantDir || many || root.isDir(dst)
-	for _, m := range ms {
-		target := dst
-		if m.prefix != "" {
-			target = path.Join(dst, m.prefix)
-			if !m.dir {
-				target = path.Dir(target)
-			}
-		}
-		if m.dir {
+	err := placeMatches(root, ms, dest, workdir,
+		func(m *match, target string) error {
 			if err := p.dir(target); err != nil {
-				return nil, err
+				return err
 			}
 			for i := range m.entries {
 				if err := p.add(&m.entries[i], path.Join(target, m.entries[i].dst)); err != nil {
-					return nil, err
+					return err
 				}
 			}
-			continue
-		}
-		name := target
-		if toDir || m.prefix != "" {
-			name = path.Join(target, path.Base(m.rel))
-		}
-		if err := p.dir(path.Dir(name)); err != nil {
-			return nil, err
-		}
-		if err := p.add(&m.entries[0], name); err != nil {
-			return nil, err
-		}
+			return nil
+		},
+		func(m *match, name string) error {
+			if err := p.dir(path.Dir(name)); err != nil {
+				return err
+			}
+			return p.add(&m.entries[0], name)
+		})
+	if err != nil {
+		return nil, err
 	}
 	return p, nil
 }
