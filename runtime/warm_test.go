@@ -30,6 +30,19 @@ func spares(t *testing.T, r *Runtime) []int {
 	return out
 }
 
+// waitSpare waits for the one spare a create leaves behind.
+func waitSpare(t *testing.T, r *Runtime) []int {
+	t.Helper()
+	var spare []int
+	for deadline := time.Now().Add(5 * time.Second); len(spare) != 1 && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		spare = spares(t, r)
+	}
+	if len(spare) != 1 {
+		t.Fatalf("spares after a create: %v", spare)
+	}
+	return spare
+}
+
 // TestWarmInit: after a create the monitor keeps a spare init; the next
 // create takes it (its pid is the container's), and the container is as a
 // cold one: its own namespaces, its stdio, its console socket, its logs.
@@ -40,13 +53,7 @@ func TestWarmInit(t *testing.T) {
 	if _, err := r.Run(ctx, "w1", CreateOptions{Spec: testSpec(t, "sleep", "30")}); err != nil {
 		t.Fatal(err)
 	}
-	var spare []int
-	for deadline := time.Now().Add(5 * time.Second); len(spare) != 1 && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		spare = spares(t, r)
-	}
-	if len(spare) != 1 {
-		t.Fatalf("spares after a create: %v", spare)
-	}
+	spare := waitSpare(t, r)
 	v1 := !isCgroupV2()
 	cgroupOf := func(pid int) string {
 		b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cgroup")
@@ -119,13 +126,7 @@ func TestWarmInitSeesLaterMounts(t *testing.T) {
 	if _, err := r.Run(ctx, "m1", CreateOptions{Spec: testSpec(t, "sleep", "30")}); err != nil {
 		t.Fatal(err)
 	}
-	var spare []int
-	for deadline := time.Now().Add(5 * time.Second); len(spare) != 1 && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		spare = spares(t, r)
-	}
-	if len(spare) != 1 {
-		t.Fatalf("spares after a create: %v", spare)
-	}
+	spare := waitSpare(t, r)
 	dir := t.TempDir()
 	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=1m"); err != nil {
 		t.Fatal(err)
