@@ -1,10 +1,13 @@
 package runtime
 
 import (
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
+	"sync"
 	"unsafe"
 
 	mobyseccomp "github.com/moby/profiles/seccomp"
@@ -55,13 +58,52 @@ func seccompAction(a specs.LinuxSeccompAction, errno *uint) (libseccomp.ScmpActi
 	return act, nil
 }
 
+// compiledSeccomp keeps the programs compileSeccomp made, by the digest of
+// the profile: libseccomp takes ~30 ms of CPU for Docker's default profile,
+// which every container of a project and every exec (healthchecks run one
+// each interval) would pay again in the monitor for the same result.
+var compiledSeccomp struct {
+	sync.Mutex
+	progs map[[sha256.Size]byte][]unix.SockFilter
+}
+
+// maxCompiledSeccomp bounds the cache: profiles differ by capabilities and
+// by hand-written files, a handful in practice.
+const maxCompiledSeccomp = 64
+
 // compileSeccomp turns a spec profile into a classic BPF program. It runs
 // in the parent, so the container's init only has to hand the program to
-// the kernel right before execve.
+// the kernel right before execve. The program is shared: callers never
+// modify it.
 func compileSeccomp(s *specs.LinuxSeccomp) ([]unix.SockFilter, error) {
 	if s == nil {
 		return nil, nil
 	}
+	b, err := json.Marshal(s)
+	if err != nil {
+		return nil, err
+	}
+	key := sha256.Sum256(b)
+	compiledSeccomp.Lock()
+	prog, ok := compiledSeccomp.progs[key]
+	compiledSeccomp.Unlock()
+	if ok {
+		return prog, nil
+	}
+	prog, err = compileSeccompProfile(s)
+	if err != nil {
+		return nil, err
+	}
+	compiledSeccomp.Lock()
+	if compiledSeccomp.progs == nil || len(compiledSeccomp.progs) >= maxCompiledSeccomp {
+		compiledSeccomp.progs = map[[sha256.Size]byte][]unix.SockFilter{}
+	}
+	compiledSeccomp.progs[key] = prog
+	compiledSeccomp.Unlock()
+	return prog, nil
+}
+
+func compileSeccompProfile(s *specs.LinuxSeccomp) ([]unix.SockFilter, error) {
 	def, err := seccompAction(s.DefaultAction, s.DefaultErrnoRet)
 	if err != nil {
 		return nil, err
