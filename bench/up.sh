@@ -10,6 +10,9 @@
 # timed with them too and printed alongside.
 # Needs root. Uses its own state roots, so it never touches other projects:
 #   BERTH=bin/berth N=50 RUNS=5 bench/up.sh
+# RUN_BASE (default /run) holds the run root: most machines have /run on a
+# tmpfs; where it is a disk file system (this development machine: ext4),
+# RUN_BASE=<a tmpfs mount> shows what the same binary does on such a machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/go/bin"
@@ -20,7 +23,7 @@ runs="${RUNS:-5}"
 [ -x "$berth" ] || go build -o "$berth" ./cmd/berth
 
 work=$(mktemp -d /tmp/berth-bench-up.XXXXXX)
-export BERTH_ROOT="$work/root" BERTH_RUN_ROOT="/run/$(basename "$work")"
+export BERTH_ROOT="$work/root" BERTH_RUN_ROOT="${RUN_BASE:-/run}/$(basename "$work")"
 proj="$work/proj"
 mkdir -p "$proj"
 cleanup() {
