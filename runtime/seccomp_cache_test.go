@@ -2,9 +2,11 @@ package runtime
 
 import (
 	"slices"
+	"sync"
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 // The monitor compiles a profile once: the same profile gives the very
@@ -35,5 +37,31 @@ func TestCompileSeccompCached(t *testing.T) {
 	}
 	if slices.Equal(a, c) {
 		t.Errorf("a different profile got the cached program")
+	}
+}
+
+// The creates of a burst ask for a new profile at the same moment: it is
+// compiled once, all get that program.
+func TestCompileSeccompOnceInABurst(t *testing.T) {
+	sc, err := DefaultSeccomp(DefaultSpec(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	burst := *sc
+	burst.Syscalls = append(slices.Clone(sc.Syscalls), specs.LinuxSyscall{Names: []string{"kexec_file_load"}, Action: specs.ActAllow})
+	progs := make([][]unix.SockFilter, 8)
+	var wg sync.WaitGroup
+	for i := range progs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			progs[i], _ = compileSeccomp(&burst)
+		}()
+	}
+	wg.Wait()
+	for i, p := range progs {
+		if len(p) == 0 || &p[0] != &progs[0][0] {
+			t.Fatalf("creator %d got its own compilation", i)
+		}
 	}
 }

@@ -64,7 +64,15 @@ func seccompAction(a specs.LinuxSeccompAction, errno *uint) (libseccomp.ScmpActi
 // each interval) would pay again in the monitor for the same result.
 var compiledSeccomp struct {
 	sync.Mutex
-	progs map[[sha256.Size]byte][]unix.SockFilter
+	progs map[[sha256.Size]byte]*seccompProgram
+}
+
+// seccompProgram is one profile's compilation, made once: the creates of
+// a burst ask for the same profile at the same moment.
+type seccompProgram struct {
+	once sync.Once
+	prog []unix.SockFilter
+	err  error
 }
 
 // maxCompiledSeccomp bounds the cache: profiles differ by capabilities and
@@ -85,22 +93,17 @@ func compileSeccomp(s *specs.LinuxSeccomp) ([]unix.SockFilter, error) {
 	}
 	key := sha256.Sum256(b)
 	compiledSeccomp.Lock()
-	prog, ok := compiledSeccomp.progs[key]
+	p, ok := compiledSeccomp.progs[key]
+	if !ok {
+		if compiledSeccomp.progs == nil || len(compiledSeccomp.progs) >= maxCompiledSeccomp {
+			compiledSeccomp.progs = map[[sha256.Size]byte]*seccompProgram{}
+		}
+		p = &seccompProgram{}
+		compiledSeccomp.progs[key] = p
+	}
 	compiledSeccomp.Unlock()
-	if ok {
-		return prog, nil
-	}
-	prog, err = compileSeccompProfile(s)
-	if err != nil {
-		return nil, err
-	}
-	compiledSeccomp.Lock()
-	if compiledSeccomp.progs == nil || len(compiledSeccomp.progs) >= maxCompiledSeccomp {
-		compiledSeccomp.progs = map[[sha256.Size]byte][]unix.SockFilter{}
-	}
-	compiledSeccomp.progs[key] = prog
-	compiledSeccomp.Unlock()
-	return prog, nil
+	p.once.Do(func() { p.prog, p.err = compileSeccompProfile(s) })
+	return p.prog, p.err
 }
 
 func compileSeccompProfile(s *specs.LinuxSeccomp) ([]unix.SockFilter, error) {
