@@ -79,10 +79,12 @@ func (l fileLock) current(f *os.File) bool {
 
 // RemoveLockFile removes a project's lock file; the caller holds the lock
 // (waiters notice and take a new file), so that a project that is gone
-// leaves nothing under the state root.
+// leaves nothing under the state root (its holds record neither).
 func RemoveLockFile(path string) error {
-	if err := os.Remove(path); err != nil && !os.IsNotExist(err) {
-		return err
+	for _, p := range []string{holdFile(path), path} {
+		if err := os.Remove(p); err != nil && !os.IsNotExist(err) {
+			return err
+		}
 	}
 	return nil
 }

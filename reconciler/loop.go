@@ -83,12 +83,22 @@ type Loop struct {
 	OnSourceError func(error)
 	// After is the clock; nil is time.After.
 	After func(time.Duration) <-chan time.Time
+	// Holds keeps the services held at a desired state that was rolled
+	// back (Options.Hold) where the next controller finds them; nil: the
+	// Locker's when it keeps them (FileLock does, next to the lock file),
+	// else this Loop's memory.
+	Holds HoldStore
+	// Explicit marks the passes as a user's request (berth up), not a
+	// controller's: they plan past the holds and end those of the
+	// services in Options' scope, as `docker stack deploy` retries a
+	// rolled-back service; a rollout that fails again is held again.
+	Explicit bool
 
 	once    sync.Once
 	mu      sync.Mutex
 	reasons []string
 	kicks   chan struct{}
-	held    map[string]string // service -> HoldKey of a desired state rolled back
+	mem     memHolds // Holds when neither it nor the Locker keeps them
 }
 
 func (l *Loop) init() {
@@ -210,13 +220,24 @@ func (l *Loop) Pass(ctx context.Context) PassResult {
 		rounds = 3
 	}
 	o := l.Options
+	if l.Explicit {
+		if err := l.release(scopeOf(o)); err != nil {
+			res.Err = err
+			return res
+		}
+	}
 	for i := 0; i < rounds; i++ {
 		obs, err := l.Driver.Observe(ctx, l.Project)
 		if err != nil {
 			res.Err = fmt.Errorf("observe: %w", err)
 			return res
 		}
-		o.Hold = l.holding(want, obs)
+		if !l.Explicit {
+			if o.Hold, err = l.holding(want, obs); err != nil {
+				res.Err = err
+				return res
+			}
+		}
 		p, err := PlanUp(want, obs, o)
 		if err != nil {
 			res.Err, res.Terminal = fmt.Errorf("plan: %w", err), true

@@ -237,9 +237,11 @@ func (p *planner) held(svc *state.Service) bool {
 // rollBack finishes the rollback of services whose rollout failed under
 // failure_action rollback (PlanRollback: every batch back on its old
 // container, paced by rollback_config) and holds them at the desired
-// state that failed, so that neither the next retry nor the next resync
-// updates them to it again; a change of the service ends the hold. The
-// error says the update failed and was rolled back.
+// state that failed (recorded in the Loop's HoldStore before the rollback
+// runs, so that a controller killed midway still holds them), so that
+// neither the next retry, the next resync nor the next controller updates
+// them to it again; a change of the service ends the hold. The error says
+// the update failed and was rolled back.
 func (l *Loop) rollBack(ctx context.Context, want *state.Desired, before *state.Observed, names []string, failed error, res *PassResult) error {
 	obs, err := l.Driver.Observe(ctx, l.Project)
 	if err != nil {
@@ -249,15 +251,10 @@ func (l *Loop) rollBack(ctx context.Context, want *state.Desired, before *state.
 	if err != nil {
 		return errors.Join(failed, fmt.Errorf("plan the rollback: %w", err))
 	}
-	l.mu.Lock()
-	if l.held == nil {
-		l.held = map[string]string{}
-	}
-	for _, n := range names {
-		l.held[n] = HoldKey(want.Services[n], obs)
-	}
-	l.mu.Unlock()
 	list := strings.Join(names, ", ")
+	if err := l.hold(want, obs, names); err != nil {
+		failed = errors.Join(failed, fmt.Errorf("record the hold of %s: %w", list, err))
+	}
 	if !rb.Empty() {
 		res.Plans = append(res.Plans, rb)
 		if err := Execute(ctx, l.Driver, rb, l.Exec); err != nil {
@@ -265,26 +262,6 @@ func (l *Loop) rollBack(ctx context.Context, want *state.Desired, before *state.
 		}
 	}
 	return fmt.Errorf("%w; rolled back %s", failed, list)
-}
-
-// holding returns the holds still in force: those whose service's desired
-// state has not changed since its rollback. The others are forgotten.
-func (l *Loop) holding(want *state.Desired, obs *state.Observed) map[string]string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for name, key := range l.held {
-		if svc := want.Services[name]; svc == nil || HoldKey(svc, obs) != key {
-			delete(l.held, name)
-		}
-	}
-	if len(l.held) == 0 {
-		return nil
-	}
-	out := make(map[string]string, len(l.held))
-	for k, v := range l.held {
-		out[k] = v
-	}
-	return out
 }
 
 // rollbackConfig is the service's rollback_config, or, when it sets

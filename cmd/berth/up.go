@@ -206,6 +206,8 @@ func converge(ctx context.Context, w io.Writer, d driver.Driver, want *state.Des
 		Desired: func(context.Context) (*state.Desired, error) { return want, nil },
 		Locker:  reconciler.FileLock(filepath.Join(global.root, "projects", want.Project+".lock")),
 		Exec:    reconciler.ExecOptions{Parallel: global.parallel, OnEvent: prog.Event},
+		// a user's request: retries a service a controller holds rolled back
+		Explicit: true,
 	}
 	res := l.Pass(ctx)
 	prog.Close()
