@@ -4,8 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -170,32 +173,45 @@ func TestRollbackEveryBatch(t *testing.T) {
 // TestWatchKeepsRollback: under a controller (berth watch) a rollout that
 // fails and is rolled back is not tried again on the loop's retries or
 // resyncs (the service stays rolled back while its configuration is the
-// one that failed); the next change of the service is applied.
+// one that failed), nor by a restarted berth watch (the hold is kept with
+// the project, not in the controller's memory); the next change of the
+// service is applied.
 func TestWatchKeepsRollback(t *testing.T) {
 	m := newMachine(t)
 	good := strings.NewReplacer("name: batchrb", "name: watchrb", "18097", "18098", "replicas: 3", "replicas: 2").Replace(batchRollback)
 	m.writeCompose(good)
 	m.must("up", "-d", "--wait")
 	before := psIDs(t, m)
+	// Only the first successor ever started claims /shared/claim and
+	// turns healthy: a second try of this update fails again, with a
+	// successor created (and rolled back) each time.
 	broken := strings.Replace(good, "VERSION: v1", "VERSION: v2", 1)
 	broken = strings.Replace(broken, `"echo $$VERSION`, `"if mkdir /shared/claim; then touch /tmp/ok; fi; echo $$VERSION`, 1)
 	broken = strings.Replace(broken, `"wget -q`, `"test -f /tmp/ok && wget -q`, 1)
 	m.writeCompose(broken)
 
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, berth(t), "watch")
-	cmd.Dir = m.dir
-	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=" + m.dir, "BERTH_ROOT=" + m.root, "BERTH_RUN_ROOT=" + m.runRoot}
-	var out syncBuffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+	watch := func() (*syncBuffer, func()) {
+		cmd := exec.CommandContext(ctx, berth(t), "watch")
+		cmd.Dir = m.dir
+		cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=" + m.dir, "BERTH_ROOT=" + m.root, "BERTH_RUN_ROOT=" + m.runRoot}
+		out := &syncBuffer{}
+		cmd.Stdout, cmd.Stderr = out, out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		var once sync.Once
+		stop := func() {
+			once.Do(func() {
+				cmd.Process.Signal(syscall.SIGINT)
+				cmd.Wait()
+			})
+		}
+		t.Cleanup(stop)
+		return out, stop
 	}
-	defer func() {
-		cmd.Process.Signal(syscall.SIGINT)
-		cmd.Wait()
-	}()
+	out, stop := watch()
 	eventually(t, 60*time.Second, "the rollback", func() error {
 		if !strings.Contains(out.String(), "rolled back web") {
 			return fmt.Errorf("no rollback yet:\n%s", out.String())
@@ -211,7 +227,26 @@ func TestWatchKeepsRollback(t *testing.T) {
 	if after := psIDs(t, m); len(after) != 2 || after["watchrb-web-1"] != before["watchrb-web-1"] || after["watchrb-web-2"] != before["watchrb-web-2"] {
 		t.Errorf("while held %v, want the old containers %v", after, before)
 	}
-	// A new change is applied.
+
+	// A restarted controller holds the service too: its first pass (at
+	// once) and the next ones create no successor.
+	stop()
+	out, _ = watch()
+	eventually(t, 30*time.Second, "the restarted watch", func() error {
+		if !strings.Contains(out.String(), "berth: watching project watchrb") {
+			return fmt.Errorf("not watching yet:\n%s", out.String())
+		}
+		return nil
+	})
+	time.Sleep(8 * time.Second)
+	if strings.Contains(out.String(), "CreateContainer") || strings.Contains(out.String(), "failed") {
+		t.Errorf("the restarted watch tried the held update again:\n%s", out.String())
+	}
+	if after := psIDs(t, m); len(after) != 2 || after["watchrb-web-1"] != before["watchrb-web-1"] || after["watchrb-web-2"] != before["watchrb-web-2"] {
+		t.Errorf("held under the restarted watch %v, want the old containers %v", after, before)
+	}
+
+	// A new change is applied, and ends the hold.
 	m.writeCompose(strings.Replace(good, "VERSION: v1", "VERSION: v3", 1))
 	eventually(t, 60*time.Second, "the new change", func() error {
 		for i := 0; i < 10; i++ { // both replicas
@@ -221,4 +256,7 @@ func TestWatchKeepsRollback(t *testing.T) {
 		}
 		return nil
 	})
+	if _, err := os.Stat(filepath.Join(m.root, "projects", "watchrb.holds.json")); !os.IsNotExist(err) {
+		t.Errorf("holds record after the new change: %v", err)
+	}
 }
