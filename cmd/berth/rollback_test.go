@@ -78,6 +78,16 @@ func TestStopFirstRollback(t *testing.T) {
 	if got := httpGet(t, url); got != "v1\n" {
 		t.Errorf("after the rollback: %q", got)
 	}
+	// The service is held (for controllers), but a berth up typed again
+	// is a new request: it tries the update once more.
+	holds := filepath.Join(m.root, "projects", "sfrollback.holds.json")
+	if b, err := os.ReadFile(holds); err != nil || !strings.Contains(string(b), `"web"`) {
+		t.Errorf("holds record after the rollback: %q %v", b, err)
+	}
+	r = m.berth("up", "-d")
+	if out := r.stdout + r.stderr; r.code == 0 || !strings.Contains(out, "sfrollback-web-1  Rolled back: started") {
+		t.Fatalf("broken update typed again: exit %d, want it tried and rolled back again\n%s", r.code, out)
+	}
 
 	m.writeCompose(strings.Replace(stopFirstRollback, "VERSION: v1", "VERSION: v2", 1))
 	m.must("up", "-d", "--wait")
@@ -87,6 +97,9 @@ func TestStopFirstRollback(t *testing.T) {
 	}
 	if got := httpGet(t, url); got != "v2\n" {
 		t.Errorf("after the update: %q", got)
+	}
+	if _, err := os.Stat(holds); !os.IsNotExist(err) {
+		t.Errorf("holds record after the good update: %v", err)
 	}
 }
 
