@@ -34,12 +34,12 @@ func TestDemo(t *testing.T) {
 	if len(ids) != 3 {
 		t.Fatalf("demo has %d containers, want 3: %v", len(ids), p.ps())
 	}
-	page, err := m.get("http://127.0.0.1:8080/")
+	page, err := m.Get("http://127.0.0.1:8080/")
 	if err != nil || !strings.Contains(page, "berth demo") {
 		t.Fatalf("demo page: %v %q", err, page)
 	}
 	eventually(t, 15*time.Second, "web → api status with worker ticks", func() error {
-		s, err := m.get("http://127.0.0.1:8080/cgi-bin/status")
+		s, err := m.Get("http://127.0.0.1:8080/cgi-bin/status")
 		if err != nil {
 			return err
 		}
@@ -59,7 +59,7 @@ func TestDemo(t *testing.T) {
 
 func importImage(t *testing.T, m *machine, ref string) {
 	t.Helper()
-	cmdOut, err := runScript(m, "busybox-image.sh", ref)
+	cmdOut, err := m.Script("busybox-image.sh", ref)
 	if err != nil {
 		t.Fatalf("busybox-image.sh %s: %v\n%s", ref, err, cmdOut)
 	}

@@ -17,7 +17,7 @@ func TestExampleNetworks(t *testing.T) {
 	before := m.netSnapshot()
 	cmd := exec.Command("nsenter", "--net=/run/netns/"+m.netns, "--", "./run.sh")
 	cmd.Dir = dir
-	cmd.Env = append(m.env(), "BERTH="+m.bin)
+	cmd.Env = append(m.Env(), "BERTH="+m.bin)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("run.sh: %v\n%s", err, out)

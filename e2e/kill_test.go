@@ -208,7 +208,7 @@ func (p *project) assertConverged(what string) {
 	}
 	// front has no healthcheck: httpd may still be on its way to listen.
 	eventually(p.m.t, 5*time.Second, "published page", func() error {
-		if page, err := p.m.get("http://127.0.0.1:18081/"); err != nil || page != "ok\n" {
+		if page, err := p.m.Get("http://127.0.0.1:18081/"); err != nil || page != "ok\n" {
 			return fmt.Errorf("%v %q", err, page)
 		}
 		return nil

@@ -82,7 +82,7 @@ func TestLifecycle(t *testing.T) {
 	// Healthcheck-gated order and service-to-service names: app's first
 	// fetch of db succeeded. The volume is served on the published port.
 	eventually(t, 10*time.Second, "web serves app's record", func() error {
-		s, err := m.get("http://127.0.0.1:18080/")
+		s, err := m.Get("http://127.0.0.1:18080/")
 		if err != nil {
 			return err
 		}
@@ -107,12 +107,12 @@ func TestLifecycle(t *testing.T) {
 
 	// A stopped container publishes nothing; started again, it does.
 	p.must("stop", "-t", "1", "web")
-	if s, err := m.get("http://127.0.0.1:18080/"); err == nil {
+	if s, err := m.Get("http://127.0.0.1:18080/"); err == nil {
 		t.Errorf("stopped web still answers: %q", s)
 	}
 	p.must("start", "web")
 	eventually(t, 5*time.Second, "web answers after start", func() error {
-		_, err := m.get("http://127.0.0.1:18080/")
+		_, err := m.Get("http://127.0.0.1:18080/")
 		return err
 	})
 
@@ -163,7 +163,7 @@ func TestLifecycle(t *testing.T) {
 		}
 	}
 	eventually(t, 10*time.Second, "volume kept across recreate", func() error {
-		s, err := m.get("http://127.0.0.1:18080/")
+		s, err := m.Get("http://127.0.0.1:18080/")
 		if err != nil {
 			return err
 		}
@@ -175,7 +175,7 @@ func TestLifecycle(t *testing.T) {
 
 	// The anonymous volume came over to the new app container, as in
 	// compose: it counted both starts.
-	if s, err := m.get("http://127.0.0.1:18080/anon"); err != nil || strings.TrimSpace(s) != "2" {
+	if s, err := m.Get("http://127.0.0.1:18080/anon"); err != nil || strings.TrimSpace(s) != "2" {
 		t.Errorf("anonymous volume across recreate: %v %q", err, s)
 	}
 

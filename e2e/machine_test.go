@@ -1,50 +1,34 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
-	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/berth-dev/berth/e2e/berthtest"
 )
 
 // repoRoot is the repository (the demo and scripts live there).
-var repoRoot = func() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Dir(filepath.Dir(file))
-}()
+var repoRoot = berthtest.Repo
 
-// berthBinary builds cmd/berth once per test run; BERTH_E2E_BINARY names
-// a binary to test instead.
-var berthBinary = sync.OnceValues(func() (string, error) {
-	if bin := os.Getenv("BERTH_E2E_BINARY"); bin != "" {
-		return filepath.Abs(bin)
-	}
-	dir, err := os.MkdirTemp("", "berth-e2e-bin-")
-	if err != nil {
-		return "", err
-	}
-	bin := filepath.Join(dir, "berth")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/berth")
-	cmd.Dir = repoRoot
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build: %v\n%s", err, out)
-	}
-	return bin, nil
-})
+var eventually = berthtest.Eventually
 
-// machine is one test's berth installation: its own state roots, its own
-// network namespace standing for the host, and a busybox image.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	berthtest.RemoveBinary()
+	os.Exit(code)
+}
+
+// machine is one test's berth installation (berthtest.Machine): its own
+// state roots, its own network namespace standing for the host, and a
+// busybox image.
 type machine struct {
+	*berthtest.Machine
 	t     *testing.T
 	bin   string
 	root  string
@@ -56,126 +40,16 @@ type machine struct {
 
 func newMachine(t *testing.T) *machine {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: runs containers")
-	}
-	for _, tool := range []string{"busybox", "nsenter", "ip", "nft"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("needs %s", tool)
+	bm := berthtest.New(t, berthtest.Options{RunPrefix: "berth-e2e-", Netns: true, Tools: []string{"nft"},
+		Image: "localhost/busybox:e2e"})
+	m := &machine{Machine: bm, t: t, bin: bm.Bin, root: bm.Root, run: bm.Run, netns: bm.Netns}
+	// Registered after berthtest's sweep, so it runs before it.
+	t.Cleanup(func() {
+		for _, p := range m.projects {
+			p.berth("down", "-v", "-t", "0")
 		}
-	}
-	bin, err := berthBinary()
-	if err != nil {
-		t.Fatal(err)
-	}
-	run, err := os.MkdirTemp("/run", "berth-e2e-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := &machine{t: t, bin: bin, root: t.TempDir(), run: run, netns: filepath.Base(run)}
-	if out, err := exec.Command("ip", "netns", "add", m.netns).CombinedOutput(); err != nil {
-		t.Fatalf("ip netns add: %v %s", err, out)
-	}
-	m.host("ip", "link", "set", "lo", "up")
-	t.Cleanup(m.cleanup)
-	if out, err := runScript(m, "busybox-image.sh", "localhost/busybox:e2e"); err != nil {
-		t.Fatalf("busybox-image.sh: %v\n%s", err, out)
-	}
+	})
 	return m
-}
-
-// runScript runs one of scripts/ against this machine's roots.
-func runScript(m *machine, name string, args ...string) (string, error) {
-	cmd := exec.Command(filepath.Join(repoRoot, "scripts", name), args...)
-	cmd.Env = append(m.env(), "BERTH="+m.bin)
-	out, err := cmd.CombinedOutput()
-	return string(out), err
-}
-
-func (m *machine) env() []string {
-	return append(os.Environ(), "BERTH_ROOT="+m.root, "BERTH_RUN_ROOT="+m.run, "NO_COLOR=1")
-}
-
-// cleanup brings every project down and removes what a failed test may
-// have left: processes of this machine's roots, mounts under them, the
-// namespace.
-func (m *machine) cleanup() {
-	for _, p := range m.projects {
-		p.berth("down", "-v", "-t", "0")
-	}
-	for _, pid := range m.pids() {
-		syscall.Kill(pid, syscall.SIGKILL)
-	}
-	for _, mnt := range m.mounts() {
-		syscall.Unmount(mnt, syscall.MNT_DETACH)
-	}
-	exec.Command("ip", "netns", "del", m.netns).Run()
-	os.RemoveAll(m.run)
-}
-
-// host runs a command in the namespace that plays the host.
-func (m *machine) host(args ...string) (string, error) {
-	cmd := exec.Command("nsenter", append([]string{"--net=/run/netns/" + m.netns, "--"}, args...)...)
-	out, err := cmd.CombinedOutput()
-	return string(out), err
-}
-
-// get fetches a URL from inside the host namespace (busybox wget; its -T
-// crashes, so timeout(1) bounds it).
-func (m *machine) get(url string) (string, error) {
-	return m.host("timeout", "5", "busybox", "wget", "-q", "-O", "-", url)
-}
-
-// eventually retries fn until it returns nil or d passes.
-func eventually(t *testing.T, d time.Duration, what string, fn func() error) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		err := fn()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v: %v", what, d, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-// pids are the processes whose command line or cwd names this machine's
-// roots (monitor, DNS responder, berth itself).
-func (m *machine) pids() []int {
-	var out []int
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == os.Getpid() {
-			continue
-		}
-		b, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		env, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
-		if bytes.Contains(b, []byte(m.run)) || bytes.Contains(b, []byte(m.root)) ||
-			bytes.Contains(env, []byte("BERTH_RUN_ROOT="+m.run+"\x00")) {
-			out = append(out, pid)
-		}
-	}
-	return out
-}
-
-// mounts are the mount points under this machine's roots, deepest first.
-func (m *machine) mounts() []string {
-	b, _ := os.ReadFile("/proc/self/mounts")
-	var out []string
-	for _, l := range strings.Split(string(b), "\n") {
-		f := strings.Fields(l)
-		if len(f) < 2 {
-			continue
-		}
-		if strings.HasPrefix(f[1], m.root+"/") || strings.HasPrefix(f[1], m.run+"/") {
-			out = append([]string{f[1]}, out...)
-		}
-	}
-	return out
 }
 
 // project is a compose project directory on a machine.
@@ -229,10 +103,7 @@ func (p *project) berth(args ...string) (string, error) {
 }
 
 func (p *project) command(ctx context.Context, args ...string) *exec.Cmd {
-	cmd := exec.CommandContext(ctx, "nsenter", append([]string{"--net=/run/netns/" + p.m.netns, "--", p.m.bin}, args...)...)
-	cmd.Dir = p.dir
-	cmd.Env = p.m.env()
-	return cmd
+	return p.m.Command(ctx, p.dir, args...)
 }
 
 // must runs berth and fails the test when it fails.

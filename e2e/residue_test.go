@@ -23,7 +23,7 @@ func (m *machine) netSnapshot() netSnapshot {
 		"route": {"ip", "route", "show", "table", "all"},
 		"nft":   {"nft", "list", "ruleset"},
 	} {
-		out, err := m.host(args...)
+		out, err := m.Host(args...)
 		if err != nil {
 			m.t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
 		}
@@ -69,10 +69,10 @@ func (m *machine) assertNoResidue(before netSnapshot, ids []string) {
 	}
 	// The monitor and the DNS responder leave once idle (2 s).
 	deadline := time.Now().Add(6 * time.Second)
-	for len(m.pids()) > 0 && time.Now().Before(deadline) {
+	for len(m.Pids()) > 0 && time.Now().Before(deadline) {
 		time.Sleep(100 * time.Millisecond)
 	}
-	for _, pid := range m.pids() {
+	for _, pid := range m.Pids() {
 		cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
 		problems = append(problems, fmt.Sprintf("process %d left: %q", pid, cmd))
 	}

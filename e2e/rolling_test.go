@@ -22,7 +22,7 @@ func TestExampleRollingUpdate(t *testing.T) {
 	before := m.netSnapshot()
 	cmd := exec.Command("nsenter", "--net=/run/netns/"+m.netns, "--", "./run.sh")
 	cmd.Dir = dir
-	cmd.Env = append(m.env(), "BERTH="+m.bin)
+	cmd.Env = append(m.Env(), "BERTH="+m.bin)
 	b, err := cmd.CombinedOutput()
 	out := string(b)
 	if err != nil {
@@ -66,7 +66,7 @@ func TestExampleRollingUpdate(t *testing.T) {
 	if len(after) != 2 || after["rolling-update-web-1"] != ids["rolling-update-web-1"] || after["rolling-update-web-2"] != ids["rolling-update-web-2"] {
 		t.Errorf("containers after the rollback %v, want the two old ones %v only", after, ids)
 	}
-	if got, err := m.get("http://127.0.0.1:8090/"); err != nil || !strings.HasPrefix(got, "version 2") {
+	if got, err := m.Get("http://127.0.0.1:8090/"); err != nil || !strings.HasPrefix(got, "version 2") {
 		t.Errorf("after the rollback: %q, %v", got, err)
 	}
 	all := p.allIDs()

@@ -335,7 +335,7 @@ func (m *machine) environOf(id string) string {
 // berth up --watch, and makes two of the edits the README lists.
 func TestWatchExample(t *testing.T) {
 	m := newMachine(t)
-	if _, err := runScript(m, "busybox-image.sh"); err != nil {
+	if _, err := m.Script("busybox-image.sh"); err != nil {
 		t.Fatal(err)
 	}
 	dir := filepath.Join(t.TempDir(), "watch")
@@ -347,7 +347,7 @@ func TestWatchExample(t *testing.T) {
 	w.expect(time.Minute, "web: initial sync of site")
 	page := func(url, want string) func() error {
 		return func() error {
-			got, err := m.get(url)
+			got, err := m.Get(url)
 			if err != nil || !strings.Contains(got, want) {
 				return fmt.Errorf("%s: %q %v", url, got, err)
 			}
