@@ -256,6 +256,10 @@ func (r *Runtime) State(id string) (*State, error) {
 	return s, nil
 }
 
+// Spec returns the spec a container was created with (its config.json in
+// the state directory; CreateOptions.Spec is not kept in the state).
+func (r *Runtime) Spec(id string) (*specs.Spec, error) { return LoadSpec(r.dir(id)) }
+
 // List returns every container of the root, sorted by id.
 func (r *Runtime) List() ([]*State, error) {
 	ents, err := os.ReadDir(r.root)
