@@ -12,10 +12,15 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/berth-dev/berth/e2e/berthtest"
 )
 
-// machine is a berth state root of a test's own, on the real machine.
+// machine is a berth state root of a test's own (berthtest.Machine), on
+// the real machine's network: berth runs with a clean environment and the
+// machine's image is a minimal busybox one with a web page.
 type machine struct {
+	*berthtest.Machine
 	t        *testing.T
 	dir      string // the project directory
 	root     string
@@ -25,28 +30,17 @@ type machine struct {
 
 func newMachine(t *testing.T) *machine {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: runs containers")
-	}
-	if _, err := exec.LookPath("busybox"); err != nil {
-		t.Skip("needs busybox-static")
-	}
-	run, err := os.MkdirTemp("/run", "berth-cmd-test-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := &machine{t: t, dir: t.TempDir(), root: t.TempDir(), runRoot: run}
-	t.Cleanup(func() {
-		m.berth("down", "-v", "-t", "0")
-		os.RemoveAll(run)
-	})
+	bm := berthtest.New(t, berthtest.Options{RunPrefix: "berth-cmd-test-"})
+	m := &machine{Machine: bm, t: t, dir: t.TempDir(), root: bm.Root, runRoot: bm.Run}
+	// Registered after berthtest's sweep, so it runs before it.
+	t.Cleanup(func() { m.berth("down", "-v", "-t", "0") })
 	m.importBusybox("localhost/busybox:test")
 	return m
 }
 
 func (m *machine) berth(args ...string) result {
 	m.t.Helper()
-	cmd := exec.Command(berth(m.t), args...)
+	cmd := exec.Command(m.Bin, args...)
 	cmd.Dir = m.dir
 	cmd.Env = append([]string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=" + m.dir,
 		"BERTH_ROOT=" + m.root, "BERTH_RUN_ROOT=" + m.runRoot}, m.extraEnv...)

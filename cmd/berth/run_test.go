@@ -110,7 +110,7 @@ func TestRunCommand(t *testing.T) {
 	// --name, -p publishes on the host namespace's loopback.
 	m.must("run", "-d", "--name", "clir-web", "-p", "127.0.0.1:18081:8080", "app", "httpd", "-f", "-p", "8080", "-h", "/")
 	eventually(t, 10*time.Second, "published port of run -p", func() error {
-		got, err := m.host("timeout", "5", "busybox", "wget", "-q", "-O", "-", "http://127.0.0.1:18081/etc/passwd")
+		got, err := m.Host("timeout", "5", "busybox", "wget", "-q", "-O", "-", "http://127.0.0.1:18081/etc/passwd")
 		if err != nil || !strings.Contains(got, "root:") {
 			return fmt.Errorf("%v %s", err, got)
 		}
