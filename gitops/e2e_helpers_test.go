@@ -20,49 +20,20 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/berth-dev/berth/e2e/berthtest"
 )
-
-var built struct {
-	once sync.Once
-	bin  string
-	err  error
-}
-
-// berthBinary builds cmd/berth once for the package's tests.
-func berthBinary(t testing.TB) string {
-	built.once.Do(func() {
-		dir, err := os.MkdirTemp("", "berth-gitops-bin")
-		if err != nil {
-			built.err = err
-			return
-		}
-		built.bin = filepath.Join(dir, "berth")
-		args := []string{"build", "-o", built.bin}
-		if os.Getenv("BERTH_TEST_RACE") != "" { // the controller under the race detector
-			args = append(args, "-race")
-		}
-		out, err := exec.Command("go", append(args, "../cmd/berth")...).CombinedOutput()
-		if err != nil {
-			built.err = fmt.Errorf("build: %v\n%s", err, out)
-		}
-	})
-	if built.err != nil {
-		t.Fatal(built.err)
-	}
-	return built.bin
-}
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if built.bin != "" {
-		os.RemoveAll(filepath.Dir(built.bin))
-	}
+	berthtest.RemoveBinary()
 	os.Exit(code)
 }
 
-// machine is one test's berth state: its own roots, the busybox image,
-// and a project name nobody else uses.
+// machine is one test's berth state (berthtest.Machine): its own roots,
+// the busybox image, and a project name nobody else uses.
 type machine struct {
+	*berthtest.Machine
 	t             testing.TB
 	bin           string
 	root, runRoot string
@@ -70,16 +41,11 @@ type machine struct {
 }
 
 func newMachine(t testing.TB, suffix string) *machine {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: runs containers")
-	}
-	m := &machine{t: t, bin: berthBinary(t), root: t.TempDir(), runRoot: t.TempDir(),
+	t.Helper()
+	bm := berthtest.New(t, berthtest.Options{RunPrefix: "berth-gitops-", Image: "localhost/busybox:demo"})
+	m := &machine{Machine: bm, t: t, bin: bm.Bin, root: bm.Root, runRoot: bm.Run,
 		project: fmt.Sprintf("gs%d%s", os.Getpid()%100000, suffix)}
-	cmd := exec.Command("../scripts/busybox-image.sh", "localhost/busybox:demo")
-	cmd.Env = append(os.Environ(), "BERTH="+m.bin, "BERTH_ROOT="+m.root, "BERTH_RUN_ROOT="+m.runRoot)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("busybox image: %v\n%s", err, out)
-	}
+	// Registered after berthtest's sweep, so it runs before it.
 	t.Cleanup(func() {
 		out, err := m.berth("down", "-p", m.project, "-v")
 		if err != nil {
@@ -89,6 +55,8 @@ func newMachine(t testing.TB, suffix string) *machine {
 	return m
 }
 
+// command is berth ARGS naming the machine's roots with --root and
+// --run-root (the controller's own spelling).
 func (m *machine) command(args ...string) *exec.Cmd {
 	cmd := exec.Command(m.bin, append([]string{"--root", m.root, "--run-root", m.runRoot}, args...)...)
 	cmd.Dir = m.root
