@@ -18,11 +18,7 @@ var repoRoot = berthtest.Repo
 
 var eventually = berthtest.Eventually
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	berthtest.RemoveBinary()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { berthtest.Main(m) }
 
 // machine is one test's berth installation (berthtest.Machine): its own
 // state roots, its own network namespace standing for the host, and a

@@ -24,11 +24,7 @@ import (
 	"github.com/berth-dev/berth/e2e/berthtest"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	berthtest.RemoveBinary()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { berthtest.Main(m) }
 
 // machine is one test's berth state (berthtest.Machine): its own roots,
 // the busybox image, and a project name nobody else uses.

@@ -26,11 +26,7 @@ var builtBerth = berthtest.Binary
 
 var eventually = berthtest.Eventually
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	berthtest.RemoveBinary()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { berthtest.Main(m) }
 
 type cliMachine struct {
 	*berthtest.Machine

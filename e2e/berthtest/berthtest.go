@@ -57,12 +57,14 @@ var Binary = sync.OnceValues(func() (string, error) {
 	return bin, nil
 })
 
-// RemoveBinary removes the binary Binary built, if it built one; a
-// package's TestMain calls it after the tests ran.
-func RemoveBinary() {
+// Main runs a package's tests and then removes the binary Binary built,
+// if it built one: a package's TestMain is berthtest.Main(m).
+func Main(m *testing.M) {
+	code := m.Run()
 	if binDir != "" {
 		os.RemoveAll(binDir)
 	}
+	os.Exit(code)
 }
 
 // Options shape a machine.
