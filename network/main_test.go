@@ -81,14 +81,22 @@ type testEnv struct {
 // removes everything it made, even when the test failed half-way.
 func newTestEnv(t testing.TB, tag, upstream string) *testEnv {
 	t.Helper()
+	return newTestEnvAt(t, tag, t.TempDir(), upstream)
+}
+
+// newTestEnvAt is newTestEnv with the given run root.
+func newTestEnvAt(t testing.TB, tag, runRoot, upstream string) *testEnv {
+	t.Helper()
 	needRoot(t)
 	h := newTestHost(t, tag)
-	root, runRoot := t.TempDir(), t.TempDir()
-	opt := Options{Root: root, RunRoot: runRoot, HostNetns: h.path,
+	opt := Options{Root: t.TempDir(), RunRoot: runRoot, HostNetns: h.path,
 		DNSCommand: func(stateDir, runDir string) *exec.Cmd {
 			cmd := exec.Command(os.Args[0])
 			cmd.Env = append(os.Environ(), "BERTH_TEST_DNS_SERVER=1", "BERTH_TEST_DNS_STATE="+stateDir,
-				"BERTH_TEST_DNS_RUN="+runDir, "BERTH_TEST_DNS_UPSTREAM="+upstream)
+				"BERTH_TEST_DNS_RUN="+runDir)
+			if upstream != "" {
+				cmd.Env = append(cmd.Env, "BERTH_TEST_DNS_UPSTREAM="+upstream)
+			}
 			return cmd
 		}}
 	m, err := New(opt)

@@ -5,11 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -392,30 +390,7 @@ func runTempDir(t testing.TB) string {
 // newTestEnvOn is newTestEnv with the given run root.
 func newTestEnvOn(t testing.TB, tag, runRoot string) *testEnv {
 	t.Helper()
-	needRoot(t)
-	h := newTestHost(t, tag)
-	opt := Options{Root: t.TempDir(), RunRoot: runRoot, HostNetns: h.path,
-		DNSCommand: func(stateDir, runDir string) *exec.Cmd {
-			cmd := exec.Command(os.Args[0])
-			cmd.Env = append(os.Environ(), "BERTH_TEST_DNS_SERVER=1", "BERTH_TEST_DNS_STATE="+stateDir,
-				"BERTH_TEST_DNS_RUN="+runDir)
-			return cmd
-		}}
-	m, err := New(opt)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := m.Set(context.Background(), Config{}); err != nil {
-			t.Errorf("cleanup: %v", err)
-		}
-		m.Close()
-		filepath.Walk(filepath.Join(runRoot, "netns"), func(p string, _ os.FileInfo, _ error) error {
-			syscall.Unmount(p, syscall.MNT_DETACH)
-			return nil
-		})
-	})
-	return &testEnv{host: h, m: m, opt: opt}
+	return newTestEnvAt(t, tag, runRoot, "")
 }
 
 // TestEndpointsOnRunRoot: endpoint records live under the run root, reached
