@@ -99,21 +99,9 @@ func (d *Driver) prepareRecord(r *record) (string, error) {
 		os.RemoveAll(tmp)
 		return "", err
 	}
-	f, err := os.OpenFile(filepath.Join(tmp, "record.json"), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
+	if err := writeSynced(filepath.Join(tmp, "record.json"), b, os.O_EXCL); err != nil {
 		os.RemoveAll(tmp)
 		return "", err
-	}
-	_, werr := f.Write(b)
-	if werr == nil {
-		werr = f.Sync()
-	}
-	if cerr := f.Close(); werr == nil {
-		werr = cerr
-	}
-	if werr != nil {
-		os.RemoveAll(tmp)
-		return "", werr
 	}
 	return tmp, nil
 }
@@ -229,7 +217,16 @@ func writeRecordIn(dir string, r *record) error {
 		return err
 	}
 	tmp := filepath.Join(dir, ".record.tmp")
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err := writeSynced(tmp, b, os.O_TRUNC); err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(dir, "record.json"))
+}
+
+// writeSynced writes b to a new or truncated file (flag: os.O_EXCL or
+// os.O_TRUNC) and flushes it to disk before it is closed.
+func writeSynced(path string, b []byte, flag int) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|flag, 0o600)
 	if err != nil {
 		return err
 	}
@@ -240,10 +237,7 @@ func writeRecordIn(dir string, r *record) error {
 	if cerr := f.Close(); werr == nil {
 		werr = cerr
 	}
-	if werr != nil {
-		return werr
-	}
-	return os.Rename(tmp, filepath.Join(dir, "record.json"))
+	return werr
 }
 
 // records reads every container record, clearing what crashes left.
