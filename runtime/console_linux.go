@@ -23,27 +23,14 @@ import (
 func setupConsole(sockFd int, size *specs.Box) error {
 	sock := os.NewFile(uintptr(sockFd), "console-socket")
 	defer sock.Close()
-	master, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	master, slaveFile, n, err := openPtyPair("/dev/ptmx")
 	if err != nil {
-		return fmt.Errorf("console: %w", err)
+		return fmt.Errorf("console: allocate a pty: %w", err)
 	}
 	defer master.Close()
-	mfd := int(master.Fd())
-	if err := unix.IoctlSetPointerInt(mfd, unix.TIOCSPTLCK, 0); err != nil {
-		return fmt.Errorf("console: unlock pty: %w", err)
-	}
-	n, err := unix.IoctlGetUint32(mfd, unix.TIOCGPTN)
-	if err != nil {
-		return fmt.Errorf("console: pty number: %w", err)
-	}
+	defer slaveFile.Close()
+	mfd, slave := int(master.Fd()), slaveFile.Fd()
 	name := "/dev/pts/" + strconv.Itoa(int(n))
-	// TIOCGPTPEER opens the slave of this very master, never a path an
-	// image could have replaced.
-	slave, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(mfd), unix.TIOCGPTPEER, uintptr(unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC))
-	if errno != 0 {
-		return fmt.Errorf("console: open pty slave: %w", errno)
-	}
-	defer unix.Close(int(slave))
 	if size != nil {
 		unix.IoctlSetWinsize(int(slave), unix.TIOCSWINSZ, &unix.Winsize{Row: uint16(size.Height), Col: uint16(size.Width)})
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -179,10 +178,10 @@ func callerStdio(wantTTY bool, dev string) (*stdioSession, error) {
 	var m, slave *os.File
 	var err error
 	if dev != "" {
-		m, slave, err = openPtyIn(dev)
+		m, slave, err = runtime.OpenPty(filepath.Join(dev, "pts", "ptmx"))
 	}
 	if m == nil {
-		m, slave, err = openPty()
+		m, slave, err = runtime.OpenPty("/dev/ptmx")
 	}
 	if err != nil {
 		return nil, fmt.Errorf("allocate a terminal: %w", err)
@@ -297,34 +296,4 @@ func containerDevices(rt *runtime.Runtime, id string) string {
 		return ""
 	}
 	return filepath.Join("/proc", strconv.Itoa(st.Pid), "root", "dev")
-}
-
-// openPtyIn allocates a pty pair from the devpts instance under dev (its
-// ptmx and pts/N); the slave's size is the caller's terminal's.
-func openPtyIn(dev string) (*os.File, *os.File, error) {
-	if dev == "" {
-		return nil, nil, errors.New("no devpts")
-	}
-	m, err := os.OpenFile(filepath.Join(dev, "pts", "ptmx"), os.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, nil, err
-	}
-	if err := unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0); err != nil {
-		m.Close()
-		return nil, nil, err
-	}
-	n, err := unix.IoctlGetUint32(int(m.Fd()), unix.TIOCGPTN)
-	if err != nil {
-		m.Close()
-		return nil, nil, err
-	}
-	s, err := os.OpenFile(filepath.Join(dev, "pts", strconv.Itoa(int(n))), os.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		m.Close()
-		return nil, nil, err
-	}
-	if ws, err := unix.IoctlGetWinsize(int(os.Stdin.Fd()), unix.TIOCGWINSZ); err == nil {
-		unix.IoctlSetWinsize(int(s.Fd()), unix.TIOCSWINSZ, ws)
-	}
-	return m, s, nil
 }

@@ -32,8 +32,5 @@ func newRuntimeCmd() *cobra.Command {
 	}
 }
 
-// Shared with other commands (exec, kill): runc's spellings of signals
-// and a host pty pair.
+// Shared with other commands (exec, kill): runc's spellings of signals.
 func parseSignal(s string) (syscall.Signal, error) { return cli.ParseSignal(s) }
-
-func openPty() (*os.File, *os.File, error) { return cli.OpenPty() }

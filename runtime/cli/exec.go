@@ -74,7 +74,7 @@ func cmdExec(ctx context.Context, rt *runtime.Runtime, args []string) error {
 		}
 		defer console.Close()
 	} else if p.Terminal {
-		m, slave, err := OpenPty()
+		m, slave, err := runtime.OpenPty("/dev/ptmx")
 		if err != nil {
 			return err
 		}
@@ -109,32 +109,6 @@ func cmdExec(ctx context.Context, rt *runtime.Runtime, args []string) error {
 		return ExitError{Code: code}
 	}
 	return nil
-}
-
-// OpenPty allocates a pseudo-terminal pair on the host's devpts.
-func OpenPty() (*os.File, *os.File, error) {
-	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
-	if err != nil {
-		return nil, nil, err
-	}
-	if err := unix.IoctlSetPointerInt(int(m.Fd()), unix.TIOCSPTLCK, 0); err != nil {
-		m.Close()
-		return nil, nil, err
-	}
-	n, err := unix.IoctlGetUint32(int(m.Fd()), unix.TIOCGPTN)
-	if err != nil {
-		m.Close()
-		return nil, nil, err
-	}
-	s, err := os.OpenFile("/dev/pts/"+strconv.Itoa(int(n)), os.O_RDWR|unix.O_NOCTTY, 0)
-	if err != nil {
-		m.Close()
-		return nil, nil, err
-	}
-	if ws, err := unix.IoctlGetWinsize(int(os.Stdin.Fd()), unix.TIOCGWINSZ); err == nil {
-		unix.IoctlSetWinsize(int(s.Fd()), unix.TIOCSWINSZ, ws)
-	}
-	return m, s, nil
 }
 
 // MakeRaw puts a terminal in raw mode and returns how to undo it.
