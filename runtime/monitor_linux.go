@@ -322,6 +322,9 @@ func (m *monitor) createIn(ctx context.Context, id string, spec *specs.Spec, o *
 		return nil, nil, err
 	}
 	s.Rootfs = rootfs
+	if spec.Process != nil {
+		s.Args = spec.Process.Args
+	}
 	b, _ := json.Marshal(spec)
 	if err := writeFileAtomic(filepath.Join(dir, "config.json"), b); err != nil {
 		return nil, nil, err

@@ -137,8 +137,11 @@ type State struct {
 	// HostMounts: the container runs in the host's mount namespace, its
 	// root bound on a directory of the state root (or its rootfs mounts
 	// there), everything it mounted on that: delete detaches it.
-	HostMounts bool          `json:"hostMounts,omitempty"`
-	Options    CreateOptions `json:"options"`
+	HostMounts bool `json:"hostMounts,omitempty"`
+	// Args is the container process's command line, as it runs (image
+	// defaults merged): what `ps` shows; the spec itself is not kept here.
+	Args    []string      `json:"args,omitempty"`
+	Options CreateOptions `json:"options"`
 }
 
 // OCI renders the state as the runtime-spec state JSON.
@@ -255,10 +258,6 @@ func (r *Runtime) State(id string) (*State, error) {
 	}
 	return s, nil
 }
-
-// Spec returns the spec a container was created with (its config.json in
-// the state directory; CreateOptions.Spec is not kept in the state).
-func (r *Runtime) Spec(id string) (*specs.Spec, error) { return LoadSpec(r.dir(id)) }
 
 // List returns every container of the root, sorted by id.
 func (r *Runtime) List() ([]*State, error) {

@@ -145,8 +145,8 @@ func printPS(w io.Writer, cs []native.ContainerInfo, o psOptions) error {
 
 func quoteCommand(c native.ContainerInfo) string {
 	args := append(append([]string{}, c.Spec.Entrypoint...), c.Spec.Command...)
-	if c.Runtime != nil && c.Runtime.Options.Spec != nil && c.Runtime.Options.Spec.Process != nil {
-		args = c.Runtime.Options.Spec.Process.Args
+	if c.Runtime != nil && len(c.Runtime.Args) > 0 {
+		args = c.Runtime.Args // as it runs: image defaults merged
 	}
 	return `"` + strings.Join(args, " ") + `"`
 }

@@ -62,10 +62,6 @@ func (d *Driver) Inspect(ctx context.Context, ref string) (*ContainerInfo, error
 func (d *Driver) info(ctx context.Context, r *record) ContainerInfo {
 	info := ContainerInfo{Container: d.observeContainer(r), Spec: r.Spec}
 	if st, err := d.rt.State(r.ID); err == nil {
-		if st.Options.Spec == nil {
-			// The process as it runs: image defaults merged (ps COMMAND).
-			st.Options.Spec, _ = d.rt.Spec(r.ID)
-		}
 		info.Runtime = st
 	}
 	seen := map[string]bool{}
