@@ -83,6 +83,17 @@ type monitor struct {
 
 const monitorIdle = 2 * time.Second
 
+// monitorAlive says whether a monitor holds the root's monitor.lock (it
+// keeps it for its whole life).
+func (r *Runtime) monitorAlive() bool {
+	f, err := os.Open(filepath.Join(r.root, "monitor.lock"))
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	return unix.Flock(int(f.Fd()), unix.LOCK_SH|unix.LOCK_NB) != nil
+}
+
 func monitorMain(root string) {
 	rt, err := New(root)
 	if err != nil {

@@ -247,13 +247,16 @@ func writeFileAtomic(path string, b []byte) error {
 }
 
 // State returns a container's recorded state, corrected by what the
-// process table says (a monitor that died cannot have recorded an exit).
+// process table says when no monitor is left to record the exit (a monitor
+// that died cannot have). A live monitor records it itself once the log
+// is drained, with the exit code: until then the state stands, rather
+// than a stop with a code that is not yet known.
 func (r *Runtime) State(id string) (*State, error) {
 	s, err := r.readState(id)
 	if err != nil {
 		return nil, err
 	}
-	if (s.Status == StatusRunning || s.Status == StatusCreated || s.Status == StatusPaused) && !pidAlive(s.Pid, s.PidStart) {
+	if (s.Status == StatusRunning || s.Status == StatusCreated || s.Status == StatusPaused) && !pidAlive(s.Pid, s.PidStart) && !r.monitorAlive() {
 		s.Status = StatusStopped
 	}
 	return s, nil
