@@ -255,6 +255,10 @@ func (l *Loop) Pass(ctx context.Context) PassResult {
 			return res
 		}
 		o.RefreshImages = false // refreshed once per pass, or no pass would end
+		// Forced once per pass too: a later round re-creating what this
+		// one just created would never end either (it ran every round,
+		// three recreates for one `up --force-recreate`).
+		o.ForceRecreate = false
 	}
 	return res
 }

@@ -272,3 +272,29 @@ func TestLoopTickerAndSourceError(t *testing.T) {
 		t.Error("source error not reported")
 	}
 }
+
+// TestPassForceRecreatesOnce: --force-recreate recreates each container
+// once per pass; the next round sees the fresh container as converged.
+func TestPassForceRecreatesOnce(t *testing.T) {
+	d := fake.New()
+	want := desired(svc("web", "app:1", "h", 2))
+	l := &Loop{Driver: d, Project: proj, Desired: func(context.Context) (*state.Desired, error) { return want, nil }}
+	if res := l.Pass(context.Background()); res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	d.ResetCalls()
+	l.Options.ForceRecreate = true
+	res := l.Pass(context.Background())
+	if res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	creates := 0
+	for _, c := range d.Calls() {
+		if c.Method == "CreateContainer" {
+			creates++
+		}
+	}
+	if creates != 2 || len(res.Plans) != 1 {
+		t.Fatalf("force-recreate of 2 containers: %d creates in %d plans, want 2 in 1; calls %v", creates, len(res.Plans), d.Calls())
+	}
+}
