@@ -13,10 +13,12 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/compose-spec/compose-go/v2/cli"
 	"github.com/compose-spec/compose-go/v2/consts"
 	"github.com/compose-spec/compose-go/v2/loader"
+	"github.com/compose-spec/compose-go/v2/schema"
 	"github.com/compose-spec/compose-go/v2/types"
 	"go.yaml.in/yaml/v4"
 
@@ -85,6 +87,16 @@ func (o Options) dir() (string, error) {
 	return os.Getwd()
 }
 
+// warmSchema compiles compose-go's JSON schema on another goroutine, once
+// per process: the compile (~25-35 ms: the schema is validated against its
+// draft's meta-schema, then compiled) does not depend on the files, so it
+// runs while the loader reads, parses and interpolates them; the loader's
+// first schema.Validate waits for it (compose-go keeps it in a sync.Once).
+// Only a load pays for it: a cached desired state never validates.
+var warmSchema = sync.OnceFunc(func() {
+	go func() { _ = schema.Validate(map[string]any{}) }()
+})
+
 // Load reads and normalises the project exactly as docker compose would.
 func Load(ctx context.Context, o Options) (p *Project, err error) {
 	defer func() {
@@ -94,6 +106,7 @@ func Load(ctx context.Context, o Options) (p *Project, err error) {
 			p, err = nil, fmt.Errorf("loading compose files: internal error: %v", r)
 		}
 	}()
+	warmSchema()
 	cwd, err := o.dir()
 	if err != nil {
 		return nil, err
