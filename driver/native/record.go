@@ -242,6 +242,7 @@ func writeSynced(path string, b []byte, flag int) error {
 
 // records reads every container record, clearing what crashes left.
 func (d *Driver) records() ([]*record, error) {
+	start := time.Now()
 	ents, err := os.ReadDir(d.containersDir())
 	if err != nil {
 		return nil, err
@@ -250,6 +251,9 @@ func (d *Driver) records() ([]*record, error) {
 	for _, e := range ents {
 		switch {
 		case !e.IsDir():
+			if isIndexTmp(e.Name()) {
+				d.clearIndexTmp(e)
+			}
 		case validID(e.Name()):
 			ids = append(ids, e.Name())
 		case strings.HasPrefix(e.Name(), gonePrefix) || strings.HasPrefix(e.Name(), newPrefix) || strings.HasPrefix(e.Name(), prepPrefix):
@@ -259,11 +263,21 @@ func (d *Driver) records() ([]*record, error) {
 	if hasNew(ents) {
 		d.clearNew()
 	}
+	ix := d.loadIndex()
 	recs := make([]*record, len(ids))
+	files := make([]fileID, len(ids))
 	errs := make([]error, len(ids))
-	inParallel(len(ids), func(i int) { recs[i], errs[i] = d.readRecord(ids[i]) })
+	inParallel(len(ids), func(i int) { recs[i], files[i], errs[i] = d.readIndexed(ids[i], ix) })
 	out := make([]*record, 0, len(ids))
+	next := make(map[string]indexEntry, len(ids))
+	changed := false
 	for i, r := range recs {
+		if errs[i] == nil && indexable(files[i], start) {
+			next[ids[i]] = indexEntry{File: files[i], Rec: *r}
+			if e, ok := ix[ids[i]]; !ok || e.File != files[i] {
+				changed = true
+			}
+		}
 		if errors.Is(errs[i], driver.ErrNotFound) {
 			// No record: a directory of the old layout that a
 			// crash left between mkdir and the record, or a
@@ -277,6 +291,9 @@ func (d *Driver) records() ([]*record, error) {
 			return nil, errs[i]
 		}
 		out = append(out, r)
+	}
+	if changed || len(next) != len(ix) {
+		d.saveIndex(next)
 	}
 	return out, nil
 }

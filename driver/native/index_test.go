@@ -1,0 +1,119 @@
+package native
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+)
+
+func recordNames(t *testing.T, d *Driver) []string {
+	t.Helper()
+	recs, err := d.records()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, r := range recs {
+		names = append(names, r.Name+"="+r.Spec.Image)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// TestRecordIndex: records() serves unchanged records from the index and
+// sees every change to the files (added, rewritten, removed), whatever the
+// index says; a torn index is ignored.
+func TestRecordIndex(t *testing.T) {
+	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "containers"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	defer func(r time.Duration) { indexRacy = r }(indexRacy)
+	indexRacy = -time.Hour // every record is old enough to index
+	d := &Driver{opt: Options{Root: root}}
+	idA, err := create(t, d, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	idB, err := create(t, d, "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := recordNames(t, d); !slices.Equal(got, []string{"a=", "b="}) {
+		t.Fatalf("records %v", got)
+	}
+	if ix := d.loadIndex(); len(ix) != 2 || ix[idA].Rec.Name != "a" {
+		t.Fatalf("index after the first listing: %v", ix)
+	}
+
+	// Served from the index: a record's content is not read again while
+	// its file is the same. Poison the cached copy to prove it.
+	ix := d.loadIndex()
+	e := ix[idA]
+	e.Rec.Spec.Image = "from-index"
+	ix[idA] = e
+	d.saveIndex(ix)
+	if got := recordNames(t, d); !slices.Equal(got, []string{"a=from-index", "b="}) {
+		t.Fatalf("records with an unchanged file %v, want a from the index", got)
+	}
+
+	// Rewritten (as RenameContainer does): the file decides.
+	r, err := d.readRecord(idA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Spec.Image = "img:2"
+	if err := d.writeRecord(r); err != nil {
+		t.Fatal(err)
+	}
+	if got := recordNames(t, d); !slices.Equal(got, []string{"a=img:2", "b="}) {
+		t.Fatalf("records after a rewrite %v", got)
+	}
+
+	// Removed, and a new one added: the index follows the directory.
+	if err := d.removeDir(idB); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := create(t, d, "c"); err != nil {
+		t.Fatal(err)
+	}
+	if got := recordNames(t, d); !slices.Equal(got, []string{"a=img:2", "c="}) {
+		t.Fatalf("records after a removal and a create %v", got)
+	}
+	if ix := d.loadIndex(); len(ix) != 2 {
+		t.Fatalf("index keeps %d entries, want 2", len(ix))
+	}
+
+	// A torn index is no index.
+	b, err := os.ReadFile(d.indexPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(d.indexPath(), b[:len(b)/2], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got := recordNames(t, d); !slices.Equal(got, []string{"a=img:2", "c="}) {
+		t.Fatalf("records with a torn index %v", got)
+	}
+}
+
+// TestRecordIndexRacy: a record changed within indexRacy of a listing is
+// not indexed (its file times may not tell a later rewrite from it).
+func TestRecordIndexRacy(t *testing.T) {
+	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "containers"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	d := &Driver{opt: Options{Root: root}}
+	if _, err := create(t, d, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if got := recordNames(t, d); !slices.Equal(got, []string{"a="}) {
+		t.Fatalf("records %v", got)
+	}
+	if ix := d.loadIndex(); len(ix) != 0 {
+		t.Fatalf("a record written just now was indexed: %v", ix)
+	}
+}
