@@ -118,6 +118,7 @@ func childMain(role string) {
 		os.Exit(127)
 	}
 	if warmChild {
+		warmDecoder()
 		if err := recvWarmFds(); err != nil {
 			os.Exit(127) // an unused spare, let go, or a broken handshake
 		}

@@ -183,6 +183,7 @@ func (r *Runtime) launch(ctx context.Context, s *State, spec *specs.Spec, stdio 
 	}
 	s.Pid = c.pid
 	s.PidStart, _ = pidStartTime(c.pid)
+	c.plan = plan
 	warm.next(plan)
 	ok = true
 	return c, nil
@@ -204,42 +205,88 @@ func hasCgroupMount(spec *specs.Spec) bool {
 	return false
 }
 
-// openStartFifo is Start's half of the exec.fifo handshake: reading the
-// byte the child wrote lets it exec. It fails when the child is gone.
-func openStartFifo(ctx context.Context, path string, pid int, pidStart uint64) error {
+// releaseStart is Start's half of the exec.fifo handshake: reading the
+// byte the child wrote lets it exec. It fails when the child is gone. The
+// returned fd reads EOF once the child's end closed on exec (awaitExec).
+func releaseStart(ctx context.Context, path string, pid int, pidStart uint64) (int, error) {
 	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return fmt.Errorf("exec fifo: %w", err)
+		return -1, fmt.Errorf("exec fifo: %w", err)
 	}
-	defer unix.Close(fd)
 	buf := make([]byte, 1)
 	deadline := time.Now().Add(10 * time.Second)
-	got := false
 	for {
 		n, err := unix.Read(fd, buf)
 		if n == 1 {
-			got = true
-			continue
+			return fd, nil
 		}
-		if n == 0 && err == nil && got {
-			return nil // the writer's fd closed on exec
+		if err != nil && err != unix.EAGAIN {
+			unix.Close(fd)
+			return -1, fmt.Errorf("exec fifo: %w", err)
+		}
+		// n == 0 with no error: no writer yet. A child that died may
+		// still have written, exec'd and exited since the read: the
+		// byte in the fifo then says it started.
+		if !pidAlive(pid, pidStart) {
+			if n, _ := unix.Read(fd, buf); n == 1 {
+				return fd, nil
+			}
+			unix.Close(fd)
+			return -1, fmt.Errorf("%w: container process exited before start", ErrState)
+		}
+		if time.Now().After(deadline) {
+			unix.Close(fd)
+			return -1, fmt.Errorf("%w: container did not reach start", ErrState)
+		}
+		if err := pollFifo(ctx, fd); err != nil {
+			unix.Close(fd)
+			return -1, err
+		}
+	}
+}
+
+// awaitExec waits until the released child's end of the fifo closed: it
+// executed the container's process (or died). It closes fd.
+func awaitExec(ctx context.Context, fd int) error {
+	defer unix.Close(fd)
+	buf := make([]byte, 1)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		n, err := unix.Read(fd, buf)
+		if n == 0 && err == nil {
+			return nil
 		}
 		if err != nil && err != unix.EAGAIN {
 			return fmt.Errorf("exec fifo: %w", err)
 		}
-		// n == 0 with no error: no writer yet (or any more).
-		if !got && !pidAlive(pid, pidStart) {
-			return fmt.Errorf("%w: container process exited before start", ErrState)
-		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%w: container did not reach start", ErrState)
+			return fmt.Errorf("%w: container did not exec", ErrState)
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(200 * time.Microsecond):
+		if err := pollFifo(ctx, fd); err != nil {
+			return err
 		}
 	}
+}
+
+// pollFifo waits up to 10 ms for the fifo to change (data, or its last
+// writer gone), instead of sleeping a fixed step between reads.
+func pollFifo(ctx context.Context, fd int) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+	if _, err := unix.Poll(fds, 10); err != nil && err != unix.EINTR {
+		return fmt.Errorf("exec fifo: %w", err)
+	}
+	if fds[0].Revents == 0 {
+		return nil
+	}
+	if fds[0].Revents&unix.POLLHUP != 0 && fds[0].Revents&unix.POLLIN == 0 {
+		// A hung-up fifo polls ready at once: the next read says EOF; with
+		// no writer yet it never did, so wait the step instead of spinning.
+		time.Sleep(200 * time.Microsecond)
+	}
+	return nil
 }
 
 func writePidFile(path string, pid int) error {

@@ -63,6 +63,7 @@ type supervised struct {
 	backoff  time.Duration
 	health   context.CancelFunc
 	pumps    sync.WaitGroup // log pumps, done at EOF once the process is gone
+	plan     nsPlan         // its namespaces: the next warm spare's, at start
 }
 
 type monitor struct {
@@ -186,7 +187,9 @@ func (m *monitor) serve(conn *net.UnixConn) {
 }
 
 func readRequest(conn *net.UnixConn) (*request, []*os.File, error) {
-	buf := make([]byte, 1<<20)
+	// Requests are a line; a longer one comes in more reads (a stream
+	// socket). A 1 MiB buffer here was zeroed memory on every request.
+	buf := make([]byte, 64<<10)
 	oob := make([]byte, unix.CmsgSpace(8*4))
 	var data []byte
 	var fds []*os.File
@@ -364,6 +367,7 @@ func (m *monitor) createIn(ctx context.Context, id string, spec *specs.Spec, o *
 		return s, sup, err
 	}
 	s.Status = StatusCreated
+	sup.plan = c.plan
 	h := hooksOf(spec)
 	pre := append(append([]specs.Hook(nil), h.CreateRuntime...), h.CreateContainer...)
 	if err := runHooks(ctx, pre, s.OCI()); err != nil {

@@ -205,8 +205,11 @@ func (m *monitor) start(ctx context.Context, id string) (*State, error) {
 	if s.Status != StatusCreated {
 		return nil, fmt.Errorf("%w: %s is %s, not created", ErrState, id, s.Status)
 	}
-	spec, err := LoadSpec(m.rt.dir(id))
-	if err != nil {
+	sup := m.get(id)
+	var spec *specs.Spec
+	if sup != nil {
+		spec = sup.spec // what create wrote to config.json
+	} else if spec, err = LoadSpec(m.rt.dir(id)); err != nil {
 		return nil, err
 	}
 	// Prestart hooks belong to start (runtime-spec 1.0 lifecycle); one
@@ -218,21 +221,32 @@ func (m *monitor) start(ctx context.Context, id string) (*State, error) {
 		}
 		return nil, err
 	}
-	if err := openStartFifo(ctx, filepath.Join(m.rt.dir(id), "exec.fifo"), s.Pid, s.PidStart); err != nil {
+	fifo, err := releaseStart(ctx, filepath.Join(m.rt.dir(id), "exec.fifo"), s.Pid, s.PidStart)
+	if err != nil {
 		return nil, err
 	}
 	os.Remove(filepath.Join(m.rt.dir(id), "exec.fifo"))
+	// The state is written while the child execs; start returns once both
+	// are done, so "started" still means the container's process runs.
+	execed := make(chan error, 1)
+	go func() { execed <- awaitExec(ctx, fifo) }()
 	// The process may already have exited and been recorded: keep that.
 	started := time.Now().UTC()
-	if s, err = m.update(id, func(s *State) {
+	s, err = m.update(id, func(s *State) {
 		s.Started = started
 		if s.Status == StatusCreated {
 			s.Status = StatusRunning
 		}
-	}); err != nil {
+	})
+	if xerr := <-execed; err == nil {
+		err = xerr
+	}
+	if err != nil {
 		return nil, err
 	}
-	if sup := m.get(id); sup != nil {
+	if sup != nil {
+		// Only now that the container runs: a spare started during the
+		// create would compete for the CPU with its last steps.
 		m.startHealth(sup, s)
 	}
 	for _, h := range hooksOf(spec).Poststart {
@@ -360,6 +374,7 @@ func (m *monitor) delete(ctx context.Context, id string, force bool) error {
 			return err
 		}
 	}
+	var spec *specs.Spec
 	if sup := m.get(id); sup != nil {
 		m.mu.Lock()
 		sup.deleted = true
@@ -367,8 +382,11 @@ func (m *monitor) delete(ctx context.Context, id string, force bool) error {
 		m.mu.Unlock()
 		<-done
 		m.forget(sup)
+		spec = sup.spec
+	} else {
+		spec, _ = LoadSpec(m.rt.dir(id))
 	}
-	if spec, err := LoadSpec(m.rt.dir(id)); err == nil {
+	if spec != nil {
 		for _, h := range hooksOf(spec).Poststop {
 			if err := runHook(ctx, h, mustJSON(s.OCI())); err != nil {
 				warnHook("poststop", id, err)

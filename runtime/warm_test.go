@@ -1,8 +1,10 @@
 package runtime
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -144,5 +146,28 @@ func TestWarmInitSeesLaterMounts(t *testing.T) {
 	got, err := os.ReadFile("/proc/" + strconv.Itoa(st.Pid) + "/root/mnt/marker")
 	if err != nil || string(got) != "mounted\n" {
 		t.Fatalf("the container's /mnt lacks the mount made after the spare (spare %d, container %d): %q %v", spare[0], st.Pid, got, err)
+	}
+}
+
+// The spare warms encoding/json with a sample config: the sample must
+// marshal (or the warm-up does nothing) and decode back whole, which it
+// does only if every type in a config got a value and a decoder.
+func TestWarmDecoderSample(t *testing.T) {
+	var sample initConfig
+	fillSample(reflect.ValueOf(&sample).Elem(), map[reflect.Type]bool{})
+	if sample.Spec == nil || sample.Spec.Linux == nil || sample.Spec.Linux.Seccomp == nil ||
+		len(sample.Spec.Linux.Seccomp.Syscalls) != 1 || len(sample.Spec.Mounts) != 1 || len(sample.Seccomp) != 1 {
+		t.Fatalf("sample left parts of a config empty: %+v", sample.Spec)
+	}
+	b, err := json.Marshal(&sample)
+	if err != nil {
+		t.Fatalf("sample config does not marshal: %v", err)
+	}
+	var out initConfig
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatalf("sample config does not decode: %v", err)
+	}
+	if !reflect.DeepEqual(sample, out) {
+		t.Fatalf("sample config changed in a round trip:\n%s", b)
 	}
 }
