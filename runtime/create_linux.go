@@ -183,7 +183,6 @@ func (r *Runtime) launch(ctx context.Context, s *State, spec *specs.Spec, stdio 
 	}
 	s.Pid = c.pid
 	s.PidStart, _ = pidStartTime(c.pid)
-	c.plan = plan
 	warm.next(plan)
 	ok = true
 	return c, nil

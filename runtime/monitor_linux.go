@@ -63,7 +63,6 @@ type supervised struct {
 	backoff  time.Duration
 	health   context.CancelFunc
 	pumps    sync.WaitGroup // log pumps, done at EOF once the process is gone
-	plan     nsPlan         // its namespaces: the next warm spare's, at start
 }
 
 type monitor struct {
@@ -367,7 +366,6 @@ func (m *monitor) createIn(ctx context.Context, id string, spec *specs.Spec, o *
 		return s, sup, err
 	}
 	s.Status = StatusCreated
-	sup.plan = c.plan
 	h := hooksOf(spec)
 	pre := append(append([]specs.Hook(nil), h.CreateRuntime...), h.CreateContainer...)
 	if err := runHooks(ctx, pre, s.OCI()); err != nil {

@@ -138,7 +138,6 @@ type child struct {
 	consoleFd int     // the console socket's fd in the child, 0 if none
 	warm      bool    // a spare: sendFds before the config
 	staged    *cgroup // a spare's staging cgroups (v1), renamed at take
-	plan      nsPlan  // the namespaces it was made with
 }
 
 // startChild re-execs the sealed berth binary in role with stdio, joining
