@@ -81,7 +81,9 @@ measure() {
 	echo "$(printf %s "$ups" | median_ms) $noop $(printf %s "$recs" | median_ms) $(printf %s "$downs" | median_ms)"
 }
 
-echo "== $n services (busybox sleep 3600), median of $runs runs, ms"
+# The figures move with the machine's load: print it with them.
+loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
+echo "== $n services (busybox sleep 3600), median of $runs runs, ms; load average $(loadavg)"
 image=localhost/busybox:bench
 read -r bu bn br bd < <(measure "$berth")
 docker_ok=""
@@ -101,3 +103,4 @@ printf '%-28s %10s %10s %10s\n' "up -d from nothing" "$bu" 1500 "$du"
 printf '%-28s %10s %10s %10s\n' "no-op up -d" "$bn" 20 "$dn"
 printf '%-28s %10s %10s %10s\n' "one service recreated -t 0" "$br" 100 "$dr"
 printf '%-28s %10s %10s %10s\n' "down -t 0" "$bd" 800 "$dd"
+echo "load average at the end: $(loadavg)"
