@@ -315,16 +315,24 @@ func (r *Runtime) cleanupContainer(s *State) error {
 			return fmt.Errorf("unmount %s: %w", s.Rootfs, err)
 		}
 	}
-	if s.Cgroup != "" {
-		cg, err := openCgroup(s.Cgroup)
-		if err == nil {
-			err = cg.destroy()
+	// The cgroup and the state directory are independent: removed side by
+	// side (a cgroup's rmdir waits for the kernel to let go of the last
+	// task, ms at times, while the directory's unlinks are file system work).
+	cgErr := make(chan error, 1)
+	go func() {
+		var err error
+		if s.Cgroup != "" {
+			var cg *cgroup
+			if cg, err = openCgroup(s.Cgroup); err == nil {
+				err = cg.destroy()
+			}
 		}
-		errs = append(errs, err)
-	}
+		cgErr <- err
+	}()
 	if err := os.RemoveAll(r.dir(s.ID)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		errs = append(errs, err)
 	}
+	errs = append(errs, <-cgErr)
 	return errors.Join(errs...)
 }
 
