@@ -54,6 +54,16 @@ write_project() {
 }
 
 now() { date +%s%N; }
+# run CMD...: the command's output goes to the log; a failure is reported
+# with the end of it (under set -e, one failing up used to end the script
+# without a word, or with the figures of the runs before it missing).
+run() {
+	if ! "$@" >>"$work/log" 2>&1; then
+		echo "bench/up.sh: failed: $*" >&2
+		tail -20 "$work/log" >&2
+		exit 1 # measure runs in a subshell: it ends, and the read after it fails
+	fi
+}
 # median of the numbers (ns) on stdin, printed in ms with one decimal.
 median_ms() { sort -n | awk '{a[NR]=$1} END {m=a[int((NR+1)/2)]; printf "%.1f", m/1e6}'; }
 
@@ -64,18 +74,18 @@ measure() {
 	cd "$proj"
 	for i in $(seq 1 "$runs"); do
 		write_project "$image" a
-		t0=$(now); $tool up -d >/dev/null 2>&1; ups+="$(($(now) - t0))"$'\n'
+		t0=$(now); run $tool up -d; ups+="$(($(now) - t0))"$'\n'
 		if [ "$i" -eq 1 ]; then
 			if command -v hyperfine >/dev/null; then
-				noop=$(hyperfine -N -w 3 -r 30 --export-json "$work/noop.json" "$tool up -d" >/dev/null 2>&1 &&
-					jq -r '.results[0].median * 1000 | . * 10 | round / 10' "$work/noop.json")
+				run hyperfine -N -w 3 -r 30 --export-json "$work/noop.json" "$tool up -d"
+				noop=$(jq -r '.results[0].median * 1000 | . * 10 | round / 10' "$work/noop.json")
 			else
-				noop=$(for _ in $(seq 1 20); do t0=$(now); $tool up -d >/dev/null 2>&1; echo $(($(now) - t0)); done | median_ms)
+				noop=$(for _ in $(seq 1 20); do t0=$(now); run $tool up -d; echo $(($(now) - t0)); done | median_ms)
 			fi
 		fi
 		write_project "$image" "b$i"
-		t0=$(now); $tool up -d -t 0 >/dev/null 2>&1; recs+="$(($(now) - t0))"$'\n'
-		t0=$(now); $tool down -t 0 >/dev/null 2>&1; downs+="$(($(now) - t0))"$'\n'
+		t0=$(now); run $tool up -d -t 0; recs+="$(($(now) - t0))"$'\n'
+		t0=$(now); run $tool down -t 0; downs+="$(($(now) - t0))"$'\n'
 	done
 	cd - >/dev/null
 	echo "$(printf %s "$ups" | median_ms) $noop $(printf %s "$recs" | median_ms) $(printf %s "$downs" | median_ms)"
@@ -85,7 +95,7 @@ measure() {
 loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
 echo "== $n services (busybox sleep 3600), median of $runs runs, ms; load average $(loadavg)"
 image=localhost/busybox:bench
-read -r bu bn br bd < <(measure "$berth")
+read -r bu bn br bd < <(measure "$berth") || { echo "bench/up.sh: measuring $berth failed" >&2; exit 1; }
 docker_ok=""
 if command -v docker >/dev/null && docker compose version >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
 	docker_ok=1
@@ -93,7 +103,7 @@ fi
 if [ -n "$docker_ok" ]; then
 	image=busybox:latest
 	docker pull -q "$image" >/dev/null
-	read -r du dn dr dd < <(measure "docker compose")
+	read -r du dn dr dd < <(measure "docker compose") || { echo "bench/up.sh: measuring docker compose failed" >&2; exit 1; }
 else
 	du=- dn=- dr=- dd=-
 	echo "(no docker compose with a Docker engine here: berth's figures only)"
