@@ -90,7 +90,25 @@ func (w *warmPool) take(plan nsPlan, paths []string) *child {
 		c.discard()
 		return nil
 	}
+	c.renice()
 	return c
+}
+
+// renice puts every thread of a taken spare back to the default priority
+// (the C constructor started it at nice 19; the child resets only the
+// thread that will exec). Its exec waits for each other Go thread to exit,
+// and at nice 19 they would queue behind the next spare's start. Done from
+// here, where the spare's thread ids are the host's.
+func (c *child) renice() {
+	tasks, err := os.ReadDir("/proc/" + strconv.Itoa(c.pid) + "/task")
+	if err != nil {
+		return
+	}
+	for _, t := range tasks {
+		if tid, err := strconv.Atoi(t.Name()); err == nil {
+			unix.Setpriority(unix.PRIO_PROCESS, tid, 0)
+		}
+	}
 }
 
 // sees says whether each path resolves, in the spare's mount namespace, to

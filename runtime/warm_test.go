@@ -3,6 +3,7 @@ package runtime
 import (
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strconv"
@@ -169,5 +170,33 @@ func TestWarmDecoderSample(t *testing.T) {
 	}
 	if !reflect.DeepEqual(sample, out) {
 		t.Fatalf("sample config changed in a round trip:\n%s", b)
+	}
+}
+
+// A taken spare's threads all go back to nice 0 (its exec waits for each).
+func TestSpareRenice(t *testing.T) {
+	needRoot(t)
+	cmd := exec.Command("sleep", "10")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	if err := unix.Setpriority(unix.PRIO_PROCESS, cmd.Process.Pid, 19); err != nil {
+		t.Fatal(err)
+	}
+	nice := func() string {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(cmd.Process.Pid) + "/stat")
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+		return f[16] // the 19th field of stat
+	}
+	if n := nice(); n != "19" {
+		t.Fatalf("nice before: %s", n)
+	}
+	(&child{pid: cmd.Process.Pid}).renice()
+	if n := nice(); n != "0" {
+		t.Fatalf("nice after renice: %s, want 0", n)
 	}
 }
