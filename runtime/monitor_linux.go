@@ -476,16 +476,18 @@ func (m *monitor) runWait(conn *net.UnixConn, req *request, fds []*os.File) {
 	if _, werr := conn.Write(append(b, '\n')); werr != nil || err != nil {
 		return
 	}
+	var spec *specs.Spec
 	if sup := m.get(req.ID); sup != nil {
 		m.mu.Lock()
 		done := sup.done
 		m.mu.Unlock()
 		<-done
+		spec = sup.spec
 	}
 	s, err = m.rt.State(req.ID)
 	if err == nil && req.Remove && !hungUp(conn) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		err = m.delete(ctx, req.ID, true)
+		err = m.deleteKnown(ctx, req.ID, true, spec)
 		cancel()
 	}
 	resp = response{State: s}

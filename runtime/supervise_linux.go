@@ -362,6 +362,13 @@ func (m *monitor) waitGone(ctx context.Context, id string, s *State, timeout tim
 }
 
 func (m *monitor) delete(ctx context.Context, id string, force bool) error {
+	return m.deleteKnown(ctx, id, force, nil)
+}
+
+// deleteKnown is delete with the container's spec when the caller has it
+// (an attached run whose container exited is no longer supervised, and
+// reading config.json back costs its decode).
+func (m *monitor) deleteKnown(ctx context.Context, id string, force bool, spec *specs.Spec) error {
 	s, err := m.rt.State(id)
 	if err != nil {
 		return err
@@ -374,7 +381,6 @@ func (m *monitor) delete(ctx context.Context, id string, force bool) error {
 			return err
 		}
 	}
-	var spec *specs.Spec
 	if sup := m.get(id); sup != nil {
 		m.mu.Lock()
 		sup.deleted = true
@@ -383,7 +389,7 @@ func (m *monitor) delete(ctx context.Context, id string, force bool) error {
 		<-done
 		m.forget(sup)
 		spec = sup.spec
-	} else {
+	} else if spec == nil {
 		spec, _ = LoadSpec(m.rt.dir(id))
 	}
 	if spec != nil {
