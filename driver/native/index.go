@@ -87,8 +87,14 @@ func (d *Driver) loadIndex() map[string]indexEntry {
 }
 
 // saveIndex replaces the index; failing to is not an error (the next
-// listing reads the records again).
+// listing reads the records again). Entries of containers removed since
+// the listing read them are left out.
 func (d *Driver) saveIndex(entries map[string]indexEntry) {
+	for id := range entries {
+		if _, err := os.Lstat(d.containerDir(id)); errors.Is(err, os.ErrNotExist) {
+			delete(entries, id)
+		}
+	}
 	var b bytes.Buffer
 	if gob.NewEncoder(&b).Encode(recordIndex{Format: indexFormat, Entries: entries}) != nil {
 		return
@@ -102,6 +108,14 @@ func (d *Driver) saveIndex(entries map[string]indexEntry) {
 		os.Remove(f.Name())
 	}
 }
+
+// dropIndex removes the index when a container is removed: a removed
+// container's record (its environment may hold secrets) must not outlive
+// it there, and rewriting the index under concurrent removals could put
+// an entry back. The next listing writes a new one. A listing that read
+// the record before the removal and saves after it leaves the entry out
+// (saveIndex); one that races even that is corrected by the next listing.
+func (d *Driver) dropIndex() { _ = os.Remove(d.indexPath()) }
 
 // clearIndexTmp removes an index write a crash left (older than
 // leftoverAge, so that one under way in another process is not).

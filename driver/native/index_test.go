@@ -76,6 +76,16 @@ func TestRecordIndex(t *testing.T) {
 	if err := d.removeDir(idB); err != nil {
 		t.Fatal(err)
 	}
+	if ix := d.loadIndex(); ix != nil {
+		if _, ok := ix[idB]; ok {
+			t.Fatal("the index keeps the record of a removed container")
+		}
+	}
+	// a listing that read b before its removal does not index it
+	d.saveIndex(map[string]indexEntry{idB: {Rec: record{ID: idB, Name: "b"}}})
+	if _, ok := d.loadIndex()[idB]; ok {
+		t.Fatal("saveIndex indexed a removed container")
+	}
 	if _, err := create(t, d, "c"); err != nil {
 		t.Fatal(err)
 	}

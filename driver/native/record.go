@@ -149,7 +149,11 @@ func (d *Driver) removeDir(id string) error {
 	if err := os.Rename(d.containerDir(id), gone); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
-	return os.RemoveAll(gone)
+	if err := os.RemoveAll(gone); err != nil {
+		return err
+	}
+	d.dropIndex()
+	return nil
 }
 
 // clearLeftover removes what a crash left in the containers directory.
