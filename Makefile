@@ -3,7 +3,7 @@ export PATH := $(PATH):/usr/local/go/bin
 .PHONY: build test unit lint bench fuzz demo deps
 
 build:
-	go build -o bin/berth ./cmd/berth
+	./scripts/build.sh
 
 deps:
 	./scripts/install-deps.sh

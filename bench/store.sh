@@ -13,7 +13,7 @@ work=$(mktemp -d /tmp/berth-bench-store.XXXXXX)
 reg_pid=
 cleanup() { [ -n "$reg_pid" ] && kill "$reg_pid" 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
-go build -o "$work/berth" ./cmd/berth
+./scripts/build.sh "$work/berth"
 berth="$work/berth"
 
 echo "== 1. unpack 100 MB / 5,000 files (go test -bench UnpackLayer)"

@@ -13,7 +13,7 @@ if [ "$(id -u)" -ne 0 ]; then
 	exit 1
 fi
 ./scripts/install-deps.sh
-go build -o bin/berth ./cmd/berth
+./scripts/build.sh
 BERTH=./bin/berth ./scripts/busybox-image.sh localhost/busybox:demo
 ./bin/berth up -d --build "$@"
 url=http://127.0.0.1:8080/

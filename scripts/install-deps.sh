@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 # Debian packages: busybox-static is the base of test and demo images; the
 # rest are tools the tests compare berth with or talk to.
-pkgs=(busybox-static iproute2 nftables git skopeo umoci docker-registry runc crun libseccomp-dev hyperfine)
+pkgs=(busybox-static iproute2 nftables git skopeo umoci docker-registry runc crun gcc libc6-dev libseccomp-dev hyperfine)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

@@ -6,7 +6,7 @@ export PATH="$PATH:/usr/local/go/bin"
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
 go vet ./...
-go build -o bin/berth ./cmd/berth
+./scripts/build.sh
 # Root tests share the machine's networking and cgroups: one package at a time.
 go test -p 1 -count=1 -timeout 25m ./...
 ./scripts/fuzz.sh "${FUZZTIME:-300x}"

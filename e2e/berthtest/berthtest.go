@@ -45,14 +45,15 @@ var Binary = sync.OnceValues(func() (string, error) {
 	}
 	binDir = dir
 	bin := filepath.Join(dir, "berth")
-	args := []string{"build", "-o", bin}
+	// The binary users get (scripts/build.sh links it statically where it
+	// can); -race needs a plain build.
+	cmd := exec.Command(filepath.Join(Repo, "scripts", "build.sh"), bin)
 	if os.Getenv("BERTH_TEST_RACE") != "" {
-		args = append(args, "-race")
+		cmd = exec.Command("go", "build", "-race", "-o", bin, "./cmd/berth")
 	}
-	cmd := exec.Command("go", append(args, "./cmd/berth")...)
 	cmd.Dir = Repo
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build: %v\n%s", err, out)
+		return "", fmt.Errorf("build berth: %v\n%s", err, out)
 	}
 	return bin, nil
 })
