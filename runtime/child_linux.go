@@ -55,7 +55,7 @@ type initConfig struct {
 	ExecFifo     bool              `json:"execFifo,omitempty"` // on fd 4
 	User         string            `json:"user,omitempty"`
 	Init         bool              `json:"init,omitempty"`
-	Seccomp      []unix.SockFilter `json:"seccomp,omitempty"`
+	Seccomp      bpfProgram        `json:"seccomp,omitempty"`
 	NewCgroupNS  bool              `json:"newCgroupNS,omitempty"`
 	CgroupV1     map[string]string `json:"cgroupV1,omitempty"` // hierarchy mountpoint -> mount options, for a cgroup mount on v1
 	NewUTS       bool              `json:"newUTS,omitempty"`

@@ -1,6 +1,8 @@
 package runtime
 
 import (
+	"encoding/json"
+	"reflect"
 	"slices"
 	"sync"
 	"testing"
@@ -63,5 +65,36 @@ func TestCompileSeccompOnceInABurst(t *testing.T) {
 		if len(p) == 0 || &p[0] != &progs[0][0] {
 			t.Fatalf("creator %d got its own compilation", i)
 		}
+	}
+}
+
+// The init's config carries a compiled filter as base64 of its
+// instructions: it must come back instruction for instruction.
+func TestBPFProgramJSON(t *testing.T) {
+	spec := &specs.Spec{Process: &specs.Process{Capabilities: &specs.LinuxCapabilities{}}, Linux: &specs.Linux{}}
+	prof, err := DefaultSeccomp(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prog, err := compileSeccomp(prof)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(prog) < 100 {
+		t.Fatalf("Docker's profile compiled to %d instructions", len(prog))
+	}
+	b, err := json.Marshal(initConfig{Seccomp: prog})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back initConfig
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual([]unix.SockFilter(back.Seccomp), prog) {
+		t.Fatal("the filter changed on its way to the init")
+	}
+	if err := json.Unmarshal([]byte(`{"seccomp":"AAAA"}`), &back); err == nil {
+		t.Fatal("a program of 3 bytes was accepted")
 	}
 }

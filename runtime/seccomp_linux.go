@@ -246,3 +246,41 @@ func exportBPF(f *libseccomp.ScmpFilter) ([]byte, error) {
 	}
 	return io.ReadAll(mf)
 }
+
+// bpfProgram is a compiled seccomp filter as the init's config carries it:
+// base64 of its instructions in the kernel's layout (code, jt, jf, k; 8
+// bytes, little-endian) instead of encoding/json's one object per
+// instruction, which Docker's profile made ~2.3 ms of every init's config
+// decode (a few hundred instructions).
+type bpfProgram []unix.SockFilter
+
+func (p bpfProgram) MarshalJSON() ([]byte, error) {
+	raw := make([]byte, 8*len(p))
+	for i, in := range p {
+		binary.LittleEndian.PutUint16(raw[8*i:], in.Code)
+		raw[8*i+2], raw[8*i+3] = in.Jt, in.Jf
+		binary.LittleEndian.PutUint32(raw[8*i+4:], in.K)
+	}
+	return json.Marshal(raw)
+}
+
+func (p *bpfProgram) UnmarshalJSON(b []byte) error {
+	var raw []byte
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return err
+	}
+	if len(raw)%8 != 0 {
+		return fmt.Errorf("seccomp program of %d bytes, not a multiple of 8", len(raw))
+	}
+	prog := make(bpfProgram, len(raw)/8)
+	for i := range prog {
+		prog[i] = unix.SockFilter{
+			Code: binary.LittleEndian.Uint16(raw[8*i:]),
+			Jt:   raw[8*i+2],
+			Jf:   raw[8*i+3],
+			K:    binary.LittleEndian.Uint32(raw[8*i+4:]),
+		}
+	}
+	*p = prog
+	return nil
+}
