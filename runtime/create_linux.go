@@ -158,7 +158,7 @@ func (r *Runtime) launch(ctx context.Context, s *State, spec *specs.Spec, stdio 
 		return nil, err
 	}
 	cfg := &initConfig{
-		Spec: spec, Rootfs: root, RootfsBind: bind, RootfsMounts: o.RootfsMounts, ExecFifo: fifo != "",
+		Spec: withoutSeccompProfile(spec), Rootfs: root, RootfsBind: bind, RootfsMounts: o.RootfsMounts, ExecFifo: fifo != "",
 		User: o.User, Init: o.Init, Seccomp: filter, NewCgroupNS: plan.newCgroup, NewUTS: plan.newUTS,
 		UserNS: plan.userNS, ConsoleFd: c.consoleFd, HostMountNS: plan.hostMount,
 	}
@@ -186,6 +186,19 @@ func (r *Runtime) launch(ctx context.Context, s *State, spec *specs.Spec, stdio 
 	warm.next(plan)
 	ok = true
 	return c, nil
+}
+
+// withoutSeccompProfile is spec for the init, which gets the filter
+// compiled: Docker's profile is hundreds of syscall names it would only
+// decode.
+func withoutSeccompProfile(spec *specs.Spec) *specs.Spec {
+	if spec.Linux == nil || spec.Linux.Seccomp == nil {
+		return spec
+	}
+	out, linux := *spec, *spec.Linux
+	linux.Seccomp = nil
+	out.Linux = &linux
+	return &out
 }
 
 func seccompOf(spec *specs.Spec) *specs.LinuxSeccomp {

@@ -98,3 +98,21 @@ func TestBPFProgramJSON(t *testing.T) {
 		t.Fatal("a program of 3 bytes was accepted")
 	}
 }
+
+// The init gets the compiled filter, not the profile; the caller's spec
+// keeps its profile.
+func TestInitSpecWithoutProfile(t *testing.T) {
+	spec := &specs.Spec{Process: &specs.Process{Capabilities: &specs.LinuxCapabilities{}}, Linux: &specs.Linux{MaskedPaths: []string{"/proc/kcore"}}}
+	prof, err := DefaultSeccomp(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec.Linux.Seccomp = prof
+	got := withoutSeccompProfile(spec)
+	if got.Linux.Seccomp != nil || len(got.Linux.MaskedPaths) != 1 {
+		t.Fatalf("init's spec: seccomp %v, masked %v", got.Linux.Seccomp != nil, got.Linux.MaskedPaths)
+	}
+	if spec.Linux.Seccomp != prof {
+		t.Fatal("the caller's spec lost its profile")
+	}
+}
