@@ -119,6 +119,7 @@ func childMain(role string) {
 	}
 	if warmChild {
 		warmDecoder()
+		dropTextPages()
 		if err := recvWarmFds(); err != nil {
 			os.Exit(127) // an unused spare, let go, or a broken handshake
 		}
