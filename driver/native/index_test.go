@@ -1,16 +1,19 @@
 package native
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/berth-dev/berth/state"
 )
 
 func recordNames(t *testing.T, d *Driver) []string {
 	t.Helper()
-	recs, err := d.records()
+	recs, err := d.listRecords(true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -22,7 +25,7 @@ func recordNames(t *testing.T, d *Driver) []string {
 	return names
 }
 
-// TestRecordIndex: records() serves unchanged records from the index and
+// TestRecordIndex: listRecords(true) (Observe's) serves unchanged records from the index and
 // sees every change to the files (added, rewritten, removed), whatever the
 // index says; a torn index is ignored.
 func TestRecordIndex(t *testing.T) {
@@ -57,6 +60,16 @@ func TestRecordIndex(t *testing.T) {
 	d.saveIndex(ix)
 	if got := recordNames(t, d); !slices.Equal(got, []string{"a=from-index", "b="}) {
 		t.Fatalf("records with an unchanged file %v, want a from the index", got)
+	}
+	// records() (everything but Observe) reads the files.
+	if recs, err := d.records(); err != nil {
+		t.Fatal(err)
+	} else {
+		for _, r := range recs {
+			if r.Spec.Image != "" {
+				t.Fatalf("records() served %s from the index", r.Name)
+			}
+		}
 	}
 
 	// Rewritten (as RenameContainer does): the file decides.
@@ -125,5 +138,57 @@ func TestRecordIndexRacy(t *testing.T) {
 	}
 	if ix := d.loadIndex(); len(ix) != 0 {
 		t.Fatalf("a record written just now was indexed: %v", ix)
+	}
+}
+
+// TestRecordIndexObserveFields: what Observe reads of a record is the same
+// whether the record comes from its file or from the index.
+func TestRecordIndexObserveFields(t *testing.T) {
+	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "containers"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	defer func(r time.Duration) { indexRacy = r }(indexRacy)
+	indexRacy = -time.Hour
+	d := &Driver{opt: Options{Root: root}}
+	id, err := create(t, d, "p-web-2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := d.readRecord(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Started = true
+	r.Created = time.Date(2026, 11, 27, 21, 0, 0, 123456789, time.UTC)
+	r.Spec.Project, r.Spec.Service, r.Spec.Number, r.Spec.OneOff = "p", "web", 2, true
+	r.Spec.ConfigHash, r.Spec.ImageDigest, r.Spec.Image = "h", "sha256:d", "app:1"
+	r.Spec.Labels = map[string]string{"com.docker.compose.container-number": "2", "x": ""}
+	r.Spec.Networks = []state.NetworkAttachment{{Network: "p_front"}, {Network: "p_back"}}
+	if err := d.writeRecord(r); err != nil {
+		t.Fatal(err)
+	}
+	project := func(r *record) string {
+		var nets []string
+		for _, a := range r.Spec.Networks {
+			nets = append(nets, a.Network)
+		}
+		return fmt.Sprintf("%s %s %v %v %s %s %d %v %s %s %s %v %v", r.ID, r.Name, r.Created, r.Started,
+			r.Spec.Project, r.Spec.Service, r.Spec.Number, r.Spec.OneOff, r.Spec.ConfigHash,
+			r.Spec.ImageDigest, r.Spec.Image, r.Spec.Labels, nets)
+	}
+	want := project(r)
+	if _, err := d.listRecords(true); err != nil { // writes the index
+		t.Fatal(err)
+	}
+	if _, ok := d.loadIndex()[id]; !ok {
+		t.Fatal("not indexed")
+	}
+	recs, err := d.listRecords(true)
+	if err != nil || len(recs) != 1 {
+		t.Fatal(recs, err)
+	}
+	if got := project(recs[0]); got != want {
+		t.Fatalf("from the index:\n %s\nfrom the file:\n %s", got, want)
 	}
 }

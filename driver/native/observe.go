@@ -15,7 +15,7 @@ import (
 // images fresh from disk and the runtime: nothing is cached between calls.
 func (d *Driver) Observe(ctx context.Context, project string) (*state.Observed, error) {
 	o := &state.Observed{Project: project}
-	recs, err := d.records()
+	recs, err := d.listRecords(true)
 	if err != nil {
 		return nil, err
 	}

@@ -245,7 +245,14 @@ func writeSynced(path string, b []byte, flag int) error {
 }
 
 // records reads every container record, clearing what crashes left.
-func (d *Driver) records() ([]*record, error) {
+func (d *Driver) records() ([]*record, error) { return d.listRecords(false) }
+
+// listRecords is records; indexed serves unchanged records from the
+// record index (index.go), for Observe only: the fields Observe reads
+// survive the index's gob round trip exactly, but gob turns an empty
+// slice into nil, and an empty Entrypoint is not a nil one (it clears the
+// image's), so a record used for anything else comes from its file.
+func (d *Driver) listRecords(indexed bool) ([]*record, error) {
 	start := time.Now()
 	ents, err := os.ReadDir(d.containersDir())
 	if err != nil {
@@ -267,7 +274,10 @@ func (d *Driver) records() ([]*record, error) {
 	if hasNew(ents) {
 		d.clearNew()
 	}
-	ix := d.loadIndex()
+	var ix map[string]indexEntry
+	if indexed {
+		ix = d.loadIndex()
+	}
 	recs := make([]*record, len(ids))
 	files := make([]fileID, len(ids))
 	errs := make([]error, len(ids))
@@ -296,7 +306,7 @@ func (d *Driver) records() ([]*record, error) {
 		}
 		out = append(out, r)
 	}
-	if changed || len(next) != len(ix) {
+	if indexed && (changed || len(next) != len(ix)) {
 		d.saveIndex(next)
 	}
 	return out, nil
