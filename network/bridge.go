@@ -185,7 +185,7 @@ func (m *Manager) usedPrefixes(st *diskState, except string) ([]netip.Prefix, er
 			used = append(used, n.Subnet4, n.Subnet6)
 		}
 	}
-	links, err := m.nl.LinkList()
+	links, err := dumpRetry(m.nl.LinkList)
 	if err != nil {
 		return nil, err
 	}
@@ -195,7 +195,9 @@ func (m *Manager) usedPrefixes(st *diskState, except string) ([]netip.Prefix, er
 			skip[l.Attrs().Index] = true
 		}
 	}
-	routes, err := m.nl.RouteListFiltered(netlink.FAMILY_ALL, &netlink.Route{Table: unix.RT_TABLE_UNSPEC}, netlink.RT_FILTER_TABLE)
+	routes, err := dumpRetry(func() ([]netlink.Route, error) {
+		return m.nl.RouteListFiltered(netlink.FAMILY_ALL, &netlink.Route{Table: unix.RT_TABLE_UNSPEC}, netlink.RT_FILTER_TABLE)
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -293,7 +295,7 @@ func (m *Manager) ensureBridge(n *NetworkInfo) error {
 
 // syncAddrs leaves exactly want (plus IPv6 link-local) on link.
 func (m *Manager) syncAddrs(h *netlink.Handle, link netlink.Link, want map[string]*netlink.Addr) error {
-	have, err := h.AddrList(link, netlink.FAMILY_ALL)
+	have, err := dumpRetry(func() ([]netlink.Addr, error) { return h.AddrList(link, netlink.FAMILY_ALL) })
 	if err != nil {
 		return err
 	}

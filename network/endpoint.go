@@ -519,7 +519,7 @@ func setDefaultRoute(h *netlink.Handle, ifc *Interface, gw netip.Addr, v4 bool) 
 		family, dst = netlink.FAMILY_V4, &net.IPNet{IP: net.IPv4zero.To4(), Mask: net.CIDRMask(0, 32)}
 	}
 	if ifc == nil {
-		routes, err := h.RouteListFiltered(family, &netlink.Route{Dst: nil}, 0)
+		routes, err := dumpRetry(func() ([]netlink.Route, error) { return h.RouteListFiltered(family, &netlink.Route{Dst: nil}, 0) })
 		if err != nil {
 			return err
 		}

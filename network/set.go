@@ -112,7 +112,7 @@ func (m *Manager) collect(ctx context.Context) error {
 				keep[i.HostVeth] = true
 			}
 		}
-		links, err := m.nl.LinkList()
+		links, err := dumpRetry(m.nl.LinkList)
 		if err != nil {
 			return err
 		}
