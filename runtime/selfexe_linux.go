@@ -67,38 +67,40 @@ func makeSealedSelf() (int, error) {
 // pidStartTime reads field 22 of /proc/pid/stat: with the pid, it names a
 // process uniquely across pid reuse.
 func pidStartTime(pid int) (uint64, error) {
+	start, _, err := procStat(pid)
+	return start, err
+}
+
+// procStat reads a process's start time and its state letter from one
+// read of /proc/<pid>/stat (a listing asks for every container's).
+func procStat(pid int) (start uint64, state byte, err error) {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	s := string(b)
 	i := strings.LastIndexByte(s, ')')
 	if i < 0 {
-		return 0, fmt.Errorf("bad stat for %d", pid)
+		return 0, 0, fmt.Errorf("bad stat for %d", pid)
 	}
 	f := strings.Fields(s[i+1:])
 	if len(f) < 20 {
-		return 0, fmt.Errorf("bad stat for %d", pid)
+		return 0, 0, fmt.Errorf("bad stat for %d", pid)
 	}
-	return strconv.ParseUint(f[19], 10, 64)
+	start, err = strconv.ParseUint(f[19], 10, 64)
+	return start, f[0][0], err
 }
 
 func pidAlive(pid int, start uint64) bool {
 	if pid <= 0 {
 		return false
 	}
-	st, err := pidStartTime(pid)
+	st, state, err := procStat(pid)
 	if err != nil {
 		return false
 	}
 	if start != 0 && st != start {
 		return false
 	}
-	// A zombie is dead for our purposes.
-	b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	s := string(b)
-	if i := strings.LastIndexByte(s, ')'); i >= 0 && len(s) > i+2 && s[i+2] == 'Z' {
-		return false
-	}
-	return true
+	return state != 'Z' // a zombie is dead for our purposes
 }
