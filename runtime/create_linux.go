@@ -110,6 +110,7 @@ func (r *Runtime) launch(ctx context.Context, s *State, spec *specs.Spec, stdio 
 		}
 	}
 	c := warm.take(plan, hostPaths(root, spec.Mounts))
+	warm.next(plan)
 	ok := false
 	defer func() {
 		if !ok && c != nil {
@@ -183,7 +184,6 @@ func (r *Runtime) launch(ctx context.Context, s *State, spec *specs.Spec, stdio 
 	}
 	s.Pid = c.pid
 	s.PidStart, _ = pidStartTime(c.pid)
-	warm.next(plan)
 	ok = true
 	return c, nil
 }
