@@ -135,9 +135,10 @@ type child struct {
 	proc      *os.Process
 	pid       int
 	sync      *os.File
-	consoleFd int     // the console socket's fd in the child, 0 if none
-	warm      bool    // a spare: sendFds before the config
-	staged    *cgroup // a spare's staging cgroups (v1), renamed at take
+	consoleFd int         // the console socket's fd in the child, 0 if none
+	warm      bool        // a spare: sendFds before the config
+	staged    *cgroup     // a spare's staging cgroups (v1), renamed at take
+	expire    *time.Timer // a spare's: ends it when unused for warmTTL
 }
 
 // startChild re-execs the sealed berth binary in role with stdio, joining

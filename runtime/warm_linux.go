@@ -52,12 +52,18 @@ const (
 	warmTTL       = 500 * time.Millisecond
 )
 
+// warmDepth spares are kept in a burst: a spare needs 10 to 20 ms to be
+// ready, about one create of a loop, so with one spare the next create
+// often found it still starting (20 of 59 runs, even with the spare
+// started as soon as the last was taken) and waited; the older of two has
+// had two creates' time.
+const warmDepth = 2
+
 type warmPool struct {
-	mu    sync.Mutex
-	spare *child
-	clone uintptr // the spare's clone flags
-	timer *time.Timer
-	off   bool
+	mu       sync.Mutex
+	spares   []*child // oldest first
+	clone    uintptr  // the spares' clone flags
+	starting int      // spares being started
 }
 
 // warm is the monitor's pool; nil in other processes (and then launch
@@ -80,14 +86,13 @@ func (w *warmPool) take(plan nsPlan, paths []string) *child {
 		return nil
 	}
 	w.mu.Lock()
-	c := w.spare
-	fits := c != nil && w.clone == plan.clone
-	if fits {
-		w.spare = nil
-		w.timer.Stop()
+	var c *child
+	if len(w.spares) > 0 && w.clone == plan.clone {
+		c, w.spares = w.spares[0], w.spares[1:]
+		c.expire.Stop()
 	}
 	w.mu.Unlock()
-	if !fits {
+	if c == nil {
 		return nil
 	}
 	if !c.sees(paths) {
@@ -157,52 +162,72 @@ func (w *warmPool) next(plan nsPlan) {
 	}
 }
 
-// refill starts a spare for plan unless one is there already (an
-// unfitting one is replaced: the latest plan is the likeliest next).
+// refill starts spares for plan until warmDepth are there or starting
+// (spares of another plan are replaced: the latest plan is the likeliest
+// next).
 func (w *warmPool) refill(plan nsPlan) {
 	w.mu.Lock()
-	if w.off || (w.spare != nil && w.clone == plan.clone) {
-		w.mu.Unlock()
-		return
+	var old []*child
+	if w.clone != plan.clone {
+		old, w.spares, w.clone = w.spares, nil, plan.clone
 	}
-	old := w.spare
-	w.spare = nil
+	n := warmDepth - len(w.spares) - w.starting
+	if n < 0 {
+		n = 0
+	}
+	w.starting += n
 	w.mu.Unlock()
-	if old != nil {
-		old.discard()
+	for _, c := range old {
+		c.expire.Stop()
+		c.discard()
 	}
+	for range n {
+		c := startSpare(plan)
+		w.mu.Lock()
+		w.starting--
+		if c != nil && w.clone != plan.clone {
+			w.mu.Unlock()
+			c.discard()
+			continue
+		}
+		if c != nil {
+			w.spares = append(w.spares, c)
+			c.expire = time.AfterFunc(warmTTL, func() { w.drop(c) })
+		}
+		w.mu.Unlock()
+	}
+}
+
+// drop ends a spare left unused for warmTTL.
+func (w *warmPool) drop(c *child) {
+	w.mu.Lock()
+	i := slices.Index(w.spares, c)
+	if i >= 0 {
+		w.spares = slices.Delete(w.spares, i, i+1)
+	}
+	w.mu.Unlock()
+	if i >= 0 {
+		c.discard()
+	}
+}
+
+// startSpare starts a spare init for plan, put in its staging cgroups.
+func startSpare(plan nsPlan) *child {
 	p := plan
 	p.warm = true
 	// fd 5 held by a placeholder: the console socket's slot, which no fd
 	// the Go runtime opens may take.
 	null, err := os.Open(os.DevNull)
 	if err != nil {
-		return
+		return nil
 	}
 	c, err := startChild(childInit, p, nil, nil, null)
 	null.Close()
 	if err != nil {
-		return
+		return nil
 	}
 	c.staged = stageCgroup(c.pid)
-	w.mu.Lock()
-	if w.off || w.spare != nil {
-		w.mu.Unlock()
-		c.discard()
-		return
-	}
-	w.spare, w.clone = c, plan.clone
-	w.timer = time.AfterFunc(warmTTL, func() {
-		w.mu.Lock()
-		if w.spare != c {
-			w.mu.Unlock()
-			return
-		}
-		w.spare = nil
-		w.mu.Unlock()
-		c.discard()
-	})
-	w.mu.Unlock()
+	return c
 }
 
 // discard ends an unused spare: closing its sync socket makes it exit.

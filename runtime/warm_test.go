@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -33,16 +34,18 @@ func spares(t *testing.T, r *Runtime) []int {
 	return out
 }
 
-// waitSpare waits for the one spare a create leaves behind.
+// waitSpare waits for the spares a create leaves behind (warmDepth of
+// them), oldest (lowest pid: the next to be taken) first.
 func waitSpare(t *testing.T, r *Runtime) []int {
 	t.Helper()
 	var spare []int
-	for deadline := time.Now().Add(5 * time.Second); len(spare) != 1 && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+	for deadline := time.Now().Add(5 * time.Second); len(spare) != warmDepth && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
 		spare = spares(t, r)
 	}
-	if len(spare) != 1 {
-		t.Fatalf("spares after a create: %v", spare)
+	if len(spare) != warmDepth {
+		t.Fatalf("spares after a create: %v, want %d", spare, warmDepth)
 	}
+	slices.Sort(spare)
 	return spare
 }
 
@@ -102,7 +105,7 @@ func TestWarmInit(t *testing.T) {
 	converse(t, master, "tty; echo n=$((2+3))\n", "n=5")
 
 	// Logs through the spare's stdio, and the exit code.
-	for deadline := time.Now().Add(5 * time.Second); len(spares(t, r)) != 1 && time.Now().Before(deadline); {
+	for deadline := time.Now().Add(5 * time.Second); len(spares(t, r)) != warmDepth && time.Now().Before(deadline); {
 		time.Sleep(10 * time.Millisecond)
 	}
 	st := runToEnd(t, r, "w3", CreateOptions{Spec: testSpec(t, "sh", "-c", "echo out; echo err >&2; exit 6")})
