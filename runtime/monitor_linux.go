@@ -63,6 +63,14 @@ type supervised struct {
 	backoff  time.Duration
 	health   context.CancelFunc
 	pumps    sync.WaitGroup // log pumps, done at EOF once the process is gone
+	// removeAtExit (an attached run --rm) says, when the process exits,
+	// whether the container is deleted at once; then its exit is not
+	// written to the state but kept here (exitCode, finished, exitKept)
+	// for the caller.
+	removeAtExit func() bool
+	exitCode     int
+	finished     time.Time
+	exitKept     bool
 }
 
 type monitor struct {
@@ -450,15 +458,29 @@ func (sup *supervised) closeIO() {
 
 // run is create then start; a container whose start fails is deleted.
 func (m *monitor) run(ctx context.Context, req *request, fds []*os.File) (*State, error) {
+	s, _, err := m.runThen(ctx, req, fds, nil)
+	return s, err
+}
+
+// runThen is run with removeAtExit set on the container before it starts;
+// it also returns the container's supervision, taken before the start (a
+// container that exits at once is no longer supervised when run returns).
+func (m *monitor) runThen(ctx context.Context, req *request, fds []*os.File, removeAtExit func() bool) (*State, *supervised, error) {
 	if _, err := m.create(ctx, req, fds); err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	sup := m.get(req.ID)
+	if removeAtExit != nil && sup != nil {
+		m.mu.Lock()
+		sup.removeAtExit = removeAtExit
+		m.mu.Unlock()
 	}
 	s, err := m.start(ctx, req.ID)
 	if err != nil {
 		m.delete(ctx, req.ID, true)
-		return nil, err
+		return nil, nil, err
 	}
-	return s, nil
+	return s, sup, nil
 }
 
 // runWait serves a run with Wait: one answer once the container runs,
@@ -466,7 +488,11 @@ func (m *monitor) run(ctx context.Context, req *request, fds []*os.File) (*State
 // up: then it is kept for whoever looks next).
 func (m *monitor) runWait(conn *net.UnixConn, req *request, fds []*os.File) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	s, err := m.run(ctx, req, fds)
+	var removeAtExit func() bool
+	if req.Remove && (req.Options == nil || req.Options.Restart.Name == "" || req.Options.Restart.Name == "no") {
+		removeAtExit = func() bool { return !hungUp(conn) }
+	}
+	s, sup, err := m.runThen(ctx, req, fds, removeAtExit)
 	cancel()
 	resp := response{State: s}
 	if err != nil {
@@ -477,12 +503,16 @@ func (m *monitor) runWait(conn *net.UnixConn, req *request, fds []*os.File) {
 		return
 	}
 	var spec *specs.Spec
-	if sup := m.get(req.ID); sup != nil {
+	if sup != nil {
 		m.mu.Lock()
 		done := sup.done
 		m.mu.Unlock()
 		<-done
 		spec = sup.spec
+		if sup.exitKept {
+			m.runRemoved(conn, req.ID, spec, sup)
+			return
+		}
 	}
 	s, err = m.rt.State(req.ID)
 	if err == nil && req.Remove && !hungUp(conn) {
@@ -500,10 +530,41 @@ func (m *monitor) runWait(conn *net.UnixConn, req *request, fds []*os.File) {
 	conn.Write(append(b, '\n'))
 }
 
-// hungUp says whether the caller closed its end (it sends nothing more).
+// hungUp says whether the caller closed its end (it sends nothing more):
+// a peek that does not wait. (A read with a deadline already past never
+// reached the socket: Go answers it with ErrDeadlineExceeded first, so a
+// caller that went was never seen, and its run --rm was deleted anyway.)
 func hungUp(conn *net.UnixConn) bool {
-	conn.SetReadDeadline(time.Now())
-	defer conn.SetReadDeadline(time.Time{})
-	n, err := conn.Read(make([]byte, 1))
-	return n == 0 && err != nil && !errors.Is(err, os.ErrDeadlineExceeded)
+	rc, err := conn.SyscallConn()
+	if err != nil {
+		return true
+	}
+	gone := false
+	rc.Read(func(fd uintptr) bool {
+		var b [1]byte
+		n, _, err := unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+		gone = (n == 0 && err == nil) || errors.Is(err, unix.ECONNRESET)
+		return true
+	})
+	return gone
+}
+
+// runRemoved ends an attached run --rm whose exit was kept in memory
+// (exited): the container is deleted and the caller gets the exit code.
+func (m *monitor) runRemoved(conn *net.UnixConn, id string, spec *specs.Spec, sup *supervised) {
+	s, err := m.rt.readState(id)
+	if err == nil {
+		s.Status, s.ExitCode, s.Finished, s.Pid = StatusStopped, sup.exitCode, sup.finished, 0
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		err = m.removeStopped(ctx, s, spec)
+		cancel()
+	}
+	resp := response{State: s}
+	if err != nil {
+		resp = errResponse(err)
+	} else {
+		resp.RunExit = &s.ExitCode
+	}
+	b, _ := json.Marshal(resp)
+	conn.Write(append(b, '\n'))
 }

@@ -63,6 +63,26 @@ func (m *monitor) exited(sup *supervised, code int, _ time.Duration) {
 	case <-drained:
 	case <-time.After(500 * time.Millisecond):
 	}
+	m.mu.Lock()
+	removeAtExit := sup.removeAtExit
+	m.mu.Unlock()
+	if removeAtExit != nil && !stopping && removeAtExit() {
+		// Deleted next by the run that waits for it: the exit goes to its
+		// caller, not through a state file write it would remove at once
+		// (a monitor killed meanwhile leaves the state running with a dead
+		// pid, which the next one records as stopped).
+		m.rt.event(sup.id, "die", "", &code)
+		sup.exitCode, sup.finished, sup.exitKept = code, now, true
+		sup.closeIO()
+		for _, f := range sup.stdio {
+			if f != nil {
+				f.Close()
+			}
+		}
+		m.forget(sup)
+		close(sup.done)
+		return
+	}
 	s, err := m.update(sup.id, func(s *State) {
 		s.Status, s.ExitCode, s.Finished, s.Pid = StatusStopped, code, now, 0
 		s.StoppedByUser = s.StoppedByUser || stopping
@@ -392,10 +412,16 @@ func (m *monitor) deleteKnown(ctx context.Context, id string, force bool, spec *
 	} else if spec == nil {
 		spec, _ = LoadSpec(m.rt.dir(id))
 	}
+	return m.removeStopped(ctx, s, spec)
+}
+
+// removeStopped runs a stopped container's poststop hooks and removes
+// what it left.
+func (m *monitor) removeStopped(ctx context.Context, s *State, spec *specs.Spec) error {
 	if spec != nil {
 		for _, h := range hooksOf(spec).Poststop {
 			if err := runHook(ctx, h, mustJSON(s.OCI())); err != nil {
-				warnHook("poststop", id, err)
+				warnHook("poststop", s.ID, err)
 			}
 		}
 	}
