@@ -45,6 +45,20 @@ func waitPidfd(pid int) {
 	}
 }
 
+// release ends the supervision of a container that will not restart. No
+// restart will use the caller's stdio: it is closed, or a caller reading
+// the container's output (berth run | cat) would never see EOF while the
+// monitor lives.
+func (m *monitor) release(sup *supervised) {
+	for _, f := range sup.stdio {
+		if f != nil {
+			f.Close()
+		}
+	}
+	m.forget(sup)
+	close(sup.done)
+}
+
 func (m *monitor) exited(sup *supervised, code int, _ time.Duration) {
 	if sup.health != nil {
 		sup.health()
@@ -74,13 +88,7 @@ func (m *monitor) exited(sup *supervised, code int, _ time.Duration) {
 		m.rt.event(sup.id, "die", "", &code)
 		sup.exitCode, sup.finished, sup.exitKept = code, now, true
 		sup.closeIO()
-		for _, f := range sup.stdio {
-			if f != nil {
-				f.Close()
-			}
-		}
-		m.forget(sup)
-		close(sup.done)
+		m.release(sup)
 		return
 	}
 	s, err := m.update(sup.id, func(s *State) {
@@ -100,16 +108,7 @@ func (m *monitor) exited(sup *supervised, code int, _ time.Duration) {
 	sup.closeIO()
 	delay, ok := m.restartDelay(sup, s, now)
 	if !ok {
-		// No restart will use the caller's stdio: release it, or a
-		// caller reading the container's output (berth run | cat) never
-		// sees EOF while the monitor lives.
-		for _, f := range sup.stdio {
-			if f != nil {
-				f.Close()
-			}
-		}
-		m.forget(sup)
-		close(sup.done)
+		m.release(sup)
 		return
 	}
 	close(sup.done)
