@@ -17,15 +17,36 @@ import (
 // forbid writing, shrinking and growing, so the host binary cannot be
 // overwritten.
 var selfExe struct {
-	once sync.Once
-	fd   int
-	err  error
+	mu  sync.Mutex
+	fd  int
+	id  [2]uint64 // device and inode of the memfd, to know it again
+	err error
+	ok  bool
 }
 
+// sealedSelf is the path children exec: the sealed copy's fd. It checks
+// that the fd still is that copy: `up` of 50 services failed now and then
+// with "fork/exec /proc/self/fd/200: permission denied", the error of an
+// exec of a fifo or a socket, as if the number had been closed by
+// someone else and reused (cause not found). A number found reused is
+// reported on stderr (the monitor's log) and a new copy made.
 func sealedSelf() (string, error) {
-	selfExe.once.Do(func() {
+	selfExe.mu.Lock()
+	defer selfExe.mu.Unlock()
+	if selfExe.ok && !isSealedSelf(selfExe.fd) {
+		fmt.Fprintf(os.Stderr, "berth: fd %d no longer holds the sealed copy of berth (%s); making a new one\n",
+			selfExe.fd, describeFd(selfExe.fd))
+		selfExe.ok = false
+	}
+	if !selfExe.ok && selfExe.err == nil {
 		selfExe.fd, selfExe.err = makeSealedSelf()
-	})
+		if selfExe.err == nil {
+			var st unix.Stat_t
+			if selfExe.err = unix.Fstat(selfExe.fd, &st); selfExe.err == nil {
+				selfExe.id, selfExe.ok = [2]uint64{st.Dev, st.Ino}, true
+			}
+		}
+	}
 	if selfExe.err != nil {
 		return "", selfExe.err
 	}
@@ -33,6 +54,21 @@ func sealedSelf() (string, error) {
 	// stdio setup renumbers, and the child execs its own inherited copy:
 	// a child in a user namespace may not reach this process's fds.
 	return "/proc/self/fd/" + strconv.Itoa(selfExe.fd), nil
+}
+
+func isSealedSelf(fd int) bool {
+	var st unix.Stat_t
+	return unix.Fstat(fd, &st) == nil && [2]uint64{st.Dev, st.Ino} == selfExe.id
+}
+
+// describeFd names what an fd is, for the report above.
+func describeFd(fd int) string {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return err.Error()
+	}
+	target, _ := os.Readlink("/proc/self/fd/" + strconv.Itoa(fd))
+	return fmt.Sprintf("mode %o, %s", st.Mode&unix.S_IFMT, target)
 }
 
 func makeSealedSelf() (int, error) {

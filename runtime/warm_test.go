@@ -260,3 +260,38 @@ func mappedTextKB(t *testing.T) int {
 	}
 	return kb
 }
+
+// The sealed copy's fd closed behind its back and its number reused: the
+// next child must still start (from a new copy), not exec whatever took
+// the number (a fifo or a socket: "permission denied").
+func TestSealedSelfReused(t *testing.T) {
+	first, err := sealedSelf()
+	if err != nil {
+		t.Fatal(err)
+	}
+	selfExe.mu.Lock()
+	fd := selfExe.fd
+	selfExe.mu.Unlock()
+	unix.Close(fd)
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	if err := unix.Dup2(int(r.Fd()), fd); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	second, err := sealedSelf()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second == first {
+		t.Fatalf("still %s, now a pipe", first)
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(second, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
+		t.Fatalf("%s is not a regular file: %v", second, err)
+	}
+}
