@@ -20,7 +20,7 @@ berth="$(realpath "${BERTH:-bin/berth}")"
 n="${N:-50}"
 runs="${RUNS:-5}"
 [ "$(id -u)" -eq 0 ] || { echo "bench/up.sh: needs root" >&2; exit 1; }
-[ -x "$berth" ] || go build -o "$berth" ./cmd/berth
+[ -x "$berth" ] || ./scripts/build.sh "$berth"
 
 work=$(mktemp -d /tmp/berth-bench-up.XXXXXX)
 export BERTH_ROOT="$work/root" BERTH_RUN_ROOT="${RUN_BASE:-/run}/$(basename "$work")"

@@ -225,54 +225,56 @@ func releaseStart(ctx context.Context, path string, pid int, pidStart uint64) (i
 	if err != nil {
 		return -1, fmt.Errorf("exec fifo: %w", err)
 	}
-	buf := make([]byte, 1)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		n, err := unix.Read(fd, buf)
+	err = readFifo(ctx, fd, fmt.Errorf("%w: container did not reach start", ErrState), func(n int) (bool, error) {
 		if n == 1 {
-			return fd, nil
+			return true, nil
 		}
-		if err != nil && err != unix.EAGAIN {
-			unix.Close(fd)
-			return -1, fmt.Errorf("exec fifo: %w", err)
-		}
-		// n == 0 with no error: no writer yet. A child that died may
-		// still have written, exec'd and exited since the read: the
-		// byte in the fifo then says it started.
+		// No byte yet. A child that died may still have written, exec'd
+		// and exited since the read: the byte in the fifo then says it
+		// started.
 		if !pidAlive(pid, pidStart) {
-			if n, _ := unix.Read(fd, buf); n == 1 {
-				return fd, nil
+			if n, _ := unix.Read(fd, make([]byte, 1)); n == 1 {
+				return true, nil
 			}
-			unix.Close(fd)
-			return -1, fmt.Errorf("%w: container process exited before start", ErrState)
+			return false, fmt.Errorf("%w: container process exited before start", ErrState)
 		}
-		if time.Now().After(deadline) {
-			unix.Close(fd)
-			return -1, fmt.Errorf("%w: container did not reach start", ErrState)
-		}
-		if err := pollFifo(ctx, fd); err != nil {
-			unix.Close(fd)
-			return -1, err
-		}
+		return false, nil
+	})
+	if err != nil {
+		unix.Close(fd)
+		return -1, err
 	}
+	return fd, nil
 }
 
 // awaitExec waits until the released child's end of the fifo closed: it
 // executed the container's process (or died). It closes fd.
 func awaitExec(ctx context.Context, fd int) error {
 	defer unix.Close(fd)
+	return readFifo(ctx, fd, fmt.Errorf("%w: container did not exec", ErrState), func(n int) (bool, error) {
+		return n == 0, nil // EOF: no writer left
+	})
+}
+
+// readFifo reads fd (non-blocking) until done, given each read's count,
+// says so or fails; between reads it waits for the fifo to change, for 10 s
+// at most (then late).
+func readFifo(ctx context.Context, fd int, late error, done func(n int) (bool, error)) error {
 	buf := make([]byte, 1)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		n, err := unix.Read(fd, buf)
-		if n == 0 && err == nil {
-			return nil
+		if err == unix.EAGAIN {
+			n, err = -1, nil // nothing to read, a writer is there
 		}
-		if err != nil && err != unix.EAGAIN {
+		if err != nil {
 			return fmt.Errorf("exec fifo: %w", err)
 		}
+		if ok, err := done(n); ok || err != nil {
+			return err
+		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%w: container did not exec", ErrState)
+			return late
 		}
 		if err := pollFifo(ctx, fd); err != nil {
 			return err
@@ -290,12 +292,10 @@ func pollFifo(ctx context.Context, fd int) error {
 	if _, err := unix.Poll(fds, 10); err != nil && err != unix.EINTR {
 		return fmt.Errorf("exec fifo: %w", err)
 	}
-	if fds[0].Revents == 0 {
-		return nil
-	}
 	if fds[0].Revents&unix.POLLHUP != 0 && fds[0].Revents&unix.POLLIN == 0 {
-		// A hung-up fifo polls ready at once: the next read says EOF; with
-		// no writer yet it never did, so wait the step instead of spinning.
+		// A writer came and went without writing: the fifo polls ready
+		// at once from now on; step instead of spinning until the
+		// child's death shows.
 		time.Sleep(200 * time.Microsecond)
 	}
 	return nil
