@@ -44,7 +44,9 @@ func (s *Store) Unpack(ctx context.Context, img *Image) error {
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			errs[i] = s.unpackLayer(ctx, img.Layers[i], diffIDs[i], c)
+			_, errs[i], _ = s.unpacking.Do(c.String(), func() (any, error) {
+				return nil, s.unpackLayer(ctx, img.Layers[i], diffIDs[i], c)
+			})
 		}()
 	}
 	wg.Wait()
@@ -59,7 +61,14 @@ func (s *Store) Unpack(ctx context.Context, img *Image) error {
 	return nil
 }
 
+// unpackStarted, when set (by tests), is called as each extraction of a
+// layer starts.
+var unpackStarted func(chain digest.Digest)
+
 func (s *Store) unpackLayer(ctx context.Context, desc ocispec.Descriptor, diffID, chain digest.Digest) error {
+	if unpackStarted != nil {
+		unpackStarted(chain)
+	}
 	tmp, err := os.MkdirTemp(s.path("tmp"), "layer-")
 	if err != nil {
 		return err
@@ -158,25 +167,32 @@ func (s *Store) flatten(ctx context.Context, img *Image, n int) (string, error) 
 	chain := img.ChainIDs()[n-1]
 	name := "z" + chain.Encoded()[:shortLen-1] // "z" is not hex: never a layer's name
 	if !exists(filepath.Join(s.flatDir(chain), "fs")) {
-		tmp, err := os.MkdirTemp(s.path("tmp"), "flat-")
+		_, err, _ := s.unpacking.Do("flat:"+chain.String(), func() (any, error) {
+			return nil, s.flattenInto(ctx, img, n, s.flatDir(chain))
+		})
 		if err != nil {
-			return "", err
-		}
-		defer os.RemoveAll(tmp)
-		dir := filepath.Join(tmp, "fs")
-		if err := os.Mkdir(dir, 0o755); err != nil {
-			return "", err
-		}
-		for i := range n {
-			if err := s.applyBlob(ctx, dir, img.Layers[i], img.DiffIDs()[i], archive.Flatten); err != nil {
-				return "", fmt.Errorf("flatten layer %d: %w", i, err)
-			}
-		}
-		if err := renameInto(tmp, s.flatDir(chain)); err != nil {
 			return "", err
 		}
 	}
 	return name, s.shortLink(name, filepath.Join("..", "flat", chain.Encoded(), "fs"))
+}
+
+func (s *Store) flattenInto(ctx context.Context, img *Image, n int, dst string) error {
+	tmp, err := os.MkdirTemp(s.path("tmp"), "flat-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	dir := filepath.Join(tmp, "fs")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return err
+	}
+	for i := range n {
+		if err := s.applyBlob(ctx, dir, img.Layers[i], img.DiffIDs()[i], archive.Flatten); err != nil {
+			return fmt.Errorf("flatten layer %d: %w", i, err)
+		}
+	}
+	return renameInto(tmp, dst)
 }
 
 // removeTree moves dir into tmp/ (atomic) and deletes it; a crash leaves

@@ -22,6 +22,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"golang.org/x/sync/singleflight"
 	"os"
 	"path/filepath"
 	"time"
@@ -33,6 +34,11 @@ import (
 // goroutines and several processes.
 type Store struct {
 	root string // <state root>/store
+	// unpacking makes the goroutines of one process that need the same
+	// layer (fifty containers of one image on a first up) wait for one
+	// extraction instead of each extracting its own copy and throwing
+	// it away at the rename. Other processes still race, harmlessly.
+	unpacking singleflight.Group
 }
 
 // ErrNotFound is returned for unknown references, digests and snapshots.
