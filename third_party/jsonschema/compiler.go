@@ -19,7 +19,6 @@ type Compiler struct {
 
 // NewCompiler create Compiler Object.
 func NewCompiler() *Compiler {
-	metaOnce.Do(compileMetaSchemas)
 	return newCompiler()
 }
 
