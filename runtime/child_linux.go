@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	goruntime "runtime"
@@ -120,8 +121,10 @@ func childMain(role string) {
 	if warmChild {
 		warmDecoder()
 		dropTextPages()
-		if err := recvWarmFds(); err != nil {
-			os.Exit(127) // an unused spare, let go, or a broken handshake
+		if err := recvWarmFds(); errors.Is(err, errUnused) {
+			os.Exit(127)
+		} else if err != nil {
+			fail(err)
 		}
 	}
 	var cfg initConfig

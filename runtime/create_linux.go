@@ -171,7 +171,7 @@ func (r *Runtime) launch(ctx context.Context, s *State, spec *specs.Spec, stdio 
 		err = setOOMScoreAdj(c.pid, spec.Process.OOMScoreAdj)
 	}
 	if err == nil && c.warm {
-		err = c.sendFds(stdio, fifoFile, console)
+		err = c.sendWarm(plan, stdio, fifoFile, console)
 	}
 	if err == nil {
 		err = c.handshake(ctx, cfg)

@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -42,9 +43,18 @@ import (
 // 4 to 8 ms for the five on this machine). v2 has no rename: there the
 // spare moves as a cold child does.
 //
-// Only plans that join nothing by path and make no user namespace are
-// served warm (joined paths are read at start; id mappings are written
-// at clone).
+// Plans that make no user namespace and join nothing by path, or only a
+// network namespace, are served warm: id mappings are written at clone,
+// and namespaces joined by path are joined by the C constructor at start,
+// before the Go runtime (a mount namespace cannot be joined by a process
+// with threads). A network namespace can: setns of one is per thread. A
+// spare is cloned without one (so it serves host-network plans too), and
+// the create sends it the namespace's fd with its stdio; it joins it on
+// the thread that sets up the rootfs and execs, before either (sysfs and
+// /proc/sys/net show the namespace of the thread that mounts or opens
+// them). Every container of a compose project joins its sandbox's
+// network namespace by path, so without this none of them was served
+// warm.
 
 const (
 	envWarm       = "_BERTH_WARM"
@@ -71,7 +81,20 @@ type warmPool struct {
 var warm *warmPool
 
 func warmable(plan nsPlan) bool {
-	return len(plan.join) == 0 && !plan.fork && !plan.userNS
+	return !plan.fork && !plan.userNS && (len(plan.join) == 0 || plan.joinedNet() != "")
+}
+
+// joinedNet is the path of the network namespace plan joins when that is
+// the only namespace it joins, "" otherwise.
+func (p nsPlan) joinedNet() string {
+	if len(p.join) != 1 {
+		return ""
+	}
+	path, _ := strings.CutPrefix(p.join[0], "net:")
+	if path == p.join[0] {
+		return ""
+	}
+	return path
 }
 
 // take returns the spare when it fits the plan and sees every path the
@@ -215,6 +238,7 @@ func (w *warmPool) drop(c *child) {
 func startSpare(plan nsPlan) *child {
 	p := plan
 	p.warm = true
+	p.join = nil // a joined network namespace comes at take (sendFds)
 	// fd 5 held by a placeholder: the console socket's slot, which no fd
 	// the Go runtime opens may take.
 	null, err := os.Open(os.DevNull)
@@ -325,21 +349,30 @@ func cleanStaging() {
 }
 
 // sendFds hands a warm child what a cold one would have inherited: fds
-// 0-2, 4 and (optional) the console socket, in that order.
-func (c *child) sendFds(stdio []*os.File, extra, console *os.File) error {
+// 0-2, 4 and the console socket (a placeholder when there is none), in
+// that order, then the network namespace it joins, when it joins one.
+func (c *child) sendFds(stdio []*os.File, extra, console, netns *os.File) error {
 	files := stdioOrNull(stdio)
 	if extra == nil {
 		extra = files[0]
 	}
 	files = append(files, extra)
-	if console != nil {
+	if console != nil || netns != nil {
+		if console == nil {
+			console = files[0] // fd 5 stays a placeholder: consoleFd is 0
+		}
 		files = append(files, console)
+	}
+	flags := byte(0)
+	if netns != nil {
+		files = append(files, netns)
+		flags |= warmJoinNet
 	}
 	fds := make([]int, len(files))
 	for i, f := range files {
 		fds[i] = int(f.Fd())
 	}
-	if err := unix.Sendmsg(int(c.sync.Fd()), []byte{byte(len(fds))}, unix.UnixRights(fds...), nil, 0); err != nil {
+	if err := unix.Sendmsg(int(c.sync.Fd()), []byte{byte(len(fds)), flags}, unix.UnixRights(fds...), nil, 0); err != nil {
 		return fmt.Errorf("send fds to the container's init: %w", err)
 	}
 	for i, f := range files[:3] {
@@ -350,12 +383,38 @@ func (c *child) sendFds(stdio []*os.File, extra, console *os.File) error {
 	return nil
 }
 
-// recvWarmFds is the warm child's half of sendFds.
+// sendWarm sends a taken spare its fds (sendFds), with the network
+// namespace the plan joins.
+func (c *child) sendWarm(plan nsPlan, stdio []*os.File, extra, console *os.File) error {
+	var netns *os.File
+	if path := plan.joinedNet(); path != "" {
+		f, err := os.Open(path)
+		if err != nil {
+			return fmt.Errorf("network namespace: %w", err)
+		}
+		defer f.Close()
+		netns = f
+	}
+	return c.sendFds(stdio, extra, console, netns)
+}
+
+// errUnused: a spare's sync socket closed before any fds came (let go).
+var errUnused = errors.New("spare let go")
+
+// warmJoinNet, in sendFds' flags: the last fd is a network namespace.
+const warmJoinNet = 1
+
+// recvWarmFds is the warm child's half of sendFds. It runs on the thread
+// that will exec (childMain's, locked): the network namespace it joins
+// is that thread's.
 func recvWarmFds() error {
-	buf, oob := make([]byte, 1), make([]byte, unix.CmsgSpace(8*4))
-	_, oobn, _, _, err := unix.Recvmsg(syncFd, buf, oob, unix.MSG_CMSG_CLOEXEC)
-	if err != nil {
-		return err
+	buf, oob := make([]byte, 2), make([]byte, unix.CmsgSpace(8*4))
+	n, oobn, _, _, err := unix.Recvmsg(syncFd, buf, oob, unix.MSG_CMSG_CLOEXEC)
+	if err != nil || n == 0 {
+		return errUnused
+	}
+	if n != len(buf) {
+		return fmt.Errorf("fds message of %d bytes", n)
 	}
 	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
 	if err != nil || len(msgs) != 1 {
@@ -370,6 +429,15 @@ func recvWarmFds() error {
 	// thread that execs the container.
 	if err := unix.Setpriority(unix.PRIO_PROCESS, 0, 0); err != nil {
 		return err
+	}
+	if buf[1]&warmJoinNet != 0 {
+		netns := fds[len(fds)-1]
+		fds = fds[:len(fds)-1]
+		err := unix.Setns(netns, unix.CLONE_NEWNET)
+		unix.Close(netns)
+		if err != nil {
+			return fmt.Errorf("join network namespace: %w", err)
+		}
 	}
 	targets := []int{0, 1, 2, 4, warmConsoleFd}
 	for i, fd := range fds {

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
@@ -293,5 +295,71 @@ func TestSealedSelfReused(t *testing.T) {
 	var st unix.Stat_t
 	if err := unix.Stat(second, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
 		t.Fatalf("%s is not a regular file: %v", second, err)
+	}
+}
+
+// TestWarmInitJoinsNetworkNamespace: a container that joins a network
+// namespace by path (every container of a compose project joins its
+// sandbox's) is served by a spare too, which joins the namespace on the
+// thread that mounts sysfs and execs: the container sees the namespace's
+// links in /sys/class/net, as a cold one does.
+func TestWarmInitJoinsNetworkNamespace(t *testing.T) {
+	r := newTestRuntime(t)
+	ctx := ctxT(t, 30*time.Second)
+	if _, err := r.Run(ctx, "netowner", CreateOptions{Spec: testSpec(t, "sleep", "30")}); err != nil {
+		t.Fatal(err)
+	}
+	path := "/proc/" + strconv.Itoa(mustState(t, r, "netowner").Pid) + "/ns/net"
+	ns, err := netns.GetFromPath(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	h, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	if err := h.LinkAdd(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: "warmjoin0"}}); err != nil {
+		t.Fatal(err)
+	}
+	joining := func(args ...string) *specs.Spec {
+		s := testSpec(t, args...)
+		for i, n := range s.Linux.Namespaces {
+			if n.Type == specs.NetworkNamespace {
+				s.Linux.Namespaces[i].Path = path
+			}
+		}
+		return s
+	}
+	show := "ls /sys/class/net; readlink /proc/self/ns/net"
+	runToEnd(t, r, "cold", CreateOptions{Spec: joining("sh", "-c", show)})
+	spare := waitSpare(t, r)
+	st, err := r.Run(ctx, "warm", CreateOptions{Spec: joining("sh", "-c", show)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Pid != spare[0] {
+		t.Fatalf("the joining container ran as %d, not on the spare %d", st.Pid, spare[0])
+	}
+	if _, err := r.Wait(ctx, "warm"); err != nil {
+		t.Fatal(err)
+	}
+	want, _ := os.Readlink(path)
+	for _, id := range []string{"cold", "warm"} {
+		out := logText(t, r, id)
+		if st := mustState(t, r, id); st.ExitCode != 0 || !strings.Contains(out, "warmjoin0\n") || !strings.HasSuffix(out, want+"\n") {
+			t.Errorf("%s container (exit %d) in %s: %q", id, st.ExitCode, want, out)
+		}
+	}
+	// A spare serves a plan joining no network namespace too (the host's,
+	// network_mode: host), in the host's namespace.
+	waitSpare(t, r)
+	host := testSpec(t, "readlink", "/proc/self/ns/net")
+	host.Linux.Namespaces = slices.DeleteFunc(host.Linux.Namespaces, func(n specs.LinuxNamespace) bool { return n.Type == specs.NetworkNamespace })
+	runToEnd(t, r, "host", CreateOptions{Spec: host})
+	own, _ := os.Readlink("/proc/self/ns/net")
+	if out := logText(t, r, "host"); out != own+"\n" {
+		t.Errorf("host-network container on a spare: %q, the host's is %s", out, own)
 	}
 }
