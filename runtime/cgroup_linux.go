@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"maps"
 	"sync"
 
 	"bufio"
@@ -632,15 +633,12 @@ func (c *cgroup) stats() (*Stats, error) {
 	return &s, nil
 }
 
-// v1MountOptions is what the container's cgroup mount needs on v1 (nil on
-// v2): the hierarchies it is in (another would show the host's tree).
-func (c *cgroup) v1MountOptions() map[string]string {
+// v1Dirs is what the container's cgroup mount needs on v1 (nil on v2):
+// its directory in each hierarchy it is in (another would show the
+// host's tree).
+func (c *cgroup) v1Dirs() map[string]string {
 	if c.v2 {
 		return nil
 	}
-	out := map[string]string{}
-	for name := range c.dirs {
-		out[name] = c.hier[name].options
-	}
-	return out
+	return maps.Clone(c.dirs)
 }

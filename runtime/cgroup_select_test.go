@@ -63,3 +63,26 @@ func TestCgroupV1OnlyNeededHierarchies(t *testing.T) {
 		}
 	}
 }
+
+// TestCgroupMountShowsOwnCgroup: the container's /sys/fs/cgroup is its own
+// cgroup, read-only, as a cgroup mount in its cgroup namespace shows it:
+// its limits, its processes only, and "/" as the root of each mount in
+// its mountinfo (runtimes such as Go's and the JVM's find their limits
+// by joining that root with /proc/self/cgroup).
+func TestCgroupMountShowsOwnCgroup(t *testing.T) {
+	r := newTestRuntime(t)
+	pids, mem := int64(77), int64(64<<20)
+	dir := map[bool]string{true: "/sys/fs/cgroup/", false: "/sys/fs/cgroup/pids/"}[isCgroupV2()]
+	memFile := map[bool]string{true: "/sys/fs/cgroup/memory.max", false: "/sys/fs/cgroup/memory/memory.limit_in_bytes"}[isCgroupV2()]
+	script := "cat " + dir + "pids.max " + memFile + "; printf procs; while read p; do printf ' %s' $p; done < " + dir + "cgroup.procs; echo; " +
+		"(echo 5 > " + dir + "pids.max) 2>/dev/null && echo writable || echo read-only; " +
+		"awk '$9 ~ /^cgroup/ {print \"root\", $4}' /proc/self/mountinfo | sort -u"
+	s := testSpec(t, "sh", "-c", script)
+	s.Linux.Resources.Pids = &specs.LinuxPids{Limit: &pids}
+	s.Linux.Resources.Memory = &specs.LinuxMemory{Limit: &mem}
+	st := runToEnd(t, r, "own", CreateOptions{Spec: s})
+	want := "77\n67108864\nprocs 1\nread-only\nroot /\n"
+	if out := logText(t, r, "own"); st.ExitCode != 0 || out != want {
+		t.Fatalf("exit %d, the container's cgroups show:\n%s\nwant:\n%s", st.ExitCode, out, want)
+	}
+}

@@ -58,7 +58,7 @@ type initConfig struct {
 	Init         bool              `json:"init,omitempty"`
 	Seccomp      bpfProgram        `json:"seccomp,omitempty"`
 	NewCgroupNS  bool              `json:"newCgroupNS,omitempty"`
-	CgroupV1     map[string]string `json:"cgroupV1,omitempty"` // hierarchy mountpoint -> mount options, for a cgroup mount on v1
+	CgroupV1     map[string]string `json:"cgroupV1,omitempty"` // hierarchy name -> the container's cgroup directory there (host path), for a cgroup mount on v1
 	NewUTS       bool              `json:"newUTS,omitempty"`
 	UserNS       bool              `json:"userNS,omitempty"`
 	// ConsoleFd, when set, is the fd of a console socket: allocate a pty

@@ -164,7 +164,7 @@ func (r *Runtime) launch(ctx context.Context, s *State, spec *specs.Spec, stdio 
 		UserNS: plan.userNS, ConsoleFd: c.consoleFd, HostMountNS: plan.hostMount,
 	}
 	if hasCgroupMount(spec) {
-		cfg.CgroupV1 = cg.v1MountOptions()
+		cfg.CgroupV1 = cg.v1Dirs()
 	}
 	err = cg.addPidExcept(c.pid, moved)
 	if err == nil {
