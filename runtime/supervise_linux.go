@@ -338,6 +338,7 @@ func (m *monitor) stop(ctx context.Context, id string, sig syscall.Signal, timeo
 		return nil
 	}
 	m.markStopping(s)
+	m.anticipate(id)
 	if s.Status == StatusPaused {
 		m.pause(id, false)
 	}
@@ -350,6 +351,22 @@ func (m *monitor) stop(ctx context.Context, id string, sig syscall.Signal, timeo
 		return fmt.Errorf("%s did not die after SIGKILL", id)
 	}
 	return nil
+}
+
+// anticipate starts spares (warm_linux.go) for the plan of a container
+// being stopped: a stop is how a recreate begins, and its create comes
+// some 30 ms later, time enough for a spare to be ready; without one, the
+// create of a lone recreate (no burst going on) started its init cold.
+// A stop that no create follows (down, stop) costs warmDepth spare
+// starts at nice 19, which expire after warmTTL.
+func (m *monitor) anticipate(id string) {
+	sup := m.get(id)
+	if sup == nil || sup.spec == nil {
+		return
+	}
+	if plan, err := planNamespaces(sup.spec); err == nil {
+		warm.next(plan)
+	}
 }
 
 func (m *monitor) waitGone(ctx context.Context, id string, s *State, timeout time.Duration) bool {
