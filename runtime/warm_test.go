@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -361,5 +362,32 @@ func TestWarmInitJoinsNetworkNamespace(t *testing.T) {
 	own, _ := os.Readlink("/proc/self/ns/net")
 	if out := logText(t, r, "host"); out != own+"\n" {
 		t.Errorf("host-network container on a spare: %q, the host's is %s", out, own)
+	}
+}
+
+// A stop starts spares for the stopped container's plan: the create of a
+// recreate follows, and without a burst going on there would be none.
+func TestStopStartsSpares(t *testing.T) {
+	r := newTestRuntime(t)
+	ctx := ctxT(t, 30*time.Second)
+	if _, err := r.Run(ctx, "s1", CreateOptions{Spec: testSpec(t, "sleep", "30")}); err != nil {
+		t.Fatal(err)
+	}
+	// The create's spares expire unused.
+	for deadline := time.Now().Add(warmTTL + 3*time.Second); len(spares(t, r)) > 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("spares left: %v", spares(t, r))
+		}
+	}
+	if err := r.Stop(ctx, "s1", syscall.SIGKILL, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	spare := waitSpare(t, r)
+	st, err := r.Run(ctx, "s2", CreateOptions{Spec: testSpec(t, "sleep", "30")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Pid != spare[0] {
+		t.Fatalf("the create after a stop ran as %d, not on the spare %d", st.Pid, spare[0])
 	}
 }
