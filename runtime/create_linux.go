@@ -109,6 +109,7 @@ func (r *Runtime) launch(ctx context.Context, s *State, spec *specs.Spec, stdio 
 			return nil, err
 		}
 	}
+	defer warm.begin()()
 	c := warm.take(plan, hostPaths(root, spec.Mounts))
 	warm.next(plan)
 	ok := false

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -74,6 +75,16 @@ type warmPool struct {
 	spares   []*child // oldest first
 	clone    uintptr  // the spares' clone flags
 	starting int      // spares being started
+	// creating counts the creates under way. Spares pay off when creates
+	// come one after another (a loop, a recreate): each finds its init
+	// started ahead, off its path. When many run at once (an up of 50
+	// services) the machine's CPUs are the limit, and a spare costs more
+	// CPU than a cold init (its warm-up, its staging cgroups, its pages
+	// faulted back): `up -d` of 50 services took ~1.95 s with spares
+	// started behind every create against ~1.7 s with none (alternated
+	// runs, load 5-7). So spares are started only behind a create that
+	// runs alone.
+	creating atomic.Int32
 }
 
 // warm is the monitor's pool; nil in other processes (and then launch
@@ -178,11 +189,21 @@ func hostPaths(root string, mounts []specs.Mount) []string {
 	return paths
 }
 
-// next starts, in the background, a spare for the plan a create used.
+// next starts, in the background, a spare for the plan a create used,
+// unless other creates are under way (see creating).
 func (w *warmPool) next(plan nsPlan) {
-	if w != nil && warmable(plan) {
+	if w != nil && warmable(plan) && w.creating.Load() <= 1 {
 		go w.refill(plan)
 	}
+}
+
+// begin counts a create under way until the returned func is called.
+func (w *warmPool) begin() func() {
+	if w == nil {
+		return func() {}
+	}
+	w.creating.Add(1)
+	return func() { w.creating.Add(-1) }
 }
 
 // refill starts spares for plan until warmDepth are there or starting
