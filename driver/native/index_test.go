@@ -1,6 +1,7 @@
 package native
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -89,10 +90,11 @@ func TestRecordIndex(t *testing.T) {
 	if err := d.removeDir(idB); err != nil {
 		t.Fatal(err)
 	}
-	if ix := d.loadIndex(); ix != nil {
-		if _, ok := ix[idB]; ok {
-			t.Fatal("the index keeps the record of a removed container")
-		}
+	if got := recordNames(t, d); !slices.Equal(got, []string{"a=img:2"}) {
+		t.Fatalf("records after a removal %v", got)
+	}
+	if _, ok := d.loadIndex()[idB]; ok {
+		t.Fatal("the listing after a removal kept the removed container in the index")
 	}
 	// a listing that read b before its removal does not index it
 	d.saveIndex(map[string]indexEntry{idB: {Rec: record{ID: idB, Name: "b"}}})
@@ -190,5 +192,47 @@ func TestRecordIndexObserveFields(t *testing.T) {
 	}
 	if got := project(recs[0]); got != want {
 		t.Fatalf("from the index:\n %s\nfrom the file:\n %s", got, want)
+	}
+}
+
+// The index keeps only what Observe reads: no environment (it may hold
+// secrets) outlives a container there, although removals leave the index
+// as it is until the next listing.
+func TestRecordIndexHoldsNoEnvironment(t *testing.T) {
+	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "containers"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	defer func(r time.Duration) { indexRacy = r }(indexRacy)
+	indexRacy = -time.Hour
+	d := &Driver{opt: Options{Root: root}}
+	id, err := create(t, d, "db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := d.readRecord(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Spec.Env = []string{"PASSWORD=hunter2-in-the-env"}
+	r.Spec.Command = []string{"--password", "hunter2-in-the-command"}
+	if err := d.writeRecord(r); err != nil {
+		t.Fatal(err)
+	}
+	if got := recordNames(t, d); len(got) != 1 {
+		t.Fatalf("records %v", got)
+	}
+	if _, ok := d.loadIndex()[id]; !ok {
+		t.Fatal("not indexed")
+	}
+	if err := d.removeDir(id); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(d.indexPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(b, []byte("hunter2")) {
+		t.Fatal("the record index holds a removed container's environment or command")
 	}
 }

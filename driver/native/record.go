@@ -149,11 +149,7 @@ func (d *Driver) removeDir(id string) error {
 	if err := os.Rename(d.containerDir(id), gone); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
-	if err := os.RemoveAll(gone); err != nil {
-		return err
-	}
-	d.dropIndex()
-	return nil
+	return os.RemoveAll(gone)
 }
 
 // clearLeftover removes what a crash left in the containers directory.
@@ -287,7 +283,7 @@ func (d *Driver) listRecords(indexed bool) ([]*record, error) {
 	changed := false
 	for i, r := range recs {
 		if errs[i] == nil && indexable(files[i], start) {
-			next[ids[i]] = indexEntry{File: files[i], Rec: *r}
+			next[ids[i]] = indexEntry{File: files[i], Rec: observedPart(r)}
 			if e, ok := ix[ids[i]]; !ok || e.File != files[i] {
 				changed = true
 			}
