@@ -415,8 +415,11 @@ type nameIndex struct {
 	names map[string]string
 }
 
+// loadNames reads the names through the record index (names and ids are
+// in what it keeps): a create after any other change of the names read
+// and decoded every record, 3 to 5 ms of a recreate.
 func (d *Driver) loadNames(gen string) error {
-	recs, err := d.records()
+	recs, err := d.listRecords(true)
 	if err != nil {
 		return err
 	}
