@@ -2,9 +2,11 @@ package runtime
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"unsafe"
@@ -188,6 +190,10 @@ func runReaper(path string, args, env []string) error {
 	if startFifo != nil {
 		startFifo.Close() // this process never execs: release Start now
 	}
+	// It lives as long as the container: collect garbage again (a
+	// child runs with GOGC=off, childGoEnv).
+	debug.SetGCPercent(100)
+	debug.SetMemoryLimit(math.MaxInt64)
 	sigs := make(chan os.Signal, 32)
 	signal.Notify(sigs)
 	pid, err := syscall.ForkExec(path, args, &syscall.ProcAttr{

@@ -391,3 +391,33 @@ func TestStopStartsSpares(t *testing.T) {
 		t.Fatalf("the create after a stop ran as %d, not on the spare %d", st.Pid, spare[0])
 	}
 }
+
+// An init runs with childGoEnv (one P, no GC), which must not reach the
+// container's environment, nor that of a process exec'd into it.
+func TestChildGoEnvStaysOut(t *testing.T) {
+	r := newTestRuntime(t)
+	ctx := ctxT(t, 30*time.Second)
+	if _, err := r.Run(ctx, "env", CreateOptions{Spec: testSpec(t, "sh", "-c", "env | grep -c '^GO' > /tmp/n; sleep 30")}); err != nil {
+		t.Fatal(err)
+	}
+	var out string
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(mustState(t, r, "env").Pid) + "/root/tmp/n")
+		if out = string(b); err == nil && out != "" {
+			break
+		}
+	}
+	if out != "0\n" {
+		t.Fatalf("GO* variables in the container's environment: %q", out)
+	}
+	pr, pw, _ := os.Pipe()
+	defer pr.Close()
+	code, err := r.Exec(ctx, "env", &specs.Process{Args: []string{"sh", "-c", "env | grep -c '^GO'; true"}, Cwd: "/"},
+		ExecOptions{Stdio: []*os.File{nil, pw, pw}})
+	pw.Close()
+	b := make([]byte, 100)
+	n, _ := pr.Read(b)
+	if err != nil || code != 0 || string(b[:n]) != "0\n" {
+		t.Fatalf("exec: exit %d (%v), GO* variables: %q", code, err, b[:n])
+	}
+}
