@@ -56,6 +56,16 @@ func sealedSelf() (string, error) {
 	return "/proc/self/fd/" + strconv.Itoa(selfExe.fd), nil
 }
 
+// selfExeFd is the fd of the sealed copy (-1 when there is none).
+func selfExeFd() int {
+	selfExe.mu.Lock()
+	defer selfExe.mu.Unlock()
+	if !selfExe.ok {
+		return -1
+	}
+	return selfExe.fd
+}
+
 func isSealedSelf(fd int) bool {
 	var st unix.Stat_t
 	return unix.Fstat(fd, &st) == nil && [2]uint64{st.Dev, st.Ino} == selfExe.id

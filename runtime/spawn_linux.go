@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -200,11 +201,18 @@ func startChild(role string, plan nsPlan, stdio []*os.File, extra, console *os.F
 		consoleFd = len(files)
 		files = append(files, console)
 	}
-	proc, err := os.StartProcess(exe, []string{"berth-" + role}, &os.ProcAttr{
-		Env:   env,
-		Files: files,
-		Sys:   sysProcAttr(plan),
-	})
+	attr := &os.ProcAttr{Env: env, Files: files, Sys: sysProcAttr(plan)}
+	proc, err := os.StartProcess(exe, []string{"berth-" + role}, attr)
+	if errors.Is(err, syscall.EACCES) {
+		// Seen about once in a thousand starts under load (an up of 50
+		// services on a tmpfs run root), with the memfd still in place by
+		// every check of sealedSelf; cause not found. Logged with what the
+		// fd holds now, and tried again once, through a checked copy.
+		fmt.Fprintf(os.Stderr, "berth: start %s child: exec %s denied (fd: %s); retrying\n", role, exe, describeFd(selfExeFd()))
+		if exe, err = sealedSelf(); err == nil {
+			proc, err = os.StartProcess(exe, []string{"berth-" + role}, attr)
+		}
+	}
 	if err != nil {
 		parent.Close()
 		return nil, fmt.Errorf("start %s child: %w", role, err)
