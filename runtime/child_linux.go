@@ -101,6 +101,7 @@ func init() {
 		os.Unsetenv(envWarm)
 		os.Unsetenv("_BERTH_NSENTER")
 		os.Unsetenv("_BERTH_NSFORK")
+		os.Unsetenv(envSelfFd)
 		childMain(role)
 	case childMon:
 		os.Unsetenv(envChild)

@@ -17,53 +17,44 @@ import (
 // forbid writing, shrinking and growing, so the host binary cannot be
 // overwritten.
 var selfExe struct {
-	mu  sync.Mutex
-	fd  int
-	id  [2]uint64 // device and inode of the memfd, to know it again
-	err error
-	ok  bool
+	mu   sync.Mutex
+	file *os.File
+	id   [2]uint64 // device and inode of the memfd, to know it again
+	err  error
+	// retired are copies whose number was found taken by another file:
+	// kept referenced, so that no finalizer closes a number that is no
+	// longer theirs.
+	retired []*os.File
 }
 
-// sealedSelf is the path children exec: the sealed copy's fd. It checks
-// that the fd still is that copy: `up` of 50 services failed now and then
-// with "fork/exec /proc/self/fd/200: permission denied", the error of an
-// exec of a fifo or a socket, as if the number had been closed by
-// someone else and reused (cause not found). A number found reused is
-// reported on stderr (the monitor's log) and a new copy made.
-func sealedSelf() (string, error) {
+// sealedSelf is the sealed copy. A child gets it among its files
+// (startChild), and execs /proc/self/fd/<its slot>: Go's child setup
+// renumbers fds above the highest one it is given (its error pipe goes
+// to that number plus one), so an fd of ours named by number only was
+// overwritten in the child whenever it sat just there. An up of 50
+// services failed so, about one time in ten, with "fork/exec
+// /proc/self/fd/200: permission denied" (the exec of a pipe). The copy is
+// still checked to be what its number holds (a number closed by someone
+// else and reused would be reported and the copy made again).
+func sealedSelf() (*os.File, error) {
 	selfExe.mu.Lock()
 	defer selfExe.mu.Unlock()
-	if selfExe.ok && !isSealedSelf(selfExe.fd) {
+	if selfExe.file != nil && !isSealedSelf(int(selfExe.file.Fd())) {
 		fmt.Fprintf(os.Stderr, "berth: fd %d no longer holds the sealed copy of berth (%s); making a new one\n",
-			selfExe.fd, describeFd(selfExe.fd))
-		selfExe.ok = false
+			selfExe.file.Fd(), describeFd(int(selfExe.file.Fd())))
+		selfExe.retired = append(selfExe.retired, selfExe.file)
+		selfExe.file = nil
 	}
-	if !selfExe.ok && selfExe.err == nil {
-		selfExe.fd, selfExe.err = makeSealedSelf()
-		if selfExe.err == nil {
+	if selfExe.file == nil && selfExe.err == nil {
+		var f *os.File
+		if f, selfExe.err = makeSealedSelf(); selfExe.err == nil {
 			var st unix.Stat_t
-			if selfExe.err = unix.Fstat(selfExe.fd, &st); selfExe.err == nil {
-				selfExe.id, selfExe.ok = [2]uint64{st.Dev, st.Ino}, true
+			if selfExe.err = unix.Fstat(int(f.Fd()), &st); selfExe.err == nil {
+				selfExe.file, selfExe.id = f, [2]uint64{st.Dev, st.Ino}
 			}
 		}
 	}
-	if selfExe.err != nil {
-		return "", selfExe.err
-	}
-	// The fd sits high (see makeSealedSelf), above anything a child's
-	// stdio setup renumbers, and the child execs its own inherited copy:
-	// a child in a user namespace may not reach this process's fds.
-	return "/proc/self/fd/" + strconv.Itoa(selfExe.fd), nil
-}
-
-// selfExeFd is the fd of the sealed copy (-1 when there is none).
-func selfExeFd() int {
-	selfExe.mu.Lock()
-	defer selfExe.mu.Unlock()
-	if !selfExe.ok {
-		return -1
-	}
-	return selfExe.fd
+	return selfExe.file, selfExe.err
 }
 
 func isSealedSelf(fd int) bool {
@@ -81,33 +72,27 @@ func describeFd(fd int) string {
 	return fmt.Sprintf("mode %o, %s", st.Mode&unix.S_IFMT, target)
 }
 
-func makeSealedSelf() (int, error) {
+func makeSealedSelf() (*os.File, error) {
 	src, err := os.Open("/proc/self/exe")
 	if err != nil {
-		return -1, err
+		return nil, err
 	}
 	defer src.Close()
 	fd, err := unix.MemfdCreate("berth", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
 	if err != nil {
-		return -1, fmt.Errorf("memfd: %w", err)
+		return nil, fmt.Errorf("memfd: %w", err)
 	}
-	dst := os.NewFile(uintptr(fd), "berth-memfd")
+	dst := os.NewFile(uintptr(fd), "berth-sealed")
 	if _, err := io.Copy(dst, src); err != nil {
 		dst.Close()
-		return -1, fmt.Errorf("copy self: %w", err)
+		return nil, fmt.Errorf("copy self: %w", err)
 	}
 	seals := unix.F_SEAL_SEAL | unix.F_SEAL_SHRINK | unix.F_SEAL_GROW | unix.F_SEAL_WRITE
 	if _, err := unix.FcntlInt(uintptr(fd), unix.F_ADD_SEALS, seals); err != nil {
 		dst.Close()
-		return -1, fmt.Errorf("seal self: %w", err)
+		return nil, fmt.Errorf("seal self: %w", err)
 	}
-	// Keep the *os.File from closing the fd when collected.
-	newFd, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 200)
-	dst.Close()
-	if err != nil {
-		return -1, err
-	}
-	return newFd, nil
+	return dst, nil
 }
 
 // pidStartTime reads field 22 of /proc/pid/stat: with the pid, it names a

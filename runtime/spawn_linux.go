@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -142,6 +141,10 @@ type child struct {
 	expire    *time.Timer // a spare's: ends it when unused for warmTTL
 }
 
+// envSelfFd names, to a child's C constructor, the fd of the sealed copy
+// it was exec'd from, which it closes before anything else.
+const envSelfFd = "_BERTH_SELF_FD"
+
 // childGoEnv runs a container's init (and an exec's) on one P with no
 // garbage collection: its work is one goroutine locked to the thread that
 // execs, and it allocates a few MB at most. Its execve has to kill every
@@ -158,7 +161,8 @@ var childGoEnv = []string{"GOMAXPROCS=1", "GOGC=off", "GOMEMLIMIT=256MiB"}
 // reopened by the child through /proc/self/fd so that no path, and no
 // directory permission, is involved; /dev/null when nil), 5 the pid pipe
 // of a forking plan, then the console socket when there is one (its
-// number is consoleFd).
+// number is consoleFd), then the sealed copy it was exec'd from (closed by
+// the constructor at once: envSelfFd).
 func startChild(role string, plan nsPlan, stdio []*os.File, extra, console *os.File) (*child, error) {
 	exe, err := sealedSelf()
 	if err != nil {
@@ -201,18 +205,13 @@ func startChild(role string, plan nsPlan, stdio []*os.File, extra, console *os.F
 		consoleFd = len(files)
 		files = append(files, console)
 	}
-	attr := &os.ProcAttr{Env: env, Files: files, Sys: sysProcAttr(plan)}
-	proc, err := os.StartProcess(exe, []string{"berth-" + role}, attr)
-	if errors.Is(err, syscall.EACCES) {
-		// Seen about once in a thousand starts under load (an up of 50
-		// services on a tmpfs run root), with the memfd still in place by
-		// every check of sealedSelf; cause not found. Logged with what the
-		// fd holds now, and tried again once, through a checked copy.
-		fmt.Fprintf(os.Stderr, "berth: start %s child: exec %s denied (fd: %s); retrying\n", role, exe, describeFd(selfExeFd()))
-		if exe, err = sealedSelf(); err == nil {
-			proc, err = os.StartProcess(exe, []string{"berth-" + role}, attr)
-		}
-	}
+	// The sealed copy goes last, at a slot of its own (see sealedSelf);
+	// the child's constructor closes it first thing.
+	selfSlot := len(files)
+	files = append(files, exe)
+	env = append(env, envSelfFd+"="+strconv.Itoa(selfSlot))
+	proc, err := os.StartProcess("/proc/self/fd/"+strconv.Itoa(selfSlot), []string{"berth-" + role},
+		&os.ProcAttr{Env: env, Files: files, Sys: sysProcAttr(plan)})
 	if err != nil {
 		parent.Close()
 		return nil, fmt.Errorf("start %s child: %w", role, err)

@@ -14,6 +14,8 @@
 //                   newline to fd N and exits 0; the child, a sibling of the
 //                   intermediate and so a direct child of the caller, goes on
 //                   into the Go runtime.
+//   _BERTH_SELF_FD  "N": the fd of the sealed copy of berth the process was
+//                   exec'd from (runtime/selfexe_linux.go); closed first.
 //   _BERTH_WARM     set: a spare init started ahead (runtime/warm_linux.go):
 //                   it starts at nice 19, before any thread exists so that
 //                   every Go thread inherits it, and so only takes CPU time
@@ -97,6 +99,8 @@ static void fork_into_pidns(int fd) {
 }
 
 __attribute__((constructor)) static void berth_nsenter(void) {
+	char *self = getenv("_BERTH_SELF_FD");
+	if (self && *self) close(atoi(self));
 	char *warm = getenv("_BERTH_WARM");
 	if (warm && *warm) setpriority(PRIO_PROCESS, 0, 19);
 	char *spec = getenv("_BERTH_NSENTER");
