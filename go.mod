@@ -77,3 +77,5 @@ require (
 replace github.com/santhosh-tekuri/jsonschema/v6 => ./third_party/jsonschema
 
 replace github.com/compose-spec/compose-go/v2 => ./third_party/compose-go
+
+replace github.com/distribution/reference => ./third_party/reference
