@@ -26,17 +26,25 @@ func recordNames(t *testing.T, d *Driver) []string {
 	return names
 }
 
-// TestRecordIndex: listRecords(true) (Observe's) serves unchanged records from the index and
-// sees every change to the files (added, rewritten, removed), whatever the
-// index says; a torn index is ignored.
-func TestRecordIndex(t *testing.T) {
+// indexTestDriver is a driver on a fresh root in which every record is
+// old enough to index (indexRacy is restored after the test).
+func indexTestDriver(t *testing.T) *Driver {
+	t.Helper()
 	root := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(root, "containers"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	defer func(r time.Duration) { indexRacy = r }(indexRacy)
-	indexRacy = -time.Hour // every record is old enough to index
-	d := &Driver{opt: Options{Root: root}}
+	old := indexRacy
+	indexRacy = -time.Hour
+	t.Cleanup(func() { indexRacy = old })
+	return &Driver{opt: Options{Root: root}}
+}
+
+// TestRecordIndex: listRecords(true) (Observe's) serves unchanged records from the index and
+// sees every change to the files (added, rewritten, removed), whatever the
+// index says; a torn index is ignored.
+func TestRecordIndex(t *testing.T) {
+	d := indexTestDriver(t)
 	idA, err := create(t, d, "a")
 	if err != nil {
 		t.Fatal(err)
@@ -146,13 +154,7 @@ func TestRecordIndexRacy(t *testing.T) {
 // TestRecordIndexObserveFields: what Observe reads of a record is the same
 // whether the record comes from its file or from the index.
 func TestRecordIndexObserveFields(t *testing.T) {
-	root := t.TempDir()
-	if err := os.MkdirAll(filepath.Join(root, "containers"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	defer func(r time.Duration) { indexRacy = r }(indexRacy)
-	indexRacy = -time.Hour
-	d := &Driver{opt: Options{Root: root}}
+	d := indexTestDriver(t)
 	id, err := create(t, d, "p-web-2")
 	if err != nil {
 		t.Fatal(err)
@@ -199,13 +201,7 @@ func TestRecordIndexObserveFields(t *testing.T) {
 // secrets) outlives a container there, although removals leave the index
 // as it is until the next listing.
 func TestRecordIndexHoldsNoEnvironment(t *testing.T) {
-	root := t.TempDir()
-	if err := os.MkdirAll(filepath.Join(root, "containers"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	defer func(r time.Duration) { indexRacy = r }(indexRacy)
-	indexRacy = -time.Hour
-	d := &Driver{opt: Options{Root: root}}
+	d := indexTestDriver(t)
 	id, err := create(t, d, "db")
 	if err != nil {
 		t.Fatal(err)
