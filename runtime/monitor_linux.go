@@ -391,7 +391,7 @@ func (m *monitor) createIn(ctx context.Context, id string, spec *specs.Spec, o *
 	m.mu.Lock()
 	m.live[id] = sup
 	m.mu.Unlock()
-	go m.watch(sup, c.proc, s.Pid)
+	go m.watch(sup, c.proc, s.Pid, holdMountNS(s.Pid))
 	return s, sup, nil
 }
 

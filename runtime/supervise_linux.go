@@ -15,7 +15,7 @@ import (
 
 // watch waits for the container process and records its end; then the
 // restart policy decides.
-func (m *monitor) watch(sup *supervised, proc *os.Process, pid int) {
+func (m *monitor) watch(sup *supervised, proc *os.Process, pid int, ns heldNS) {
 	code := 255
 	ran := time.Duration(0)
 	if proc != nil {
@@ -26,6 +26,7 @@ func (m *monitor) watch(sup *supervised, proc *os.Process, pid int) {
 	} else {
 		waitPidfd(pid)
 	}
+	ns.letGo()
 	m.exited(sup, code, ran)
 }
 
@@ -191,7 +192,7 @@ func (m *monitor) restart(sup *supervised) {
 	}
 	m.rt.event(sup.id, "restart", "", nil)
 	m.startHealth(sup, s)
-	go m.watch(sup, c.proc, s.Pid)
+	go m.watch(sup, c.proc, s.Pid, holdMountNS(s.Pid))
 }
 
 func (m *monitor) failRestart(sup *supervised, s *State, err error) {
@@ -535,6 +536,6 @@ func (m *monitor) adopt() {
 		}
 		sup.reopenLogs(m.rt, raw)
 		m.startHealth(sup, raw)
-		go m.watch(sup, nil, raw.Pid)
+		go m.watch(sup, nil, raw.Pid, -1)
 	}
 }
