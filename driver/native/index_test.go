@@ -40,6 +40,20 @@ func indexTestDriver(t *testing.T) *Driver {
 	return &Driver{opt: Options{Root: root}}
 }
 
+// createdRecord creates a container named name and reads its record back.
+func createdRecord(t *testing.T, d *Driver, name string) (string, *record) {
+	t.Helper()
+	id, err := create(t, d, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := d.readRecord(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id, r
+}
+
 // TestRecordIndex: listRecords(true) (Observe's) serves unchanged records from the index and
 // sees every change to the files (added, rewritten, removed), whatever the
 // index says; a torn index is ignored.
@@ -155,14 +169,7 @@ func TestRecordIndexRacy(t *testing.T) {
 // whether the record comes from its file or from the index.
 func TestRecordIndexObserveFields(t *testing.T) {
 	d := indexTestDriver(t)
-	id, err := create(t, d, "p-web-2")
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := d.readRecord(id)
-	if err != nil {
-		t.Fatal(err)
-	}
+	id, r := createdRecord(t, d, "p-web-2")
 	r.Started = true
 	r.Created = time.Date(2026, 11, 27, 21, 0, 0, 123456789, time.UTC)
 	r.Spec.Project, r.Spec.Service, r.Spec.Number, r.Spec.OneOff = "p", "web", 2, true
@@ -202,14 +209,7 @@ func TestRecordIndexObserveFields(t *testing.T) {
 // as it is until the next listing.
 func TestRecordIndexHoldsNoEnvironment(t *testing.T) {
 	d := indexTestDriver(t)
-	id, err := create(t, d, "db")
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := d.readRecord(id)
-	if err != nil {
-		t.Fatal(err)
-	}
+	id, r := createdRecord(t, d, "db")
 	r.Spec.Env = []string{"PASSWORD=hunter2-in-the-env"}
 	r.Spec.Command = []string{"--password", "hunter2-in-the-command"}
 	if err := d.writeRecord(r); err != nil {
