@@ -28,11 +28,11 @@ import (
 	"github.com/sirupsen/logrus"
 	"go.yaml.in/yaml/v4"
 
+	"github.com/compose-spec/compose-go/v2/collections"
 	"github.com/compose-spec/compose-go/v2/consts"
 	"github.com/compose-spec/compose-go/v2/dotenv"
 	"github.com/compose-spec/compose-go/v2/loader"
 	"github.com/compose-spec/compose-go/v2/types"
-	"github.com/compose-spec/compose-go/v2/utils"
 )
 
 // ProjectOptions provides common configuration for loading a project.
@@ -253,7 +253,7 @@ func WithDefaultConfigPath(o *ProjectOptions) error {
 // WithEnv defines a key=value set of variables used for compose file interpolation
 func WithEnv(env []string) ProjectOptionsFn {
 	return func(o *ProjectOptions) error {
-		for k, v := range utils.GetAsEqualsMap(env) {
+		for k, v := range collections.GetAsEqualsMap(env) {
 			o.Environment[k] = v
 		}
 		return nil
@@ -299,7 +299,7 @@ func WithProfiles(profiles []string) ProjectOptionsFn {
 
 // WithOsEnv imports environment variables from OS
 func WithOsEnv(o *ProjectOptions) error {
-	for k, v := range utils.GetAsEqualsMap(os.Environ()) {
+	for k, v := range collections.GetAsEqualsMap(os.Environ()) {
 		if _, set := o.Environment[k]; set {
 			continue
 		}
@@ -658,7 +658,7 @@ func withNamePrecedenceLoad(absWorkingDir string, namedInYaml bool, options *Pro
 func withConvertWindowsPaths(options *ProjectOptions) func(*loader.Options) {
 	return func(o *loader.Options) {
 		if o.ResolvePaths {
-			o.ConvertWindowsPaths = utils.StringToBool(options.Environment["COMPOSE_CONVERT_WINDOWS_PATHS"])
+			o.ConvertWindowsPaths = collections.StringToBool(options.Environment["COMPOSE_CONVERT_WINDOWS_PATHS"])
 		}
 	}
 }

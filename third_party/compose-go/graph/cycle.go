@@ -21,8 +21,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/compose-spec/compose-go/v2/collections"
 	"github.com/compose-spec/compose-go/v2/types"
-	"github.com/compose-spec/compose-go/v2/utils"
 )
 
 // CheckCycle analyze project's depends_on relation and report an error on cycle detection
@@ -37,7 +37,7 @@ func CheckCycle(project *types.Project) error {
 func (g *graph[T]) checkCycle() error {
 	// iterate on vertices in a name-order to render a predicable error message
 	// this is required by tests and enforce command reproducibility by user, which otherwise could be confusing
-	names := utils.MapKeys(g.vertices)
+	names := collections.MapKeys(g.vertices)
 	for _, name := range names {
 		err := searchCycle([]string{name}, g.vertices[name])
 		if err != nil {
@@ -48,7 +48,7 @@ func (g *graph[T]) checkCycle() error {
 }
 
 func searchCycle[T any](path []string, v *vertex[T]) error {
-	names := utils.MapKeys(v.children)
+	names := collections.MapKeys(v.children)
 	for _, name := range names {
 		if i := slices.Index(path, name); i >= 0 {
 			return fmt.Errorf("dependency cycle detected: %s -> %s", strings.Join(path[i:], " -> "), name)

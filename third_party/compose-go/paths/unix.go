@@ -20,7 +20,7 @@ import (
 	"path"
 	"path/filepath"
 
-	"github.com/compose-spec/compose-go/v2/utils"
+	"github.com/compose-spec/compose-go/v2/collections"
 )
 
 func (r *relativePathsResolver) maybeUnixPath(a any) (any, error) {
@@ -53,5 +53,5 @@ func (r *relativePathsResolver) absSymbolicLink(value any) (any, error) {
 	if !ok {
 		return abs, nil
 	}
-	return utils.ResolveSymbolicLink(str)
+	return collections.ResolveSymbolicLink(str)
 }

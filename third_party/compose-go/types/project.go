@@ -28,9 +28,9 @@ import (
 	"sort"
 	"sync"
 
+	"github.com/compose-spec/compose-go/v2/collections"
 	"github.com/compose-spec/compose-go/v2/dotenv"
 	"github.com/compose-spec/compose-go/v2/errdefs"
-	"github.com/compose-spec/compose-go/v2/utils"
 	"github.com/distribution/reference"
 	godigest "github.com/opencontainers/go-digest"
 	"go.yaml.in/yaml/v4"
@@ -188,7 +188,7 @@ func (p *Project) ServicesWithCapabilities() ([]string, []string, []string) {
 		}
 	}
 
-	return utils.RemoveDuplicates(capabilities), utils.RemoveDuplicates(gpu), utils.RemoveDuplicates(tpu)
+	return collections.RemoveDuplicates(capabilities), collections.RemoveDuplicates(gpu), collections.RemoveDuplicates(tpu)
 }
 
 // GetServices retrieve services by names, or return all services if no name specified
@@ -323,14 +323,14 @@ func (p *Project) withServices(names []string, fn ServiceFunc, seen map[string]b
 		var dependencies map[string]ServiceDependency
 		switch opts.dependencyPolicy {
 		case includeDependents:
-			dependencies = utils.MapsAppend(dependencies, p.dependentsForService(service))
+			dependencies = collections.MapsAppend(dependencies, p.dependentsForService(service))
 		case includeDependencies:
-			dependencies = utils.MapsAppend(dependencies, service.DependsOn)
+			dependencies = collections.MapsAppend(dependencies, service.DependsOn)
 		case ignoreDependencies:
 			// Noop
 		}
 		if len(dependencies) > 0 {
-			err := p.withServices(utils.MapKeys(dependencies), fn, seen, options, dependencies)
+			err := p.withServices(collections.MapKeys(dependencies), fn, seen, options, dependencies)
 			if err != nil {
 				return err
 			}
@@ -343,7 +343,7 @@ func (p *Project) withServices(names []string, fn ServiceFunc, seen map[string]b
 }
 
 func (p *Project) GetDependentsForService(s ServiceConfig, filter ...func(ServiceDependency) bool) []string {
-	return utils.MapKeys(p.dependentsForService(s, filter...))
+	return collections.MapKeys(p.dependentsForService(s, filter...))
 }
 
 func (p *Project) dependentsForService(s ServiceConfig, filter ...func(ServiceDependency) bool) map[string]ServiceDependency {
@@ -560,7 +560,7 @@ func (p *Project) WithSelectedServices(names []string, options ...DependencyOpti
 		return newProject, nil
 	}
 
-	set := utils.NewSet[string]()
+	set := collections.NewSet[string]()
 	err := p.ForEachService(names, func(name string, _ *ServiceConfig) error {
 		set.Add(name)
 		return nil
@@ -1057,7 +1057,7 @@ func (p *Project) WithServicesTransform(fn func(name string, s ServiceConfig) (S
 
 // CheckContainerNameUnicity validate project doesn't have services declaring the same container_name
 func (p *Project) CheckContainerNameUnicity() error {
-	names := utils.Set[string]{}
+	names := collections.Set[string]{}
 	for name, s := range p.Services {
 		if s.ContainerName != "" {
 			if existing, ok := names[s.ContainerName]; ok {
