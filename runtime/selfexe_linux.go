@@ -19,57 +19,23 @@ import (
 var selfExe struct {
 	mu   sync.Mutex
 	file *os.File
-	id   [2]uint64 // device and inode of the memfd, to know it again
 	err  error
-	// retired are copies whose number was found taken by another file:
-	// kept referenced, so that no finalizer closes a number that is no
-	// longer theirs.
-	retired []*os.File
 }
 
-// sealedSelf is the sealed copy. A child gets it among its files
-// (startChild), and execs /proc/self/fd/<its slot>: Go's child setup
-// renumbers fds above the highest one it is given (its error pipe goes
-// to that number plus one), so an fd of ours named by number only was
-// overwritten in the child whenever it sat just there. An up of 50
+// sealedSelf is the sealed copy, made once. A child gets it among its
+// files (startChild) and execs /proc/self/fd/<its slot>: Go's child setup
+// renumbers fds above the highest one it is given (its error pipe goes to
+// that number plus one), so a copy named by its number in this process
+// was overwritten in the child whenever it sat just there. An up of 50
 // services failed so, about one time in ten, with "fork/exec
-// /proc/self/fd/200: permission denied" (the exec of a pipe). The copy is
-// still checked to be what its number holds (a number closed by someone
-// else and reused would be reported and the copy made again).
+// /proc/self/fd/200: permission denied" (the exec of a pipe).
 func sealedSelf() (*os.File, error) {
 	selfExe.mu.Lock()
 	defer selfExe.mu.Unlock()
-	if selfExe.file != nil && !isSealedSelf(int(selfExe.file.Fd())) {
-		fmt.Fprintf(os.Stderr, "berth: fd %d no longer holds the sealed copy of berth (%s); making a new one\n",
-			selfExe.file.Fd(), describeFd(int(selfExe.file.Fd())))
-		selfExe.retired = append(selfExe.retired, selfExe.file)
-		selfExe.file = nil
-	}
 	if selfExe.file == nil && selfExe.err == nil {
-		var f *os.File
-		if f, selfExe.err = makeSealedSelf(); selfExe.err == nil {
-			var st unix.Stat_t
-			if selfExe.err = unix.Fstat(int(f.Fd()), &st); selfExe.err == nil {
-				selfExe.file, selfExe.id = f, [2]uint64{st.Dev, st.Ino}
-			}
-		}
+		selfExe.file, selfExe.err = makeSealedSelf()
 	}
 	return selfExe.file, selfExe.err
-}
-
-func isSealedSelf(fd int) bool {
-	var st unix.Stat_t
-	return unix.Fstat(fd, &st) == nil && [2]uint64{st.Dev, st.Ino} == selfExe.id
-}
-
-// describeFd names what an fd is, for the report above.
-func describeFd(fd int) string {
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		return err.Error()
-	}
-	target, _ := os.Readlink("/proc/self/fd/" + strconv.Itoa(fd))
-	return fmt.Sprintf("mode %o, %s", st.Mode&unix.S_IFMT, target)
 }
 
 func makeSealedSelf() (*os.File, error) {

@@ -149,9 +149,23 @@ const envSelfFd = "_BERTH_SELF_FD"
 // garbage collection: its work is one goroutine locked to the thread that
 // execs, and it allocates a few MB at most. Its execve has to kill every
 // other thread of the Go runtime and wait for each to exit; with the
-// defaults a spare had 5 or 6, with these 3. (The container's environment
+// defaults a spare had 5 or 6, with these 4. (The container's environment
 // is the spec's, never ours: these do not reach it.)
 var childGoEnv = []string{"GOMAXPROCS=1", "GOGC=off", "GOMEMLIMIT=256MiB"}
+
+// withChildGoEnv is env with childGoEnv in place of any of its keys there:
+// the Go runtime reads the first occurrence of a variable, so one the
+// monitor inherited (a user's GOGC) would win over an appended one.
+func withChildGoEnv(env []string) []string {
+	out := make([]string, 0, len(env)+len(childGoEnv))
+	for _, kv := range env {
+		k, _, _ := strings.Cut(kv, "=")
+		if k != "GOMAXPROCS" && k != "GOGC" && k != "GOMEMLIMIT" {
+			out = append(out, kv)
+		}
+	}
+	return append(out, childGoEnv...)
+}
 
 // startChild re-execs the sealed berth binary in role with stdio, joining
 // and cloning namespaces as plan says. When the plan forks (a joined PID
@@ -176,7 +190,7 @@ func startChild(role string, plan nsPlan, stdio []*os.File, extra, console *os.F
 	defer childEnd.Close()
 	env := append(os.Environ(), envChild+"="+role)
 	if role == childInit || role == childExec {
-		env = append(env, childGoEnv...)
+		env = withChildGoEnv(env)
 	}
 	env = append(env, "_BERTH_NSENTER="+strings.Join(plan.join, ","))
 	if plan.warm {

@@ -80,10 +80,10 @@ type warmPool struct {
 	// started ahead, off its path. When many run at once (an up of 50
 	// services) the machine's CPUs are the limit, and a spare costs more
 	// CPU than a cold init (its warm-up, its staging cgroups, its pages
-	// faulted back): `up -d` of 50 services took ~1.95 s with spares
-	// started behind every create against ~1.7 s with none (alternated
-	// runs, load 5-7). So spares are started only behind a create that
-	// runs alone.
+	// faulted back): `up -d` of 50 services, alternated runs on a tmpfs
+	// run root, took 1.87 s (median) with spares started behind every
+	// create, 1.40 s with none. So spares are started only behind a
+	// create that runs alone (1.67 s).
 	creating atomic.Int32
 }
 

@@ -264,39 +264,6 @@ func mappedTextKB(t *testing.T) int {
 	return kb
 }
 
-// The sealed copy's fd closed behind its back and its number reused: the
-// next child must still start (from a new copy), not exec whatever took
-// the number.
-func TestSealedSelfReused(t *testing.T) {
-	first, err := sealedSelf()
-	if err != nil {
-		t.Fatal(err)
-	}
-	fd := int(first.Fd())
-	unix.Close(fd)
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	defer w.Close()
-	if err := unix.Dup2(int(r.Fd()), fd); err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(fd)
-	second, err := sealedSelf()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if second == first {
-		t.Fatalf("still fd %d, now a pipe", fd)
-	}
-	var st unix.Stat_t
-	if err := unix.Fstat(int(second.Fd()), &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
-		t.Fatalf("the new copy (fd %d) is not a regular file: %v", second.Fd(), err)
-	}
-}
-
 // A child whose highest fd sits just below the sealed copy's number must
 // still exec the copy. Go's child setup moves its error pipe to that
 // highest fd plus one: a copy named by its number only was overwritten
@@ -430,6 +397,22 @@ func TestStopStartsSpares(t *testing.T) {
 	}
 	if st.Pid != spare[0] {
 		t.Fatalf("the create after a stop ran as %d, not on the spare %d", st.Pid, spare[0])
+	}
+}
+
+// childGoEnv replaces the monitor's own settings of its variables: the Go
+// runtime reads a variable's first occurrence.
+func TestWithChildGoEnv(t *testing.T) {
+	env := withChildGoEnv([]string{"PATH=/bin", "GOGC=400", "GOMAXPROCS=8", "GOFLAGS=-x"})
+	got := map[string][]string{}
+	for _, kv := range env {
+		k, v, _ := strings.Cut(kv, "=")
+		got[k] = append(got[k], v)
+	}
+	for k, want := range map[string]string{"PATH": "/bin", "GOFLAGS": "-x", "GOGC": "off", "GOMAXPROCS": "1", "GOMEMLIMIT": "256MiB"} {
+		if len(got[k]) != 1 || got[k][0] != want {
+			t.Errorf("%s: %v, want only %s (env %v)", k, got[k], want, env)
+		}
 	}
 }
 
