@@ -49,7 +49,7 @@ import (
 const (
 	indexName   = ".records.gob"
 	indexFormat = "berth-records-v2"
-	indexTmp    = ".records-" // prefix of an index being written
+	indexTmp    = ".records-" // prefix of the temporary an older berth wrote the index to
 )
 
 // indexRacy (a variable for tests): see the rule above.
@@ -142,12 +142,11 @@ func observedPart(r *record) record {
 	}}
 }
 
-// clearIndexTmp removes an index write a crash left (older than
-// leftoverAge, so that one under way in another process is not).
+// clearIndexTmp removes a temporary index an older berth's crash left
+// (it wrote a temporary and renamed it; it held whole records, their
+// environments too). None is written any more: it goes at once.
 func (d *Driver) clearIndexTmp(e os.DirEntry) {
-	if fi, err := e.Info(); err == nil && time.Since(fi.ModTime()) > leftoverAge {
-		os.Remove(filepath.Join(d.containersDir(), e.Name()))
-	}
+	os.Remove(filepath.Join(d.containersDir(), e.Name()))
 }
 
 func isIndexTmp(name string) bool { return strings.HasPrefix(name, indexTmp) }
