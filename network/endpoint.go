@@ -115,7 +115,7 @@ func (m *Manager) Attach(ctx context.Context, ep Endpoint) (Attachment, error) {
 		return out, err
 	}
 	done := *rec
-	done.Stale = nil
+	done.Stale, done.Realizing = nil, false
 	if err := writeEndpoint(m.stateDir, &done); err != nil {
 		return out, err
 	}
@@ -155,7 +155,7 @@ func (m *Manager) attachPublished(ctx context.Context, ep Endpoint) (Attachment,
 			return err
 		}
 		done := *rec
-		done.Stale = nil
+		done.Stale, done.Realizing = nil, false
 		st.Endpoints[ep.ID] = &done
 		if err := m.applyFirewall(st); err != nil {
 			return err
@@ -172,7 +172,7 @@ func (m *Manager) attachPublished(ctx context.Context, ep Endpoint) (Attachment,
 // namespace, interfaces with their addresses, published ports, and the
 // interfaces it had that go (Stale). Nothing on the machine changes.
 func (m *Manager) planEndpoint(st *diskState, ep Endpoint, old *endpointRecord) (*endpointRecord, error) {
-	rec := &endpointRecord{Endpoint: ep}
+	rec := &endpointRecord{Endpoint: ep, Realizing: true}
 	defer func() { rec.Stale = staleOf(old, rec) }()
 	mode := ep.NetworkMode
 	if mode == "host" || strings.HasPrefix(mode, "container:") {
@@ -348,7 +348,7 @@ func (m *Manager) syncInterfaces(st *diskState, h *netlink.Handle, ns netns.NsHa
 	for i := range rec.Interfaces {
 		w := rec.Interfaces[i]
 		had := false
-		if old != nil {
+		if old != nil && !old.Realizing {
 			for _, o := range old.Interfaces {
 				if reflect.DeepEqual(o, w) {
 					had = true

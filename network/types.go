@@ -100,6 +100,10 @@ type endpointRecord struct {
 	// way removes: recorded until their links are gone, so that a crash in
 	// between leaves them named (their addresses stay taken meanwhile).
 	Stale []Interface `json:"stale,omitempty"`
+	// Realizing marks a plan recorded before the machine was made to match
+	// it: after a crash half-way, links that exist may lack their addresses
+	// or routes, so none of them is trusted as it stands.
+	Realizing bool `json:"realizing,omitempty"`
 }
 
 // diskState is the whole allocation state (see store.go for its files).
