@@ -60,3 +60,39 @@ func nsexec(t *testing.T, path string, args ...string) string {
 	}
 	return string(out)
 }
+
+// TestReattachKeepsLinks: attaching a running container again with nothing
+// changed (a rename, a publish after a drain) leaves its links alone. Its
+// record must not stay marked as a plan being realized: the attach after
+// it would rebuild the links under the container's open connections (the
+// published path wrote the plan mid-way and skipped the final record when
+// it matched what was on disk before).
+func TestReattachKeepsLinks(t *testing.T) {
+	e := newTestEnv(t, "reatt", "")
+	ctx := context.Background()
+	if _, err := e.m.EnsureNetwork(ctx, netSpec("p_default", "")); err != nil {
+		t.Fatal(err)
+	}
+	for name, ports := range map[string][]state.Port{
+		"plain":     nil,
+		"published": {{HostIP: "127.0.0.1", HostPort: 7071, ContainerPort: 80}},
+	} {
+		ep := Endpoint{ID: "c" + name, Name: "p-" + name + "-1", Project: "p", Service: name,
+			Networks: []state.NetworkAttachment{{Network: "p_default"}}, Ports: ports}
+		var index string
+		for i := 0; i < 3; i++ {
+			if _, err := e.m.Attach(ctx, ep); err != nil {
+				t.Fatal(err)
+			}
+			rec, _, err := readEndpoint(e.m.stateDir, ep.ID)
+			if err != nil || rec == nil || rec.Realizing {
+				t.Fatalf("%s, attach %d: record %+v (%v)", name, i+1, rec, err)
+			}
+			link := strings.Fields(nsexec(t, rec.Netns, "ip", "-o", "link", "show", "dev", rec.Interfaces[0].Name))[0]
+			if index != "" && link != index {
+				t.Errorf("%s, attach %d: the link was rebuilt (index %s, was %s)", name, i+1, link, index)
+			}
+			index = link
+		}
+	}
+}

@@ -156,6 +156,11 @@ func (m *Manager) attachPublished(ctx context.Context, ep Endpoint) (Attachment,
 		}
 		done := *rec
 		done.Stale, done.Realizing = nil, false
+		// Written here: the intent replaced the file that the end of
+		// mutate compares against, and done may equal that file.
+		if err := writeEndpoint(m.stateDir, &done); err != nil {
+			return err
+		}
 		st.Endpoints[ep.ID] = &done
 		if err := m.applyFirewall(st); err != nil {
 			return err
