@@ -1,6 +1,7 @@
 package compose
 
 import (
+	"context"
 	"strings"
 	"testing"
 
@@ -40,5 +41,25 @@ func TestComposeSchemaValid(t *testing.T) {
 	}
 	if err := compileSchema(t, bad, true); err != nil {
 		t.Fatalf("skipping validation: %v", err)
+	}
+}
+
+// The schema validates a file while the loader goes on with it (patched
+// compose-go): its error is still the one reported, although the steps
+// after it fail on the same input in their own words, or accept it.
+func TestSchemaErrorWinsOverLaterSteps(t *testing.T) {
+	cases := map[string]string{
+		// the conversion fails on it too ("expected ... got map")
+		"mem_limit: {a: 1}": "services.web.mem_limit must be a",
+		// unknown keys pass every later step
+		"imagee: busybox": "services.web.imagee",
+	}
+	for attr, want := range cases {
+		dir := t.TempDir()
+		writeTree(t, dir, map[string]string{"compose.yaml": "services:\n  web:\n    image: busybox\n    " + attr + "\n"})
+		_, err := Load(context.Background(), Options{Dir: dir, Environ: []string{}})
+		if err == nil || !strings.Contains(err.Error(), "validating") || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: error %v, want the schema's %q", attr, err, want)
+		}
 	}
 }

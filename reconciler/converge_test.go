@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -129,6 +130,11 @@ func inject(t *testing.T, d *fake.Driver, p *Plan, rng *rand.Rand) string {
 		obj = op.Name
 	case op.ContainerID != "":
 		obj = names[op.ContainerID]
+		for _, o := range p.Ops { // renamed (set aside) before op acts on it
+			if o.Kind == RenameContainer && o.ContainerID == op.ContainerID && slices.Contains(op.Deps, o.ID) {
+				obj = o.Name
+			}
+		}
 	default:
 		obj = p.Ops[op.IDFrom-1].Container.Name
 	}

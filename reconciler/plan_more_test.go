@@ -41,7 +41,7 @@ func TestPlanOpPayloads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stop, create := p.Ops[0], p.Ops[2]
+	stop, create := p.Ops[0], p.Ops[3]
 	if stop.Kind != StopContainer || stop.Timeout != time.Minute || stop.ContainerID != "id-web-1" {
 		t.Errorf("stop op = %+v, want the service's grace period on id-web-1", stop)
 	}
@@ -50,8 +50,8 @@ func TestPlanOpPayloads(t *testing.T) {
 		c.Labels[state.LabelConfigHash] != "hweb" || c.Labels[state.LabelImage] != appDigest || c.Labels[state.LabelNumber] != "1" {
 		t.Errorf("create op spec = %+v", c)
 	}
-	if p.Ops[3].IDFrom != create.ID {
-		t.Errorf("start acts on op #%d, want the create #%d", p.Ops[3].IDFrom, create.ID)
+	if p.Ops[4].IDFrom != create.ID {
+		t.Errorf("start acts on op #%d, want the create #%d", p.Ops[4].IDFrom, create.ID)
 	}
 	p, _ = PlanUp(want, observed(ctr("web", 1, "old")), Options{Timeout: &three})
 	if p.Ops[0].Timeout != three {
@@ -144,9 +144,10 @@ func TestPlanStaleNamespaceJoin(t *testing.T) {
 		t.Fatal(err)
 	}
 	exp := `[] -> #1 service:sidecar:1 StopContainer (dependency web recreated)
-[1] -> #2 service:sidecar:1 RemoveContainer (dependency web recreated)
-[2] -> #3 service:sidecar:1 CreateContainer (dependency web recreated)
-[3] -> #4 service:sidecar:1 StartContainer (created)
+[1] -> #2 service:sidecar:1 RenameContainer (set aside: dependency web recreated)
+[2] -> #3 service:sidecar:1 RemoveContainer (dependency web recreated)
+[2] -> #4 service:sidecar:1 CreateContainer (dependency web recreated)
+[4] -> #5 service:sidecar:1 StartContainer (created)
 `
 	if got := p.String(); got != exp {
 		t.Errorf("plan:\n%s\nwant:\n%s", got, exp)

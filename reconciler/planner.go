@@ -367,18 +367,38 @@ func (p *planner) removeContainer(c state.Container, reason string, timeout time
 	if isUp(c) {
 		stop = p.b.add(&Op{Kind: StopContainer, Object: obj, Reason: reason, ContainerID: c.ID, Timeout: timeout}, deps...)
 	}
-	var rm int
 	if stop != 0 {
-		rm = p.b.add(&Op{Kind: RemoveContainer, Object: obj, Reason: reason, ContainerID: c.ID}, stop)
-	} else {
-		rm = p.b.add(&Op{Kind: RemoveContainer, Object: obj, Reason: reason, ContainerID: c.ID}, deps...)
+		return stop, p.removeStopped(c, reason, stop)
 	}
+	return 0, p.removeStopped(c, reason, deps...)
+}
+
+// removeStopped adds the removal of c after deps (its stop, when it ran);
+// a network being recreated waits for it.
+func (p *planner) removeStopped(c state.Container, reason string, deps ...int) int {
+	rm := p.b.add(&Op{Kind: RemoveContainer, Object: objectOf(c.Service, c.Number, ""), Reason: reason, ContainerID: c.ID}, deps...)
 	for _, n := range c.Networks {
 		if op := p.netRemove[n]; op != 0 {
 			p.b.dep(op, rm)
 		}
 	}
-	return stop, rm
+	return rm
+}
+
+// stopAside stops c when it is up and renames it aside (see asideName), so
+// that its replica's name is free for a successor before c is removed. An
+// interrupted pass may have set it aside already: then the rename is 0.
+func (p *planner) stopAside(c state.Container, name, reason, asideReason string, timeout time.Duration) (stop, aside int) {
+	obj := objectOf(c.Service, c.Number, "")
+	if isUp(c) {
+		stop = p.b.add(&Op{Kind: StopContainer, Object: obj, Reason: reason, ContainerID: c.ID, Timeout: timeout})
+	}
+	if to := asideName(c.ID, name); c.Name != to {
+		aside = p.b.add(&Op{Kind: RenameContainer, Object: obj, Reason: asideReason, ContainerID: c.ID, Name: to}, stop)
+		// an interrupted start-first successor of c holds that name
+		p.b.dep(aside, p.dupRemoved[c.Number]...)
+	}
+	return stop, aside
 }
 
 func (p *planner) stopTimeout(svc *state.Service) time.Duration {

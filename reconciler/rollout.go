@@ -135,18 +135,10 @@ func (p *planner) setAside(st *svcState, g *gate, r *replica, c state.Container,
 	svc := st.svc
 	obj := objectOf(svc.Name, c.Number, "")
 	name := p.replicaName(svc, c.Number)
-	stop := 0
-	if isUp(c) {
-		stop = p.b.add(&Op{Kind: StopContainer, Object: obj, Reason: reason, ContainerID: c.ID, Timeout: p.stopTimeout(svc)})
-		if !late {
-			p.orderStop(svc.Name, stop)
-			st.stops = append(st.stops, stop)
-		}
-	}
-	aside, asideName := 0, asideName(c.ID, name)
-	if c.Name != asideName { // else an interrupted pass already did it
-		aside = p.b.add(&Op{Kind: RenameContainer, Object: obj, Reason: "set aside for rollback", ContainerID: c.ID,
-			Name: asideName}, stop)
+	stop, aside := p.stopAside(c, name, reason, "set aside for rollback", p.stopTimeout(svc))
+	if stop != 0 && !late {
+		p.orderStop(svc.Name, stop)
+		st.stops = append(st.stops, stop)
 	}
 	r.entry = firstOf(stop, aside)
 	r.create = p.create(svc, c.Number, "", reason, g, aside, stop)

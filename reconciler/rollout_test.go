@@ -62,20 +62,23 @@ func TestPlanRollout(t *testing.T) {
 			obs: running3("h1"),
 			plan: `
 [] -> #1 service:web:1 StopContainer (config changed)
-[1] -> #2 service:web:1 RemoveContainer (config changed)
-[2] -> #3 service:web:1 CreateContainer (config changed)
-[3] -> #4 service:web:1 StartContainer (created)
-[4] -> #5 service:web:1 Monitor (for 2s)
-[] -> #6 service:web:2 StopContainer (config changed)
-[6] -> #7 service:web:2 RemoveContainer (config changed)
-[7] -> #8 service:web:2 CreateContainer (config changed)
-[8] -> #9 service:web:2 StartContainer (created)
-[9] -> #10 service:web:2 Monitor (for 2s)
-[5? 10?] -> #11 service:web:3 StopContainer (config changed)
-[11] -> #12 service:web:3 RemoveContainer (config changed)
-[12] -> #13 service:web:3 CreateContainer (config changed)
-[13] -> #14 service:web:3 StartContainer (created)
-[14] -> #15 service:web:3 Monitor (for 2s)
+[1] -> #2 service:web:1 RenameContainer (set aside: config changed)
+[2] -> #3 service:web:1 RemoveContainer (config changed)
+[2] -> #4 service:web:1 CreateContainer (config changed)
+[4] -> #5 service:web:1 StartContainer (created)
+[5] -> #6 service:web:1 Monitor (for 2s)
+[] -> #7 service:web:2 StopContainer (config changed)
+[7] -> #8 service:web:2 RenameContainer (set aside: config changed)
+[8] -> #9 service:web:2 RemoveContainer (config changed)
+[8] -> #10 service:web:2 CreateContainer (config changed)
+[10] -> #11 service:web:2 StartContainer (created)
+[11] -> #12 service:web:2 Monitor (for 2s)
+[6? 12?] -> #13 service:web:3 StopContainer (config changed)
+[13] -> #14 service:web:3 RenameContainer (set aside: config changed)
+[14] -> #15 service:web:3 RemoveContainer (config changed)
+[14] -> #16 service:web:3 CreateContainer (config changed)
+[16] -> #17 service:web:3 StartContainer (created)
+[17] -> #18 service:web:3 Monitor (for 2s)
 `,
 		},
 		{
@@ -120,13 +123,15 @@ func TestPlanRollout(t *testing.T) {
 			obs: observed(ctr("web", 1, "h1"), ctr("web", 2, "h1")),
 			plan: `
 [] -> #1 service:web:1 StopContainer (config changed)
-[1] -> #2 service:web:1 RemoveContainer (config changed)
-[2] -> #3 service:web:1 CreateContainer (config changed)
-[3] -> #4 service:web:1 StartContainer (created)
-[] -> #5 service:web:2 StopContainer (config changed)
-[5] -> #6 service:web:2 RemoveContainer (config changed)
-[6] -> #7 service:web:2 CreateContainer (config changed)
-[7] -> #8 service:web:2 StartContainer (created)
+[1] -> #2 service:web:1 RenameContainer (set aside: config changed)
+[2] -> #3 service:web:1 RemoveContainer (config changed)
+[2] -> #4 service:web:1 CreateContainer (config changed)
+[4] -> #5 service:web:1 StartContainer (created)
+[] -> #6 service:web:2 StopContainer (config changed)
+[6] -> #7 service:web:2 RenameContainer (set aside: config changed)
+[7] -> #8 service:web:2 RemoveContainer (config changed)
+[7] -> #9 service:web:2 CreateContainer (config changed)
+[9] -> #10 service:web:2 StartContainer (created)
 `,
 		},
 	}

@@ -279,16 +279,27 @@ func (p *planner) recreate(st *svcState, g *gate, c state.Container, reason stri
 	case startFirst && svc.Update.FailureAction == FailureRollback:
 		p.replaceKeeping(st, g, r, c, reason)
 	case !startFirst:
-		stop, rm := p.removeContainer(c, reason, p.stopTimeout(svc))
+		var stop, free int
+		if netRecreate {
+			// the network waits for the removal, and the create for it
+			stop, free = p.removeContainer(c, reason, p.stopTimeout(svc))
+		} else {
+			// The old container goes while its successor is created
+			// and started: only its name stood in the way, moved aside.
+			var aside int
+			stop, aside = p.stopAside(c, name, reason, "set aside: "+reason, p.stopTimeout(svc))
+			free = firstOf(aside, stop)
+			p.removeStopped(c, reason, free)
+		}
 		if !late {
 			p.orderStop(svc.Name, stop)
 			if stop != 0 {
 				st.stops = append(st.stops, stop)
 			}
 		}
-		r.create = p.create(svc, c.Number, "", reason, g, rm)
+		r.create = p.create(svc, c.Number, "", reason, g, free)
 		r.start = p.start(svc, c.Number, "", r.create)
-		r.entry, r.done = firstOf(stop, rm), firstOf(r.start, r.create)
+		r.entry, r.done = firstOf(stop, free, r.create), firstOf(r.start, r.create)
 		if r.start != 0 {
 			r.done = p.monitor(svc, c.Number, "", r.create, r.done)
 		}

@@ -111,6 +111,9 @@ func (p *progress) Event(e reconciler.Event) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	id, doing, done := p.describe(e.Op)
+	if doing == "" && e.Phase != reconciler.Failed {
+		return
+	}
 	switch e.Phase {
 	case reconciler.Started:
 		p.step(id, doing, "", false, false, 0)
@@ -229,6 +232,9 @@ func (p *progress) describe(op *reconciler.Op) (id, doing, done string) {
 	case reconciler.RemoveContainer:
 		return id, "Removing", "Removed"
 	case reconciler.RenameContainer:
+		if strings.HasPrefix(op.Reason, "set aside") {
+			return id, "", "" // a step of a recreate, as compose's rename is
+		}
 		return id, "Renaming", "Renamed"
 	case reconciler.Monitor:
 		return id, "Monitoring " + op.Reason, "Stable"

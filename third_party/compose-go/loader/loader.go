@@ -102,6 +102,10 @@ type Options struct {
 	KnownExtensions map[string]any
 	// Metada for telemetry
 	Listeners []Listener
+	// pending, when set, collects the schema validations run on other
+	// goroutines (schema.ValidateLater) while loading goes on; the caller
+	// waits for them (berth's patch: LoadWithContext).
+	pending *pendingValidations
 	// MaxNodeVisits caps total YAML node visits during reset/override resolution.
 	// Zero means use the default. Useful for very large compose files that exceed the default cap.
 	MaxNodeVisits int
@@ -381,13 +385,54 @@ func LoadConfigFiles(ctx context.Context, configFiles []string, workingDir strin
 }
 
 // LoadWithContext reads a ConfigDetails and returns a fully loaded configuration as a compose-go Project
-func LoadWithContext(ctx context.Context, configDetails types.ConfigDetails, options ...func(*Options)) (*types.Project, error) {
+func LoadWithContext(ctx context.Context, configDetails types.ConfigDetails, options ...func(*Options)) (project *types.Project, err error) {
 	opts := ToOptions(&configDetails, options)
+	// The schema validates each file while the model is built: an error
+	// it finds is the one reported, whatever the steps after it made of
+	// the invalid input (a panic included).
+	opts.pending = &pendingValidations{}
+	defer func() {
+		if verr := opts.pending.wait(); verr != nil {
+			recover()
+			project, err = nil, verr
+		}
+	}()
 	dict, err := loadModelWithContext(ctx, &configDetails, opts)
 	if err != nil {
 		return nil, err
 	}
 	return ModelToProject(dict, opts, configDetails)
+}
+
+// pendingValidations are schema validations under way (berth's patch).
+type pendingValidations struct {
+	mu    sync.Mutex
+	waits []func() error
+}
+
+func (p *pendingValidations) add(file string, wait func() error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.waits = append(p.waits, func() error {
+		if err := wait(); err != nil {
+			return fmt.Errorf("validating %s: %w", file, err)
+		}
+		return nil
+	})
+}
+
+// wait returns the first failure, in the order the files were loaded.
+func (p *pendingValidations) wait() error {
+	p.mu.Lock()
+	waits := p.waits
+	p.mu.Unlock()
+	var first error
+	for _, w := range waits {
+		if err := w(); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
 }
 
 // LoadModelWithContext reads a ConfigDetails and returns a fully loaded configuration as a yaml dictionary
@@ -547,7 +592,9 @@ func loadYamlFile(ctx context.Context,
 		}
 
 		if !opts.SkipValidation {
-			if err := schema.Validate(dict); err != nil {
+			if opts.pending != nil {
+				opts.pending.add(file.Filename, schema.ValidateLater(dict))
+			} else if err := schema.Validate(dict); err != nil {
 				return fmt.Errorf("validating %s: %w", file.Filename, err)
 			}
 			if _, ok := dict["version"]; ok {
