@@ -175,3 +175,26 @@ func TestPlanDeterministic(t *testing.T) {
 		}
 	}
 }
+
+// TestPlanLostAsideRename: a power cut lost the rename that set the old
+// container aside (it is not flushed), so it and its successor both hold
+// the replica's name. The newer one, up to date, stays; the old one goes.
+func TestPlanLostAsideRename(t *testing.T) {
+	want := desired(svc("web", "app:1", "hweb", 1))
+	old := ctr("web", 1, "hold", exited(137), func(c *state.Container) {
+		c.ID, c.Created = "id-old", time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	})
+	succ := ctr("web", 1, "hweb", func(c *state.Container) {
+		c.ID, c.Created = "id-new", time.Date(2026, 1, 1, 0, 0, 5, 0, time.UTC)
+	})
+	for _, obs := range []*state.Observed{observed(old, succ), observed(succ, old)} {
+		p, err := PlanUp(want, obs, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		exp := "[] -> #1 service:web:1 RemoveContainer (duplicate of replica 1)\n"
+		if got := p.String(); got != exp || p.Ops[0].ContainerID != "id-old" {
+			t.Errorf("plan:\n%s\nwant the old container removed:\n%s", got, exp)
+		}
+	}
+}

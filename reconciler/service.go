@@ -105,8 +105,9 @@ func (p *planner) keep(st *svcState, g *gate, c *state.Container) {
 
 // dedupe keeps one container per replica number (the one with the
 // replica's name, else the newest) and removes the others: leftovers of a
-// start-first replacement that was interrupted. It returns the kept
-// containers and which numbers are in use.
+// start-first replacement that was interrupted. Two holding the name (a
+// rename aside lost to a power cut: it is not flushed) leave the newest.
+// It returns the kept containers and which numbers are in use.
 func (p *planner) dedupe(svc *state.Service) ([]*state.Container, func(int) bool) {
 	cs := sortedContainers(p.byService[svc.Name])
 	used := func(n int) bool {
@@ -127,12 +128,14 @@ func (p *planner) dedupe(svc *state.Service) ([]*state.Container, func(int) bool
 		group := cs[i:j]
 		keep := 0
 		want := p.replicaName(svc, cs[i].Number)
-		for k, c := range group {
-			if c.Name == want {
-				keep = k
-				break
+		better := func(c, than *state.Container) bool {
+			if (c.Name == want) != (than.Name == want) {
+				return c.Name == want
 			}
-			if c.Created.After(group[keep].Created) {
+			return c.Created.After(than.Created)
+		}
+		for k, c := range group {
+			if better(c, group[keep]) {
 				keep = k
 			}
 		}

@@ -203,21 +203,25 @@ func (d *Driver) clearNew() {
 }
 
 // writeRecord replaces the record atomically (write, fsync, rename).
-func (d *Driver) writeRecord(r *record) error {
+func (d *Driver) writeRecord(r *record) error { return d.writeRecordSync(r, true) }
+
+// writeRecordSync is writeRecord, flushed to disk before it replaces the
+// old record only when sync.
+func (d *Driver) writeRecordSync(r *record, sync bool) error {
 	dir := d.containerDir(r.ID)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	return writeRecordIn(dir, r)
+	return writeRecordIn(dir, r, sync)
 }
 
-func writeRecordIn(dir string, r *record) error {
+func writeRecordIn(dir string, r *record, sync bool) error {
 	b, err := json.Marshal(r)
 	if err != nil {
 		return err
 	}
 	tmp := filepath.Join(dir, ".record.tmp")
-	if err := writeSynced(tmp, b, os.O_TRUNC); err != nil {
+	if err := writeFile(tmp, b, os.O_TRUNC, sync); err != nil {
 		return err
 	}
 	return os.Rename(tmp, filepath.Join(dir, "record.json"))
@@ -225,13 +229,15 @@ func writeRecordIn(dir string, r *record) error {
 
 // writeSynced writes b to a new or truncated file (flag: os.O_EXCL or
 // os.O_TRUNC) and flushes it to disk before it is closed.
-func writeSynced(path string, b []byte, flag int) error {
+func writeSynced(path string, b []byte, flag int) error { return writeFile(path, b, flag, true) }
+
+func writeFile(path string, b []byte, flag int, sync bool) error {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|flag, 0o600)
 	if err != nil {
 		return err
 	}
 	_, werr := f.Write(b)
-	if werr == nil {
+	if werr == nil && sync {
 		werr = f.Sync()
 	}
 	if cerr := f.Close(); werr == nil {
