@@ -298,3 +298,50 @@ func TestPassForceRecreatesOnce(t *testing.T) {
 		t.Fatalf("force-recreate of 2 containers: %d creates in %d plans, want 2 in 1; calls %v", creates, len(res.Plans), d.Calls())
 	}
 }
+
+// TestPassObservesAgainOnlyAfterImages: a round whose plan ensured an
+// image is followed by another (the digest may differ from what the
+// containers run); one whose plan did nothing of the kind ends the pass
+// without observing again, and leaves nothing to do.
+func TestPassObservesAgainOnlyAfterImages(t *testing.T) {
+	d := fake.New()
+	want := desired(svc("web", "app:1", "h", 2))
+	l := &Loop{Driver: d, Project: proj, Desired: func(context.Context) (*state.Desired, error) { return want, nil }}
+	count := func(plans []*Plan) (observes, ensures int) {
+		for _, c := range d.Calls() {
+			if c.Method == "Observe" {
+				observes++
+			}
+		}
+		for _, p := range plans {
+			for _, op := range p.Ops {
+				if op.Kind == EnsureImage {
+					ensures++
+				}
+			}
+		}
+		return observes, ensures
+	}
+	for i, tc := range []struct {
+		what              string
+		change            func()
+		observes, ensures int
+	}{
+		{"from nothing (the image is pulled)", func() {}, 2, 1},
+		{"a config change", func() { want.Services["web"].ConfigHash = "h2" }, 1, 0},
+	} {
+		tc.change()
+		d.ResetCalls()
+		res := l.Pass(context.Background())
+		if res.Err != nil {
+			t.Fatal(res.Err)
+		}
+		observes, ensures := count(res.Plans)
+		if observes != tc.observes || ensures != tc.ensures {
+			t.Errorf("pass %d, %s: %d observes, %d images ensured; want %d, %d", i, tc.what, observes, ensures, tc.observes, tc.ensures)
+		}
+		if p := plan(t, d, want, Options{}); !p.Empty() {
+			t.Errorf("%s: work left after the pass:\n%s", tc.what, p)
+		}
+	}
+}

@@ -161,3 +161,15 @@ func mergeDeps(hard, soft []int) []depRef {
 	}
 	return out
 }
+
+// leavesWork tells whether executing the plan may leave work for another
+// round: an image ensured (pulled, built) may have another digest than the
+// containers the plan kept, which only a plan made after it compares.
+func (p *Plan) leavesWork() bool {
+	for _, op := range p.Ops {
+		if op.Kind == EnsureImage {
+			return true
+		}
+	}
+	return false
+}
