@@ -911,7 +911,8 @@ func processExtensions(dict map[string]any, p tree.Path, extensions map[string]a
 // Transform converts the source into the target struct with compose types transformer
 // and the specified transformers if any.
 func Transform(source interface{}, target interface{}) error {
-	data := mapstructure.Metadata{}
+	// No Metadata (berth's patch): nothing read it, and collecting it
+	// joined a path string for every field of every struct decoded.
 	config := &mapstructure.DecoderConfig{
 		DecodeHook: mapstructure.ComposeDecodeHookFunc(
 			nameServices,
@@ -919,10 +920,9 @@ func Transform(source interface{}, target interface{}) error {
 			cast,
 			secretConfigDecoderHook,
 		),
-		Result:   target,
-		TagName:  "yaml",
-		Squash:   true,
-		Metadata: &data,
+		Result:  target,
+		TagName: "yaml",
+		Squash:  true,
 	}
 	decoder, err := mapstructure.NewDecoder(config)
 	if err != nil {
