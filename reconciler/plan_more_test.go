@@ -41,7 +41,7 @@ func TestPlanOpPayloads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stop, create := p.Ops[0], p.Ops[3]
+	stop, create := p.Ops[0], p.Ops[2]
 	if stop.Kind != StopContainer || stop.Timeout != time.Minute || stop.ContainerID != "id-web-1" {
 		t.Errorf("stop op = %+v, want the service's grace period on id-web-1", stop)
 	}
@@ -145,9 +145,9 @@ func TestPlanStaleNamespaceJoin(t *testing.T) {
 	}
 	exp := `[] -> #1 service:sidecar:1 StopContainer (dependency web recreated)
 [1] -> #2 service:sidecar:1 RenameContainer (set aside: dependency web recreated)
-[2] -> #3 service:sidecar:1 RemoveContainer (dependency web recreated)
-[2] -> #4 service:sidecar:1 CreateContainer (dependency web recreated)
-[4] -> #5 service:sidecar:1 StartContainer (created)
+[2] -> #3 service:sidecar:1 CreateContainer (dependency web recreated)
+[2 3?] -> #4 service:sidecar:1 RemoveContainer (dependency web recreated)
+[3] -> #5 service:sidecar:1 StartContainer (created)
 `
 	if got := p.String(); got != exp {
 		t.Errorf("plan:\n%s\nwant:\n%s", got, exp)

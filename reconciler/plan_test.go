@@ -112,9 +112,9 @@ func TestPlanGolden(t *testing.T) {
 			plan: `
 [] -> #1 service:db:1 StopContainer (config changed)
 [1] -> #2 service:db:1 RenameContainer (set aside: config changed)
-[2] -> #3 service:db:1 RemoveContainer (config changed)
-[2] -> #4 service:db:1 CreateContainer (config changed)
-[4] -> #5 service:db:1 StartContainer (created)
+[2] -> #3 service:db:1 CreateContainer (config changed)
+[2 3?] -> #4 service:db:1 RemoveContainer (config changed)
+[3] -> #5 service:db:1 StartContainer (created)
 `,
 		},
 		{
@@ -127,20 +127,20 @@ func TestPlanGolden(t *testing.T) {
 			}(),
 			plan: `
 [] -> #1 service:migrate:1 RenameContainer (set aside: image changed)
-[1] -> #2 service:migrate:1 RemoveContainer (image changed)
-[1] -> #3 service:migrate:1 CreateContainer (image changed)
-[3] -> #4 service:migrate:1 StartContainer (created)
+[1] -> #2 service:migrate:1 CreateContainer (image changed)
+[1 2?] -> #3 service:migrate:1 RemoveContainer (image changed)
+[2] -> #4 service:migrate:1 StartContainer (created)
 [] -> #5 service:web:1 StopContainer (image changed)
 [5] -> #6 service:web:1 RenameContainer (set aside: image changed)
-[6] -> #7 service:web:1 RemoveContainer (image changed)
-[4] -> #8 service:migrate:1 WaitContainer (until exited-successfully)
-[3 6 8] -> #9 service:web:1 CreateContainer (image changed)
-[9] -> #10 service:web:1 StartContainer (created)
+[4] -> #7 service:migrate:1 WaitContainer (until exited-successfully)
+[2 6 7] -> #8 service:web:1 CreateContainer (image changed)
+[6 8?] -> #9 service:web:1 RemoveContainer (image changed)
+[8] -> #10 service:web:1 StartContainer (created)
 [] -> #11 service:web:2 StopContainer (image changed)
 [11] -> #12 service:web:2 RenameContainer (set aside: image changed)
-[12] -> #13 service:web:2 RemoveContainer (image changed)
-[3 8 12] -> #14 service:web:2 CreateContainer (image changed)
-[14] -> #15 service:web:2 StartContainer (created)
+[2 7 12] -> #13 service:web:2 CreateContainer (image changed)
+[12 13?] -> #14 service:web:2 RemoveContainer (image changed)
+[13] -> #15 service:web:2 StartContainer (created)
 `,
 		},
 		{
@@ -209,9 +209,9 @@ func TestPlanGolden(t *testing.T) {
 			plan: `
 [] -> #1 service:web:1 StopContainer (forced)
 [1] -> #2 service:web:1 RenameContainer (set aside: forced)
-[2] -> #3 service:web:1 RemoveContainer (forced)
-[2] -> #4 service:web:1 CreateContainer (forced)
-[4] -> #5 service:web:1 StartContainer (created)
+[2] -> #3 service:web:1 CreateContainer (forced)
+[2 3?] -> #4 service:web:1 RemoveContainer (forced)
+[3] -> #5 service:web:1 StartContainer (created)
 `,
 		},
 		{
@@ -295,19 +295,19 @@ func TestPlanGolden(t *testing.T) {
 			plan: `
 [] -> #1 service:sidecar:1 StopContainer (dependency web recreated)
 [1] -> #2 service:sidecar:1 RenameContainer (set aside: dependency web recreated)
-[2] -> #3 service:sidecar:1 RemoveContainer (dependency web recreated)
-[] -> #4 service:worker:1 StopContainer (dependency web recreated)
-[1 4] -> #5 service:web:1 StopContainer (config changed)
-[5] -> #6 service:web:1 RenameContainer (set aside: config changed)
-[6] -> #7 service:web:1 RemoveContainer (config changed)
-[6] -> #8 service:web:1 CreateContainer (config changed)
-[8] -> #9 service:web:1 StartContainer (created)
-[2 8 9] -> #10 service:sidecar:1 CreateContainer (dependency web recreated)
-[10] -> #11 service:sidecar:1 StartContainer (created)
-[4] -> #12 service:worker:1 RenameContainer (set aside: dependency web recreated)
-[12] -> #13 service:worker:1 RemoveContainer (dependency web recreated)
-[8 9 12] -> #14 service:worker:1 CreateContainer (dependency web recreated)
-[14] -> #15 service:worker:1 StartContainer (created)
+[] -> #3 service:worker:1 StopContainer (dependency web recreated)
+[1 3] -> #4 service:web:1 StopContainer (config changed)
+[4] -> #5 service:web:1 RenameContainer (set aside: config changed)
+[5] -> #6 service:web:1 CreateContainer (config changed)
+[5 6?] -> #7 service:web:1 RemoveContainer (config changed)
+[6] -> #8 service:web:1 StartContainer (created)
+[2 6 8] -> #9 service:sidecar:1 CreateContainer (dependency web recreated)
+[2 9?] -> #10 service:sidecar:1 RemoveContainer (dependency web recreated)
+[9] -> #11 service:sidecar:1 StartContainer (created)
+[3] -> #12 service:worker:1 RenameContainer (set aside: dependency web recreated)
+[6 8 12] -> #13 service:worker:1 CreateContainer (dependency web recreated)
+[12 13?] -> #14 service:worker:1 RemoveContainer (dependency web recreated)
+[13] -> #15 service:worker:1 StartContainer (created)
 `,
 		},
 		{

@@ -287,12 +287,11 @@ func (p *planner) recreate(st *svcState, g *gate, c state.Container, reason stri
 			// the network waits for the removal, and the create for it
 			stop, free = p.removeContainer(c, reason, p.stopTimeout(svc))
 		} else {
-			// The old container goes while its successor is created
-			// and started: only its name stood in the way, moved aside.
+			// The old container goes while its successor starts: only
+			// its name stood in the way, moved aside.
 			var aside int
 			stop, aside = p.stopAside(c, name, reason, "set aside: "+reason, p.stopTimeout(svc))
 			free = firstOf(aside, stop)
-			p.removeStopped(c, reason, free)
 		}
 		if !late {
 			p.orderStop(svc.Name, stop)
@@ -301,6 +300,13 @@ func (p *planner) recreate(st *svcState, g *gate, c state.Container, reason stri
 			}
 		}
 		r.create = p.create(svc, c.Number, "", reason, g, free)
+		if !netRecreate {
+			// After the create, whatever its outcome: the create's
+			// fsync would otherwise flush the removal's unlinks too (a
+			// journal commits everything before it).
+			rm := p.removeStopped(c, reason, free)
+			p.b.soft(rm, r.create)
+		}
 		r.start = p.start(svc, c.Number, "", r.create)
 		r.entry, r.done = firstOf(stop, free, r.create), firstOf(r.start, r.create)
 		if r.start != 0 {
