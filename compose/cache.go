@@ -67,8 +67,12 @@ func LoadDesired(ctx context.Context, o Options) (*Loaded, error) {
 	if err != nil {
 		return loadFresh(ctx, o, "")
 	}
-	if l := readCache(o, key); l != nil {
+	l, stale := readCache(o, key)
+	if l != nil {
 		return l, nil
+	}
+	if stale != "" && o.OnStale != nil {
+		o.OnStale(stale)
 	}
 	return loadFresh(ctx, o, key)
 }
@@ -145,25 +149,27 @@ var executableID = sync.OnceValues(func() (string, error) {
 	return fmt.Sprintf("%s:%d:%d", exe, fi.Size(), fi.ModTime().UnixNano()), nil
 })
 
-func readCache(o Options, key string) *Loaded {
+// readCache returns the entry for key when it still matches its inputs;
+// else, when there is one, the project it names (stale).
+func readCache(o Options, key string) (l *Loaded, stale string) {
 	f, err := os.Open(filepath.Join(o.CacheDir, key+entrySuffix))
 	if err != nil {
-		return nil
+		return nil, ""
 	}
 	defer f.Close()
 	var e cacheEntry
 	if err := gob.NewDecoder(bufio.NewReader(f)).Decode(&e); err != nil || e.Format != cacheFormat || e.Desired == nil {
-		return nil
+		return nil, ""
 	}
 	for _, s := range e.Inputs {
 		if !s.valid() {
-			return nil
+			return nil, e.Desired.Project
 		}
 	}
 	if !e.Env.valid(o.environ()) {
-		return nil
+		return nil, e.Desired.Project
 	}
-	return &Loaded{Desired: e.Desired, Unimplemented: e.Unimplemented, Cached: true}
+	return &Loaded{Desired: e.Desired, Unimplemented: e.Unimplemented, Cached: true}, ""
 }
 
 func statOf(path string) (stamp, error) {

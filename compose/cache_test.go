@@ -415,3 +415,23 @@ func TestRemoveCached(t *testing.T) {
 		t.Errorf("missing cache directory: %v", err)
 	}
 }
+
+// TestCacheOnStale: a load that finds its entry out of date tells OnStale
+// the project the entry names before it loads the files again; a load
+// served from the cache, or with no entry, does not call it.
+func TestCacheOnStale(t *testing.T) {
+	dir := t.TempDir()
+	writeTree(t, dir, map[string]string{"proj/compose.yaml": "name: before\nservices:\n  web:\n    image: busybox\n"})
+	var got []string
+	o := cacheOptions(dir)
+	o.OnStale = func(project string) { got = append(got, project) }
+	settle()
+	mustLoadDesired(t, o) // no entry: written
+	if l := mustLoadDesired(t, o); !l.Cached || len(got) != 0 {
+		t.Fatalf("cached %v, OnStale called with %v", l.Cached, got)
+	}
+	writeTree(t, dir, map[string]string{"proj/compose.yaml": "name: after\nservices:\n  web:\n    image: busybox:1\n"})
+	if l := mustLoadDesired(t, o); l.Cached || l.Desired.Project != "after" || len(got) != 1 || got[0] != "before" {
+		t.Fatalf("after an edit: cached %v, project %s; OnStale called with %v, want [before]", l.Cached, l.Desired.Project, got)
+	}
+}

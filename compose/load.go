@@ -43,6 +43,11 @@ type Options struct {
 	// CacheDir holds cached desired states (see LoadDesired); "" disables
 	// the cache.
 	CacheDir string
+	// OnStale, when set, is called by LoadDesired before it loads the
+	// files again because its cache entry for them no longer matches,
+	// with the project that entry names: the project the files named last
+	// time, most likely the one they name now.
+	OnStale func(project string)
 }
 
 // Project is a loaded compose project and what it was loaded from.

@@ -45,8 +45,14 @@ func loadProject(ctx context.Context) (*compose.Project, *state.Desired, error) 
 // loadDesired is loadProject for commands that only need the desired state
 // (up, down, ps...): it is served from the cache under --root when no
 // input changed, which keeps a no-op `berth up` fast.
-func loadDesired(ctx context.Context) (*state.Desired, error) {
-	l, err := compose.LoadDesired(ctx, composeOptions())
+func loadDesired(ctx context.Context) (*state.Desired, error) { return loadDesiredWith(ctx, nil) }
+
+// loadDesiredWith is loadDesired telling onStale the project the files
+// named last time when it loads them again (see compose.Options.OnStale).
+func loadDesiredWith(ctx context.Context, onStale func(project string)) (*state.Desired, error) {
+	o := composeOptions()
+	o.OnStale = onStale
+	l, err := compose.LoadDesired(ctx, o)
 	if err != nil {
 		return nil, err
 	}

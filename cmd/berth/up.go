@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -155,7 +154,13 @@ func runUp(ctx context.Context, stdout, stderr io.Writer, o upOptions, services 
 	if err != nil {
 		return err
 	}
-	want, err := loadDesired(ctx)
+	var early *earlyObserve
+	defer func() { early.release() }()
+	want, err := loadDesiredWith(ctx, func(project string) {
+		if !o.dryRun {
+			early = startEarlyObserve(ctx, project)
+		}
+	})
 	if err != nil {
 		return err
 	}
@@ -182,7 +187,7 @@ func runUp(ctx context.Context, stdout, stderr io.Writer, o upOptions, services 
 		}
 		return printPlan(stdout, stderr, want, obs, ro)
 	}
-	if err := converge(ctx, stderr, d, want, ro); err != nil {
+	if err := convergeFrom(ctx, stderr, d, want, ro, early.take(want.Project)); err != nil {
 		return err
 	}
 	if o.wait {
@@ -197,17 +202,31 @@ func runUp(ctx context.Context, stdout, stderr io.Writer, o upOptions, services 
 // converge runs one pass of the loop (project lock, plan, execute, up to
 // a few rounds), reporting progress on w.
 func converge(ctx context.Context, w io.Writer, d driver.Driver, want *state.Desired, ro reconciler.Options) error {
+	return convergeFrom(ctx, w, d, want, ro, nil)
+}
+
+// convergeFrom is converge starting from an early observation, with its
+// lock (nil: none).
+func convergeFrom(ctx context.Context, w io.Writer, d driver.Driver, want *state.Desired, ro reconciler.Options, early *earlyObserve) error {
 	prog, err := newProgress(w, false)
 	if err != nil {
 		return err
 	}
+	lock := projectLock(want.Project)
+	locker := lock
+	if early != nil {
+		d, locker = &observedOnce{Driver: d, e: early}, early
+	}
 	l := &reconciler.Loop{
 		Driver: prog.Driver(d), Project: want.Project, Options: ro,
 		Desired: func(context.Context) (*state.Desired, error) { return want, nil },
-		Locker:  reconciler.FileLock(filepath.Join(global.root, "projects", want.Project+".lock")),
+		Locker:  locker,
 		Exec:    reconciler.ExecOptions{Parallel: global.parallel, OnEvent: prog.Event},
 		// a user's request: retries a service a controller holds rolled back
 		Explicit: true,
+	}
+	if h, ok := lock.(reconciler.HoldStore); ok {
+		l.Holds = h // kept beside the lock file, whichever Locker holds it
 	}
 	res := l.Pass(ctx)
 	prog.Close()
