@@ -418,6 +418,9 @@ func newZone(st *diskState) *zone {
 	sort.Strings(ids)
 	for _, id := range ids {
 		r := st.Endpoints[id]
+		if r.Parked {
+			continue // no process behind it, no name
+		}
 		z.endpoints = append(z.endpoints, r)
 		for _, i := range r.Interfaces {
 			z.byAddr[i.IPv4], z.byAddr[i.IPv6] = r, r

@@ -263,10 +263,22 @@ func (m *Manager) allocate(st *diskState, ep Endpoint, old *endpointRecord, rec 
 		if !ok {
 			return fmt.Errorf("network %s: %w", att.Network, ErrNotFound)
 		}
+		var prev *Interface
+		if old != nil {
+			for j := range old.Interfaces {
+				if old.Interfaces[j].Network == att.Network {
+					prev = &old.Interfaces[j]
+				}
+			}
+		}
+		veth := hostVethName(ep.ID, att.Network)
+		if prev != nil {
+			veth = prev.HostVeth // an adopted sandbox keeps its links (Adopt)
+		}
 		ifc := Interface{
 			Network:  att.Network,
 			Name:     att.InterfaceName,
-			HostVeth: hostVethName(ep.ID, att.Network),
+			HostVeth: veth,
 			MAC:      strings.ToLower(att.MacAddress),
 			Aliases:  att.Aliases,
 			Priority: att.Priority,
@@ -276,14 +288,6 @@ func (m *Manager) allocate(st *diskState, ep Endpoint, old *endpointRecord, rec 
 		}
 		if ifc.MAC == "" && i == 0 {
 			ifc.MAC = strings.ToLower(ep.MacAddress)
-		}
-		var prev *Interface
-		if old != nil {
-			for j := range old.Interfaces {
-				if old.Interfaces[j].Network == att.Network {
-					prev = &old.Interfaces[j]
-				}
-			}
 		}
 		taken := takenAddrs(st, n, ep.ID)
 		var err error
@@ -595,6 +599,11 @@ func (m *Manager) detach(ctx context.Context, id string, draining, dropNS bool) 
 		}
 	}
 	links := append(append([]Interface(nil), r.Interfaces...), r.Stale...)
+	if r.Parked {
+		if links, err = m.unclaimed(id, links); err != nil {
+			return err
+		}
+	}
 	if dropNS {
 		if err := m.dropSandbox(id, links); err != nil {
 			return err

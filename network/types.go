@@ -104,6 +104,10 @@ type endpointRecord struct {
 	// it: after a crash half-way, links that exist may lack their addresses
 	// or routes, so none of them is trusted as it stands.
 	Realizing bool `json:"realizing,omitempty"`
+	// Parked marks the sandbox of a stopped container kept for the
+	// container that replaces it (Park, Adopt): its namespace, links and
+	// addresses stay, it has no names and publishes nothing.
+	Parked bool `json:"parked,omitempty"`
 }
 
 // diskState is the whole allocation state (see store.go for its files).

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math/rand"
 	"os"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -131,7 +130,7 @@ func inject(t *testing.T, d *fake.Driver, p *Plan, rng *rand.Rand) string {
 	case op.ContainerID != "":
 		obj = names[op.ContainerID]
 		for _, o := range p.Ops { // renamed (set aside) before op acts on it
-			if o.Kind == RenameContainer && o.ContainerID == op.ContainerID && slices.Contains(op.Deps, o.ID) {
+			if o.Kind == RenameContainer && o.ContainerID == op.ContainerID && waitsFor(p, op, o.ID) {
 				obj = o.Name
 			}
 		}
@@ -184,4 +183,14 @@ func checkMachine(t *testing.T, d *fake.Driver, want *state.Desired) {
 			t.Errorf("network %s hash %q, want %q", n.Name, nets[n.Name], n.Hash)
 		}
 	}
+}
+
+// waitsFor tells whether op waits for op id, directly or not.
+func waitsFor(p *Plan, op *Op, id int) bool {
+	for _, d := range op.Deps {
+		if d == id || waitsFor(p, p.Ops[d-1], id) {
+			return true
+		}
+	}
+	return false
 }

@@ -41,11 +41,14 @@ func TestPlanOpPayloads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stop, create := p.Ops[0], p.Ops[2]
+	stop, create := p.Ops[1], p.Ops[2]
 	if stop.Kind != StopContainer || stop.Timeout != time.Minute || stop.ContainerID != "id-web-1" {
 		t.Errorf("stop op = %+v, want the service's grace period on id-web-1", stop)
 	}
 	c := create.Container
+	if c.Labels[state.LabelSandboxFrom] != "id-web-1" {
+		t.Errorf("the successor does not take over the network sandbox of id-web-1: %v", c.Labels)
+	}
 	if create.Kind != CreateContainer || c.Name != "demo-web-1" || c.ImageDigest != appDigest ||
 		c.Labels[state.LabelConfigHash] != "hweb" || c.Labels[state.LabelImage] != appDigest || c.Labels[state.LabelNumber] != "1" {
 		t.Errorf("create op spec = %+v", c)
@@ -54,8 +57,8 @@ func TestPlanOpPayloads(t *testing.T) {
 		t.Errorf("start acts on op #%d, want the create #%d", p.Ops[4].IDFrom, create.ID)
 	}
 	p, _ = PlanUp(want, observed(ctr("web", 1, "old")), Options{Timeout: &three})
-	if p.Ops[0].Timeout != three {
-		t.Errorf("timeout option not applied: %v", p.Ops[0].Timeout)
+	if p.Ops[1].Timeout != three {
+		t.Errorf("timeout option not applied: %v", p.Ops[1].Timeout)
 	}
 	// A pending image feeds the create through DigestFrom.
 	obs := observed()
@@ -143,8 +146,8 @@ func TestPlanStaleNamespaceJoin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	exp := `[] -> #1 service:sidecar:1 StopContainer (dependency web recreated)
-[1] -> #2 service:sidecar:1 RenameContainer (set aside: dependency web recreated)
+	exp := `[] -> #1 service:sidecar:1 RenameContainer (set aside: dependency web recreated)
+[1] -> #2 service:sidecar:1 StopContainer (dependency web recreated)
 [2] -> #3 service:sidecar:1 CreateContainer (dependency web recreated)
 [2 3?] -> #4 service:sidecar:1 RemoveContainer (dependency web recreated)
 [3] -> #5 service:sidecar:1 StartContainer (created)

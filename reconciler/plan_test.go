@@ -110,8 +110,8 @@ func TestPlanGolden(t *testing.T) {
 			want: stack(func(d *state.Desired) { d.Services["db"].ConfigHash = "hdb2" }),
 			obs:  stackUp(),
 			plan: `
-[] -> #1 service:db:1 StopContainer (config changed)
-[1] -> #2 service:db:1 RenameContainer (set aside: config changed)
+[] -> #1 service:db:1 RenameContainer (set aside: config changed)
+[1] -> #2 service:db:1 StopContainer (config changed)
 [2] -> #3 service:db:1 CreateContainer (config changed)
 [2 3?] -> #4 service:db:1 RemoveContainer (config changed)
 [3] -> #5 service:db:1 StartContainer (created)
@@ -130,14 +130,14 @@ func TestPlanGolden(t *testing.T) {
 [1] -> #2 service:migrate:1 CreateContainer (image changed)
 [1 2?] -> #3 service:migrate:1 RemoveContainer (image changed)
 [2] -> #4 service:migrate:1 StartContainer (created)
-[] -> #5 service:web:1 StopContainer (image changed)
-[5] -> #6 service:web:1 RenameContainer (set aside: image changed)
+[] -> #5 service:web:1 RenameContainer (set aside: image changed)
+[5] -> #6 service:web:1 StopContainer (image changed)
 [4] -> #7 service:migrate:1 WaitContainer (until exited-successfully)
 [2 6 7] -> #8 service:web:1 CreateContainer (image changed)
 [6 8?] -> #9 service:web:1 RemoveContainer (image changed)
 [8] -> #10 service:web:1 StartContainer (created)
-[] -> #11 service:web:2 StopContainer (image changed)
-[11] -> #12 service:web:2 RenameContainer (set aside: image changed)
+[] -> #11 service:web:2 RenameContainer (set aside: image changed)
+[11] -> #12 service:web:2 StopContainer (image changed)
 [2 7 12] -> #13 service:web:2 CreateContainer (image changed)
 [12 13?] -> #14 service:web:2 RemoveContainer (image changed)
 [13] -> #15 service:web:2 StartContainer (created)
@@ -207,8 +207,8 @@ func TestPlanGolden(t *testing.T) {
 			obs:  observed(ctr("web", 1, "hweb")),
 			o:    Options{ForceRecreate: true, Timeout: secs(3 * time.Second)},
 			plan: `
-[] -> #1 service:web:1 StopContainer (forced)
-[1] -> #2 service:web:1 RenameContainer (set aside: forced)
+[] -> #1 service:web:1 RenameContainer (set aside: forced)
+[1] -> #2 service:web:1 StopContainer (forced)
 [2] -> #3 service:web:1 CreateContainer (forced)
 [2 3?] -> #4 service:web:1 RemoveContainer (forced)
 [3] -> #5 service:web:1 StartContainer (created)
@@ -293,20 +293,20 @@ func TestPlanGolden(t *testing.T) {
 			obs: observed(ctr("web", 1, "hweb"), ctr("sidecar", 1, "hside", func(c *state.Container) { c.Networks = nil }),
 				ctr("worker", 1, "hwork"), ctr("client", 1, "hcli")),
 			plan: `
-[] -> #1 service:sidecar:1 StopContainer (dependency web recreated)
-[1] -> #2 service:sidecar:1 RenameContainer (set aside: dependency web recreated)
-[] -> #3 service:worker:1 StopContainer (dependency web recreated)
-[1 3] -> #4 service:web:1 StopContainer (config changed)
-[4] -> #5 service:web:1 RenameContainer (set aside: config changed)
-[5] -> #6 service:web:1 CreateContainer (config changed)
-[5 6?] -> #7 service:web:1 RemoveContainer (config changed)
-[6] -> #8 service:web:1 StartContainer (created)
-[2 6 8] -> #9 service:sidecar:1 CreateContainer (dependency web recreated)
-[2 9?] -> #10 service:sidecar:1 RemoveContainer (dependency web recreated)
-[9] -> #11 service:sidecar:1 StartContainer (created)
-[3] -> #12 service:worker:1 RenameContainer (set aside: dependency web recreated)
-[6 8 12] -> #13 service:worker:1 CreateContainer (dependency web recreated)
-[12 13?] -> #14 service:worker:1 RemoveContainer (dependency web recreated)
+[] -> #1 service:web:1 RenameContainer (set aside: config changed)
+[] -> #2 service:sidecar:1 RenameContainer (set aside: dependency web recreated)
+[2] -> #3 service:sidecar:1 StopContainer (dependency web recreated)
+[] -> #4 service:worker:1 RenameContainer (set aside: dependency web recreated)
+[4] -> #5 service:worker:1 StopContainer (dependency web recreated)
+[1 3 5] -> #6 service:web:1 StopContainer (config changed)
+[6] -> #7 service:web:1 CreateContainer (config changed)
+[6 7?] -> #8 service:web:1 RemoveContainer (config changed)
+[7] -> #9 service:web:1 StartContainer (created)
+[3 7 9] -> #10 service:sidecar:1 CreateContainer (dependency web recreated)
+[3 10?] -> #11 service:sidecar:1 RemoveContainer (dependency web recreated)
+[10] -> #12 service:sidecar:1 StartContainer (created)
+[5 7 9] -> #13 service:worker:1 CreateContainer (dependency web recreated)
+[5 13?] -> #14 service:worker:1 RemoveContainer (dependency web recreated)
 [13] -> #15 service:worker:1 StartContainer (created)
 `,
 		},

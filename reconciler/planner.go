@@ -389,16 +389,23 @@ func (p *planner) removeStopped(c state.Container, reason string, deps ...int) i
 // that its replica's name is free for a successor before c is removed. An
 // interrupted pass may have set it aside already: then the rename is 0.
 func (p *planner) stopAside(c state.Container, name, reason, asideReason string, timeout time.Duration) (stop, aside int) {
-	obj := objectOf(c.Service, c.Number, "")
 	if isUp(c) {
-		stop = p.b.add(&Op{Kind: StopContainer, Object: obj, Reason: reason, ContainerID: c.ID, Timeout: timeout})
+		stop = p.b.add(&Op{Kind: StopContainer, Object: objectOf(c.Service, c.Number, ""), Reason: reason, ContainerID: c.ID, Timeout: timeout})
 	}
-	if to := asideName(c.ID, name); c.Name != to {
-		aside = p.b.add(&Op{Kind: RenameContainer, Object: obj, Reason: asideReason, ContainerID: c.ID, Name: to}, stop)
-		// an interrupted start-first successor of c holds that name
-		p.b.dep(aside, p.dupRemoved[c.Number]...)
+	return stop, p.setAsideOp(c, name, asideReason, stop)
+}
+
+// setAsideOp renames c aside after deps (0: c already is, an interrupted
+// pass did it).
+func (p *planner) setAsideOp(c state.Container, name, reason string, deps ...int) int {
+	to := asideName(c.ID, name)
+	if c.Name == to {
+		return 0
 	}
-	return stop, aside
+	aside := p.b.add(&Op{Kind: RenameContainer, Object: objectOf(c.Service, c.Number, ""), Reason: reason, ContainerID: c.ID, Name: to}, deps...)
+	// an interrupted start-first successor of c holds that name
+	p.b.dep(aside, p.dupRemoved[c.Number]...)
+	return aside
 }
 
 func (p *planner) stopTimeout(svc *state.Service) time.Duration {

@@ -287,11 +287,17 @@ func (p *planner) recreate(st *svcState, g *gate, c state.Container, reason stri
 			// the network waits for the removal, and the create for it
 			stop, free = p.removeContainer(c, reason, p.stopTimeout(svc))
 		} else {
-			// The old container goes while its successor starts: only
-			// its name stood in the way, moved aside.
-			var aside int
-			stop, aside = p.stopAside(c, name, reason, "set aside: "+reason, p.stopTimeout(svc))
-			free = firstOf(aside, stop)
+			// Set aside first (only its name stands in the way), the
+			// old container is stopped, its network sandbox kept for
+			// the successor (the driver parks the sandbox of a stopped
+			// container set aside), and it goes while the successor
+			// starts.
+			free = p.setAsideOp(c, name, "set aside: "+reason)
+			if isUp(c) {
+				stop = p.b.add(&Op{Kind: StopContainer, Object: objectOf(svc.Name, c.Number, ""), Reason: reason,
+					ContainerID: c.ID, Timeout: p.stopTimeout(svc)}, free)
+			}
+			free = firstOf(stop, free)
 		}
 		if !late {
 			p.orderStop(svc.Name, stop)
@@ -301,9 +307,12 @@ func (p *planner) recreate(st *svcState, g *gate, c state.Container, reason stri
 		}
 		r.create = p.create(svc, c.Number, "", reason, g, free)
 		if !netRecreate {
-			// After the create, whatever its outcome: the create's
-			// fsync would otherwise flush the removal's unlinks too (a
-			// journal commits everything before it).
+			if stop != 0 && !p.o.NoStart {
+				p.b.ops[r.create-1].Container.Labels[state.LabelSandboxFrom] = c.ID
+			}
+			// After the create, whatever its outcome: it adopts the
+			// sandbox, and its fsync would otherwise flush the
+			// removal's unlinks too (a journal commits all before it).
 			rm := p.removeStopped(c, reason, free)
 			p.b.soft(rm, r.create)
 		}

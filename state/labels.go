@@ -17,4 +17,7 @@ const (
 	LabelDependsOn   = "com.docker.compose.depends_on"
 	LabelVersion     = "com.docker.compose.version"
 	LabelReplace     = "com.docker.compose.replace" // name of the container this one replaces
+	// LabelSandboxFrom is the id of the stopped container whose network
+	// sandbox a stop-first successor takes over (berth's own).
+	LabelSandboxFrom = "org.berth.sandbox-from"
 )

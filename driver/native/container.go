@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"strings"
 	"time"
 
 	"github.com/berth-dev/berth/driver"
@@ -37,8 +39,45 @@ func (d *Driver) CreateContainer(ctx context.Context, s state.ContainerSpec) (st
 	if err := d.commitNamed(tmp, r); err != nil {
 		return "", err
 	}
+	if from := s.Labels[state.LabelSandboxFrom]; from != "" {
+		if err := d.adoptSandbox(ctx, r, from); err != nil {
+			return "", fmt.Errorf("container %s: network sandbox of %s: %w", s.Name, shortID(from), err)
+		}
+	}
 	d.event(r, "create", "")
 	return r.ID, nil
+}
+
+// adoptSandbox gives r the network sandbox container from kept when it
+// stopped (network.Manager.Adopt), when both use it alike: their own
+// namespace, the same network sysctls (the namespace keeps what the old
+// one's were set to). Otherwise r gets its own at its start, as always.
+func (d *Driver) adoptSandbox(ctx context.Context, r *record, from string) error {
+	old, err := d.readRecord(from)
+	if err != nil {
+		return nil // gone: nothing to take over
+	}
+	if !ownNetns(old.Spec.NetworkMode) || !ownNetns(r.Spec.NetworkMode) || !maps.Equal(netSysctls(old.Spec), netSysctls(r.Spec)) {
+		return nil
+	}
+	_, err = d.net.Adopt(ctx, from, r.ID)
+	return err
+}
+
+// ownNetns tells a network mode in which a container has a namespace of
+// its own.
+func ownNetns(mode string) bool {
+	return mode == "" || mode == "bridge" || mode == "default"
+}
+
+func netSysctls(s state.ContainerSpec) map[string]string {
+	out := map[string]string{}
+	for k, v := range s.Sysctls {
+		if strings.HasPrefix(k, "net.") {
+			out[k] = v
+		}
+	}
+	return out
 }
 
 // checkRefs fails with ErrNotFound when an image, network or volume the
@@ -163,6 +202,11 @@ func (d *Driver) RenameContainer(ctx context.Context, id, name string) error {
 	// wait on it succeeds or it gets a name of its own back.
 	if err := d.setMarker(id, markPublished, !aside(r)); err != nil {
 		return err
+	}
+	if aside(r) {
+		// Set aside on its way out (its stop follows, which takes its
+		// names and ports away): its network is left as it is until then.
+		return nil
 	}
 	if st, err := d.rt.State(id); err == nil && st.Status == runtime.StatusRunning {
 		if _, err := d.attach(ctx, r); err != nil {

@@ -313,7 +313,13 @@ func (d *Driver) StopContainer(ctx context.Context, id string, timeout time.Dura
 			return fmt.Errorf("stop %s: %w", r.Name, err)
 		}
 	}
-	if err := d.net.RemoveSandbox(ctx, id); err != nil {
+	// A container set aside is replaced: its sandbox is kept for its
+	// successor (network/handover.go), and removed with it otherwise.
+	sandbox := d.net.RemoveSandbox
+	if aside(r) {
+		sandbox = d.net.Park
+	}
+	if err := sandbox(ctx, id); err != nil {
 		return fmt.Errorf("stop %s: network: %w", r.Name, err)
 	}
 	if stopped { // a no-op stop of a stopped container is no event
