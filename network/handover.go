@@ -2,6 +2,7 @@ package network
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -94,9 +95,15 @@ func (m *Manager) Adopt(ctx context.Context, from, to string) (bool, error) {
 	// (an allocation running meanwhile sees them held, twice at worst),
 	// and a crash in between leaves two records of one sandbox, which
 	// the removal of either takes apart without the links the other
-	// claims (detach).
+	// claims (detach). The old pin stays until the old container's
+	// RemoveSandbox, off the successor's way; its files move over (the
+	// successor's rewrites them in place: on ext4 a new file costs more
+	// the more files came and went in the last minute).
 	path := m.SandboxPath(to)
 	if err := pinNetns(old.Netns, path); err != nil {
+		return false, err
+	}
+	if err := os.Rename(m.filesDir(from), m.filesDir(to)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return false, err
 	}
 	rec := *old
@@ -104,13 +111,7 @@ func (m *Manager) Adopt(ctx context.Context, from, to string) (bool, error) {
 	if err := writeEndpoint(m.stateDir, &rec); err != nil {
 		return false, err
 	}
-	if err := removeEndpoint(m.stateDir, from); err != nil {
-		return true, err
-	}
-	if err := removeNetns(old.Netns); err != nil {
-		return true, err
-	}
-	return true, os.RemoveAll(m.filesDir(from))
+	return true, removeEndpoint(m.stateDir, from)
 }
 
 // pinNetns bind-mounts the network namespace pinned at from to path too.
