@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 
 	"golang.org/x/sys/unix"
 )
@@ -119,14 +118,9 @@ func pinNetns(from, path string) error {
 	if isNetnsMount(path) {
 		return nil
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	if err := mountPoint(path); err != nil {
 		return err
 	}
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDONLY, 0o444)
-	if err != nil {
-		return err
-	}
-	f.Close()
 	if err := unix.Mount(from, path, "", unix.MS_BIND, ""); err != nil {
 		os.Remove(path)
 		return fmt.Errorf("bind netns to %s: %w", path, err)

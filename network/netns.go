@@ -52,14 +52,9 @@ func createNetns(path string) error {
 	if isNetnsMount(path) {
 		return nil
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	if err := mountPoint(path); err != nil {
 		return err
 	}
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDONLY, 0o444)
-	if err != nil {
-		return err
-	}
-	f.Close()
 	runtime.LockOSThread()
 	orig, err := netns.Get()
 	if err != nil {
@@ -84,6 +79,18 @@ func createNetns(path string) error {
 		return fmt.Errorf("bind netns to %s: %w", path, merr)
 	}
 	return nil
+}
+
+// mountPoint makes the empty file a namespace is pinned on.
+func mountPoint(path string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDONLY, 0o444)
+	if err != nil {
+		return err
+	}
+	return f.Close()
 }
 
 // removeNetns unpins the namespace at path; the kernel frees it (and every

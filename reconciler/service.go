@@ -282,7 +282,7 @@ func (p *planner) recreate(st *svcState, g *gate, c state.Container, reason stri
 	case startFirst && svc.Update.FailureAction == FailureRollback:
 		p.replaceKeeping(st, g, r, c, reason)
 	case !startFirst:
-		var stop, free int
+		var aside, stop, free int
 		if netRecreate {
 			// the network waits for the removal, and the create for it
 			stop, free = p.removeContainer(c, reason, p.stopTimeout(svc))
@@ -292,12 +292,12 @@ func (p *planner) recreate(st *svcState, g *gate, c state.Container, reason stri
 			// the successor (the driver parks the sandbox of a stopped
 			// container set aside), and it goes while the successor
 			// starts.
-			free = p.setAsideOp(c, name, "set aside: "+reason)
+			aside = p.setAsideOp(c, name, "set aside: "+reason)
 			if isUp(c) {
 				stop = p.b.add(&Op{Kind: StopContainer, Object: objectOf(svc.Name, c.Number, ""), Reason: reason,
-					ContainerID: c.ID, Timeout: p.stopTimeout(svc)}, free)
+					ContainerID: c.ID, Timeout: p.stopTimeout(svc)}, aside)
 			}
-			free = firstOf(stop, free)
+			free = firstOf(stop, aside)
 		}
 		if !late {
 			p.orderStop(svc.Name, stop)
@@ -317,7 +317,8 @@ func (p *planner) recreate(st *svcState, g *gate, c state.Container, reason stri
 			p.b.soft(rm, r.create)
 		}
 		r.start = p.start(svc, c.Number, "", r.create)
-		r.entry, r.done = firstOf(stop, free, r.create), firstOf(r.start, r.create)
+		// a later rollout batch waits from its first op: the rename
+		r.entry, r.done = firstOf(aside, stop, free, r.create), firstOf(r.start, r.create)
 		if r.start != 0 {
 			r.done = p.monitor(svc, c.Number, "", r.create, r.done)
 		}
