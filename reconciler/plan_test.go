@@ -293,20 +293,20 @@ func TestPlanGolden(t *testing.T) {
 			obs: observed(ctr("web", 1, "hweb"), ctr("sidecar", 1, "hside", func(c *state.Container) { c.Networks = nil }),
 				ctr("worker", 1, "hwork"), ctr("client", 1, "hcli")),
 			plan: `
-[] -> #1 service:web:1 RenameContainer (set aside: config changed)
-[] -> #2 service:sidecar:1 RenameContainer (set aside: dependency web recreated)
-[2] -> #3 service:sidecar:1 StopContainer (dependency web recreated)
-[] -> #4 service:worker:1 RenameContainer (set aside: dependency web recreated)
-[4] -> #5 service:worker:1 StopContainer (dependency web recreated)
-[1 3 5] -> #6 service:web:1 StopContainer (config changed)
+[] -> #1 service:sidecar:1 RenameContainer (set aside: dependency web recreated)
+[1] -> #2 service:sidecar:1 StopContainer (dependency web recreated)
+[] -> #3 service:worker:1 RenameContainer (set aside: dependency web recreated)
+[3] -> #4 service:worker:1 StopContainer (dependency web recreated)
+[2 4] -> #5 service:web:1 RenameContainer (set aside: config changed)
+[5] -> #6 service:web:1 StopContainer (config changed)
 [6] -> #7 service:web:1 CreateContainer (config changed)
 [6 7?] -> #8 service:web:1 RemoveContainer (config changed)
 [7] -> #9 service:web:1 StartContainer (created)
-[3 7 9] -> #10 service:sidecar:1 CreateContainer (dependency web recreated)
-[3 10?] -> #11 service:sidecar:1 RemoveContainer (dependency web recreated)
+[2 7 9] -> #10 service:sidecar:1 CreateContainer (dependency web recreated)
+[2 10?] -> #11 service:sidecar:1 RemoveContainer (dependency web recreated)
 [10] -> #12 service:sidecar:1 StartContainer (created)
-[5 7 9] -> #13 service:worker:1 CreateContainer (dependency web recreated)
-[5 13?] -> #14 service:worker:1 RemoveContainer (dependency web recreated)
+[4 7 9] -> #13 service:worker:1 CreateContainer (dependency web recreated)
+[4 13?] -> #14 service:worker:1 RemoveContainer (dependency web recreated)
 [13] -> #15 service:worker:1 StartContainer (created)
 `,
 		},

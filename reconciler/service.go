@@ -302,7 +302,10 @@ func (p *planner) recreate(st *svcState, g *gate, c state.Container, reason stri
 		if !late {
 			p.orderStop(svc.Name, stop)
 			if stop != 0 {
-				st.stops = append(st.stops, stop)
+				// its dependents' stops come first, and before its
+				// rename too: a running container is not renamed long
+				// before it stops
+				st.stops = append(st.stops, firstOf(aside, stop))
 			}
 		}
 		r.create = p.create(svc, c.Number, "", reason, g, free)
