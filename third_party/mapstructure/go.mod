@@ -1,0 +1,3 @@
+module github.com/go-viper/mapstructure/v2
+
+go 1.18
