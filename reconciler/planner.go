@@ -362,12 +362,8 @@ func (p *planner) planOrphans() {
 // removeContainer stops (when up) and removes an existing container,
 // returning the stop (0 when not up) and remove op ids.
 func (p *planner) removeContainer(c state.Container, reason string, timeout time.Duration, deps ...int) (int, int) {
-	obj := objectOf(c.Service, c.Number, "")
-	stop := 0
 	if isUp(c) {
-		stop = p.b.add(&Op{Kind: StopContainer, Object: obj, Reason: reason, ContainerID: c.ID, Timeout: timeout}, deps...)
-	}
-	if stop != 0 {
+		stop := p.stopOp(c, reason, timeout, deps...)
 		return stop, p.removeStopped(c, reason, stop)
 	}
 	return 0, p.removeStopped(c, reason, deps...)
@@ -390,9 +386,15 @@ func (p *planner) removeStopped(c state.Container, reason string, deps ...int) i
 // interrupted pass may have set it aside already: then the rename is 0.
 func (p *planner) stopAside(c state.Container, name, reason, asideReason string, timeout time.Duration) (stop, aside int) {
 	if isUp(c) {
-		stop = p.b.add(&Op{Kind: StopContainer, Object: objectOf(c.Service, c.Number, ""), Reason: reason, ContainerID: c.ID, Timeout: timeout})
+		stop = p.stopOp(c, reason, timeout)
 	}
 	return stop, p.setAsideOp(c, name, asideReason, stop)
+}
+
+// stopOp stops observed container c after deps.
+func (p *planner) stopOp(c state.Container, reason string, timeout time.Duration, deps ...int) int {
+	return p.b.add(&Op{Kind: StopContainer, Object: objectOf(c.Service, c.Number, ""), Reason: reason,
+		ContainerID: c.ID, Timeout: timeout}, deps...)
 }
 
 // setAsideOp renames c aside after deps (0: c already is, an interrupted

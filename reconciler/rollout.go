@@ -2,6 +2,7 @@ package reconciler
 
 import (
 	"strconv"
+	"strings"
 
 	"github.com/berth-dev/berth/driver"
 	"github.com/berth-dev/berth/state"
@@ -135,7 +136,7 @@ func (p *planner) setAside(st *svcState, g *gate, r *replica, c state.Container,
 	svc := st.svc
 	obj := objectOf(svc.Name, c.Number, "")
 	name := p.replicaName(svc, c.Number)
-	stop, aside := p.stopAside(c, name, reason, "set aside for rollback", p.stopTimeout(svc))
+	stop, aside := p.stopAside(c, name, reason, asideReason+" for rollback", p.stopTimeout(svc))
 	if stop != 0 && !late {
 		p.orderStop(svc.Name, stop)
 		st.stops = append(st.stops, stop)
@@ -194,6 +195,16 @@ func (p *planner) lateBatch(st *svcState) bool {
 	return par > 0 && n >= par
 }
 
+// asideReason starts the reason of every rename that sets a container
+// aside (SetsAside).
+const asideReason = "set aside"
+
+// SetsAside tells a rename that moves a container out of its replica's
+// name for a successor: a step of a recreate, not one a user asked for.
+func (op *Op) SetsAside() bool {
+	return op.Kind == RenameContainer && strings.HasPrefix(op.Reason, asideReason)
+}
+
 // asideName is the name a container kept for a rollback goes by: its own
 // short id, "_", the replica's name. The native driver recognises it (a
 // container started again under it joins published ports only once
@@ -213,8 +224,8 @@ func (p *planner) replaceKeeping(st *svcState, g *gate, r *replica, c state.Cont
 	name := p.replicaName(svc, c.Number)
 	obj := objectOf(svc.Name, c.Number, "")
 	wait, watched := p.startSuccessor(svc, g, r, c, "next_"+shortID(c.ID)+"_"+name, reason)
-	stop := p.b.add(&Op{Kind: StopContainer, Object: obj, Reason: "replaced", ContainerID: c.ID, Timeout: p.stopTimeout(svc)}, watched)
-	aside := p.b.add(&Op{Kind: RenameContainer, Object: obj, Reason: "set aside for rollback", ContainerID: c.ID,
+	stop := p.stopOp(c, "replaced", p.stopTimeout(svc), watched)
+	aside := p.b.add(&Op{Kind: RenameContainer, Object: obj, Reason: asideReason + " for rollback", ContainerID: c.ID,
 		Name: asideName(c.ID, name)}, stop)
 	r.entry = r.create
 	r.done = p.b.add(&Op{Kind: RenameContainer, Object: objectOf(svc.Name, c.Number, successorSuffix), Reason: "replaces " + c.Name,

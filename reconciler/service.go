@@ -292,10 +292,9 @@ func (p *planner) recreate(st *svcState, g *gate, c state.Container, reason stri
 			// the successor (the driver parks the sandbox of a stopped
 			// container set aside), and it goes while the successor
 			// starts.
-			aside = p.setAsideOp(c, name, "set aside: "+reason)
+			aside = p.setAsideOp(c, name, asideReason+": "+reason)
 			if isUp(c) {
-				stop = p.b.add(&Op{Kind: StopContainer, Object: objectOf(svc.Name, c.Number, ""), Reason: reason,
-					ContainerID: c.ID, Timeout: p.stopTimeout(svc)}, aside)
+				stop = p.stopOp(c, reason, p.stopTimeout(svc), aside)
 			}
 			free = firstOf(stop, aside)
 		}

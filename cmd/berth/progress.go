@@ -232,7 +232,7 @@ func (p *progress) describe(op *reconciler.Op) (id, doing, done string) {
 	case reconciler.RemoveContainer:
 		return id, "Removing", "Removed"
 	case reconciler.RenameContainer:
-		if strings.HasPrefix(op.Reason, "set aside") {
+		if op.SetsAside() {
 			return id, "", "" // a step of a recreate, as compose's rename is
 		}
 		return id, "Renaming", "Renamed"

@@ -134,3 +134,29 @@ func TestProgressModeAuto(t *testing.T) {
 		t.Errorf("quiet printed %q", b.String())
 	}
 }
+
+// A rename that sets a container aside is a step of its recreate: shown
+// only when it fails, as compose shows none of its own rename; a rename a
+// user's plan asks for shows.
+func TestProgressHidesSetAside(t *testing.T) {
+	withProgress(t, "plain")
+	var b bytes.Buffer
+	p, err := newProgress(&b, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	aside := &reconciler.Op{ID: 1, Kind: reconciler.RenameContainer, Object: "service:old:1", ContainerID: "abc123",
+		Reason: "set aside: config changed", Name: "abc123_p-old-1"}
+	fail := *aside
+	fail.ID = 2
+	back := &reconciler.Op{ID: 3, Kind: reconciler.RenameContainer, Object: "service:old:1", ContainerID: "abc123",
+		Reason: "finish replacement of p-old-1", Name: "p-old-1"}
+	feed(p, []*reconciler.Op{aside, &fail, back}, 2)
+	want := ` Container p-old-1  Error boom
+ Container p-old-1  Renaming
+ Container p-old-1  Renamed
+`
+	if b.String() != want {
+		t.Errorf("plain progress:\n%s\nwant:\n%s", b.String(), want)
+	}
+}
