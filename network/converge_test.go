@@ -67,10 +67,11 @@ func TestSetConvergesInAnyOrder(t *testing.T) {
 	if !strings.Contains(want["ipv6"], "addr eth0 fd42:b0:0:30::5/64") || !strings.Contains(want["ipv6"], "route default dev eth0 via fd42:b0:0:30::1") {
 		t.Errorf("ipv6 rendering:\n%s", want["ipv6"])
 	}
-	if !strings.Contains(want["ipv6"], "udp dport 5353 dnat ip6 to [fd42:b0:0:30::5]:53") || !strings.Contains(want["ipv6"], "udp dport 5353 dnat ip to 10.213.22.5:53") {
+	if !strings.Contains(want["ipv6"], "udp dport 5353 dnat ip6 to numgen inc mod 60 map @lb-udp-5353-6") || !strings.Contains(want["ipv6"], "elements = { 0 : fd42:b0:0:30::5 . 53, 1 : fd42:b0:0:30::5 . 53,") ||
+		!strings.Contains(want["ipv6"], "udp dport 5353 dnat ip to numgen inc mod 60 map @lb-udp-5353-4") || !strings.Contains(want["ipv6"], "elements = { 0 : 10.213.22.5 . 53, 1 : 10.213.22.5 . 53,") {
 		t.Errorf("published port lacks an IPv4 or IPv6 rule:\n%s", want["ipv6"])
 	}
-	if !strings.Contains(want["balanced"], "numgen inc mod 2 vmap @lb0-4") || !strings.Contains(want["balanced"], "1 : jump lb0-4-1") {
+	if !strings.Contains(want["balanced"], "tcp dport 8080 dnat ip to numgen inc mod 60 map @lb-tcp-8080-4") || !strings.Contains(want["balanced"], "elements = { 0 : 10.213.20.10 . 80, 1 : 10.213.20.11 . 80, 2 : 10.213.20.10 . 80,") {
 		t.Errorf("two replicas behind one port are not balanced:\n%s", want["balanced"])
 	}
 	rng := rand.New(rand.NewSource(1))

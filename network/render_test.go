@@ -58,7 +58,8 @@ func TestRenderNetworkAndEndpoint(t *testing.T) {
 		"ip saddr 10.213.10.0/24 oifname != \"" + fb + "\" masquerade",
 		"iifname \"" + bb + "\" oifname != \"" + bb + "\" drop",
 		"iifname \"" + fb + "\" oifname \"" + bb + "\" drop",
-		"ip daddr 127.0.0.1 tcp dport 8080 dnat ip to 10.213.10.5:80",
+		"ip daddr 127.0.0.1 tcp dport 8080 dnat ip to numgen inc mod 60 map @lb-tcp-8080-127_0_0_1-4",
+		"elements = { 0 : 10.213.10.5 . 80, 1 : 10.213.10.5 . 80,",
 		"fib daddr type local jump ports",
 	} {
 		if !strings.Contains(got, want) {
