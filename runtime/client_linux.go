@@ -337,6 +337,17 @@ func (r *Runtime) Wait(ctx context.Context, id string) (*State, error) {
 	}
 }
 
+// Anticipate asks the root's monitor, when one runs, to start spare inits
+// (warm_linux.go) for the namespaces of container id, as a stop of it
+// does: a create of the same kind is expected soon. It starts no monitor.
+func (r *Runtime) Anticipate(ctx context.Context, id string) error {
+	if !r.monitorAlive() {
+		return nil
+	}
+	_, err := r.do(ctx, &request{Op: "anticipate", ID: id}, nil)
+	return err
+}
+
 // Ping makes sure the root's monitor runs: when none answers, one is
 // started, and it adopts the live containers (health checks, restart
 // policies and exit statuses resume). Waiters call it so that a killed

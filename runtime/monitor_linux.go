@@ -252,6 +252,9 @@ func (m *monitor) handle(req *request, fds []*os.File) response {
 	switch req.Op {
 	case "ping":
 		return response{}
+	case "anticipate":
+		m.anticipate(req.ID)
+		return response{}
 	case "create":
 		s, err = m.create(ctx, req, fds)
 	case "start":

@@ -355,11 +355,13 @@ func (m *monitor) stop(ctx context.Context, id string, sig syscall.Signal, timeo
 }
 
 // anticipate starts spares (warm_linux.go) for the plan of a container
-// being stopped: a stop is how a recreate begins, and its create comes
-// some 30 ms later, time enough for a spare to be ready; without one, the
-// create of a lone recreate (no burst going on) started its init cold.
-// A stop that no create follows (down, stop) costs warmDepth spare
-// starts at nice 19, which expire after warmTTL.
+// being stopped (a stop is how a recreate begins), or of one a client
+// names (Runtime.Anticipate: `up` of an edited file asks while the file
+// loads). Without one the create of a lone recreate (no burst going on)
+// started its init cold, and one started at the stop was often still
+// starting when the create came 10 to 15 ms later. A stop or a request
+// that no create follows (down, stop, an edit that changes nothing)
+// costs warmDepth spare starts at nice 19, which expire after warmTTL.
 func (m *monitor) anticipate(id string) {
 	sup := m.get(id)
 	if sup == nil || sup.spec == nil {

@@ -381,23 +381,54 @@ func TestStopStartsSpares(t *testing.T) {
 	if _, err := r.Run(ctx, "s1", CreateOptions{Spec: testSpec(t, "sleep", "30")}); err != nil {
 		t.Fatal(err)
 	}
-	// The create's spares expire unused.
+	waitNoSpare(t, r)
+	if err := r.Stop(ctx, "s1", syscall.SIGKILL, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	runsOnSpare(t, r, "s2")
+}
+
+// waitNoSpare waits until the spares of the creates before expire unused.
+func waitNoSpare(t *testing.T, r *Runtime) {
+	t.Helper()
 	for deadline := time.Now().Add(warmTTL + 3*time.Second); len(spares(t, r)) > 0; time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("spares left: %v", spares(t, r))
 		}
 	}
-	if err := r.Stop(ctx, "s1", syscall.SIGKILL, time.Second); err != nil {
-		t.Fatal(err)
-	}
+}
+
+// runsOnSpare waits for a spare, runs container id and checks that it
+// took the spare.
+func runsOnSpare(t *testing.T, r *Runtime, id string) {
+	t.Helper()
 	spare := waitSpare(t, r)
-	st, err := r.Run(ctx, "s2", CreateOptions{Spec: testSpec(t, "sleep", "30")})
+	st, err := r.Run(ctxT(t, 30*time.Second), id, CreateOptions{Spec: testSpec(t, "sleep", "30")})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if st.Pid != spare[0] {
-		t.Fatalf("the create after a stop ran as %d, not on the spare %d", st.Pid, spare[0])
+		t.Fatalf("%s ran as %d, not on the spare %d", id, st.Pid, spare[0])
 	}
+}
+
+// Anticipate starts spares for a running container's plan (what `up` of
+// an edited file asks while it loads), and starts no monitor when none
+// runs.
+func TestAnticipateStartsSpares(t *testing.T) {
+	r := newTestRuntime(t)
+	ctx := ctxT(t, 30*time.Second)
+	if err := r.Anticipate(ctx, "none"); err != nil || r.monitorAlive() {
+		t.Fatalf("anticipate with no monitor: %v, monitor started: %v", err, r.monitorAlive())
+	}
+	if _, err := r.Run(ctx, "a1", CreateOptions{Spec: testSpec(t, "sleep", "30")}); err != nil {
+		t.Fatal(err)
+	}
+	waitNoSpare(t, r)
+	if err := r.Anticipate(ctx, "a1"); err != nil {
+		t.Fatal(err)
+	}
+	runsOnSpare(t, r, "a2")
 }
 
 // childGoEnv replaces the monitor's own settings of its variables: the Go

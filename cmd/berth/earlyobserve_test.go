@@ -7,6 +7,7 @@ import (
 
 	"github.com/berth-dev/berth/driver"
 	"github.com/berth-dev/berth/driver/fake"
+	"github.com/berth-dev/berth/state"
 )
 
 // The early observation holds the project's lock from before it observes
@@ -58,4 +59,40 @@ func TestEarlyObserve(t *testing.T) {
 	if locked("p") {
 		t.Fatal("the pass let the lock go, and it is still held")
 	}
+}
+
+// recordingAnticipator is a driver that records what it is asked to
+// anticipate.
+type recordingAnticipator struct {
+	driver.Driver
+	ids []string
+}
+
+func (r *recordingAnticipator) Anticipate(_ context.Context, id string) error {
+	r.ids = append(r.ids, id)
+	return nil
+}
+
+// The early observation asks the driver to get ready for a create like a
+// running service container of the project (not a one-off, not a stopped
+// one), once, and only when the driver can.
+func TestAnticipateRunningContainer(t *testing.T) {
+	ctx := context.Background()
+	obs := &state.Observed{Project: "p", Containers: []state.Container{
+		{ID: "stopped", Status: state.StatusExited},
+		{ID: "oneoff", Status: state.StatusRunning, OneOff: true},
+		{ID: "web", Status: state.StatusRunning},
+		{ID: "api", Status: state.StatusRunning},
+	}}
+	a := &recordingAnticipator{Driver: fake.New()}
+	anticipate(ctx, a, obs)
+	if len(a.ids) != 1 || a.ids[0] != "web" {
+		t.Errorf("anticipated %v, want [web]", a.ids)
+	}
+	a.ids = nil
+	anticipate(ctx, a, &state.Observed{Project: "p", Containers: obs.Containers[:2]})
+	if len(a.ids) != 0 {
+		t.Errorf("anticipated %v with no running service container", a.ids)
+	}
+	anticipate(ctx, fake.New(), obs) // a driver that cannot: nothing to do
 }
