@@ -1,15 +1,21 @@
 package network
 
 import (
+	"context"
+	"fmt"
 	"net/netip"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
 
-// tcpSynSent is conntrack's TCP state of a connection whose SYN has not
-// been answered.
-const tcpSynSent = 1
+// conntrack's TCP states: a connection whose SYN has not been answered,
+// one being opened, one open.
+const (
+	tcpSynSent     = 1
+	tcpSynRecv     = 2
+	tcpEstablished = 3
+)
 
 // flowFilter matches the NATed flows (published ports) that lead to one of
 // a set of container addresses.
@@ -54,4 +60,34 @@ func (m *Manager) forgetFlows(r *endpointRecord, unansweredOnly bool) {
 		// Best effort: without conntrack support there is nothing to forget.
 		m.nl.ConntrackDeleteFilters(netlink.ConntrackTable, fam, f)
 	}
+}
+
+// OpenConnections counts the TCP connections that clients opened through
+// container id's published ports and that are still open (being opened or
+// established). A container taken out of a port's balancing (drained)
+// keeps serving these until they end.
+func (m *Manager) OpenConnections(ctx context.Context, id string) (int, error) {
+	r, err := m.record(ctx, id)
+	if err != nil || r == nil {
+		return 0, err
+	}
+	f := flowFilter{addrs: map[netip.Addr]bool{}}
+	for _, i := range append(append([]Interface(nil), r.Interfaces...), r.Stale...) {
+		f.addrs[i.IPv4], f.addrs[i.IPv6] = true, true
+	}
+	n := 0
+	for _, fam := range []netlink.InetFamily{unix.AF_INET, unix.AF_INET6} {
+		flows, err := m.nl.ConntrackTableList(netlink.ConntrackTable, fam)
+		if err != nil {
+			return 0, fmt.Errorf("conntrack: %w", err)
+		}
+		for _, fl := range flows {
+			tcp, ok := fl.ProtoInfo.(*netlink.ProtoInfoTCP)
+			if ok && fl.Forward.Protocol == unix.IPPROTO_TCP && f.MatchConntrackFlow(fl) &&
+				(tcp.State == tcpSynRecv || tcp.State == tcpEstablished) {
+				n++
+			}
+		}
+	}
+	return n, nil
 }

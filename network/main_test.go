@@ -122,13 +122,39 @@ func (e *testEnv) render(t testing.TB) string {
 	t.Helper()
 	var b strings.Builder
 	b.WriteString(renderNS(t, e.host.path))
-	b.WriteString(run(t, "ip", "netns", "exec", e.host.name, "nft", "list", "ruleset"))
+	b.WriteString(sortedRuleset(run(t, "ip", "netns", "exec", e.host.name, "nft", "list", "ruleset")))
 	ents, _ := os.ReadDir(filepath.Join(e.opt.RunRoot, "netns"))
 	for _, ent := range ents {
 		fmt.Fprintf(&b, "== sandbox %s\n", ent.Name())
 		b.WriteString(renderNS(t, filepath.Join(e.opt.RunRoot, "netns", ent.Name())))
 	}
 	return b.String()
+}
+
+// sortedRuleset orders the chains, maps and sets of each table of an `nft
+// list ruleset` by their first line: nft lists them in the order they were
+// made, and a table changed in place keeps the maps it had where a table
+// made anew lists them in the order of its ports.
+func sortedRuleset(s string) string {
+	var out, blocks []string
+	var cur []string
+	for _, line := range strings.Split(s, "\n") {
+		switch {
+		case strings.HasPrefix(line, "\t}"):
+			blocks = append(blocks, strings.Join(append(cur, line), "\n"))
+			cur = nil
+		case cur != nil || strings.HasPrefix(line, "\t") && strings.HasSuffix(line, "{"):
+			cur = append(cur, line)
+		case line == "}":
+			sort.Strings(blocks)
+			out = append(out, strings.Join(blocks, "\n\n"), line)
+			blocks = nil
+		case line == "":
+		default:
+			out = append(out, line)
+		}
+	}
+	return strings.Join(out, "\n") + "\n"
 }
 
 func renderNS(t testing.TB, path string) string {

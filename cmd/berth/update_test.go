@@ -118,3 +118,69 @@ func TestStartFirstUpdateDropsNoRequest(t *testing.T) {
 		t.Errorf("during a failing update: answers %v, %d failures %v", bodies, len(failures), failures)
 	}
 }
+
+const slowService = `
+name: slowdrain
+services:
+  web:
+    image: localhost/busybox:test
+    command: ["sh", "-c", "mkdir -p /www/cgi-bin && echo \"$$SLOW\" > /www/cgi-bin/slow && chmod +x /www/cgi-bin/slow && echo $$VERSION > /www/index.html && exec httpd -f -p 8080 -h /www"]
+    init: true
+    environment:
+      VERSION: v1
+      SLOW: |
+        #!/bin/sh
+        sleep 2
+        echo Content-Type: text/plain
+        echo
+        echo $$VERSION
+    ports: ["127.0.0.1:18092:8080"]
+    deploy:
+      update_config:
+        order: start-first
+    healthcheck:
+      test: ["CMD-SHELL", "wget -q -O /dev/null http://127.0.0.1:8080/ || exit 1"]
+      interval: 500ms
+      timeout: 2s
+      retries: 3
+`
+
+// TestStartFirstUpdateFinishesOpenRequests: a request the old container
+// accepted before a start-first update took it out of the balancing (here
+// one that takes 2 s) is answered; the old one is stopped only once its
+// connections are done, not in the middle of them.
+func TestStartFirstUpdateFinishesOpenRequests(t *testing.T) {
+	m := newMachine(t)
+	m.writeCompose(slowService)
+	m.must("up", "-d", "--wait")
+	type answer struct {
+		body string
+		err  error
+	}
+	got := make(chan answer, 1)
+	go func() {
+		hc := http.Client{Timeout: 15 * time.Second}
+		resp, err := hc.Get("http://127.0.0.1:18092/cgi-bin/slow")
+		if err != nil {
+			got <- answer{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		got <- answer{strings.TrimSpace(string(b)), err}
+	}()
+	time.Sleep(200 * time.Millisecond) // the request is in the old container
+	m.writeCompose(strings.Replace(slowService, "VERSION: v1", "VERSION: v2", 1))
+	start := time.Now()
+	m.must("up", "-d")
+	a := <-got
+	if a.err != nil || a.body != "v1" {
+		t.Errorf("the request open during the update: %q, %v (want v1)", a.body, a.err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("the update took %v", d)
+	}
+	if body := httpGet(t, "http://127.0.0.1:18092/"); body != "v2\n" {
+		t.Errorf("after the update: %q", body)
+	}
+}

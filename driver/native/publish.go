@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/berth-dev/berth/state"
 )
@@ -79,4 +80,43 @@ func (d *Driver) drain(ctx context.Context, r *record) error {
 	}
 	_, err := d.attach(ctx, r)
 	return err
+}
+
+// finishConnections waits, up to the stop's grace period, until the
+// connections clients opened through a drained container's published
+// ports are done, when a start-first successor serves those ports now:
+// stopped at once, the old container cut the requests it was answering
+// (TestStartFirstUpdateFinishesOpenRequests). Other stops (down, stop, a
+// stop-first recreate) do not wait, as with compose.
+func (d *Driver) finishConnections(ctx context.Context, r *record, timeout time.Duration) {
+	if len(r.Spec.Ports) == 0 || timeout <= 0 || !d.replaced(r) {
+		return
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		n, err := d.net.OpenConnections(ctx, r.ID)
+		if err != nil || n == 0 || time.Now().After(deadline) {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// replaced tells whether a published successor of r (a start-first
+// update's new container, labelled with r's name) serves r's ports.
+func (d *Driver) replaced(r *record) bool {
+	recs, err := d.records()
+	if err != nil {
+		return false
+	}
+	for _, o := range recs {
+		if o.ID != r.ID && o.Spec.Labels[state.LabelReplace] == r.Name && d.hasMarker(o.ID, markPublished) {
+			return true
+		}
+	}
+	return false
 }

@@ -309,6 +309,7 @@ func (d *Driver) StopContainer(ctx context.Context, id string, timeout time.Dura
 		if err := d.drain(ctx, r); err != nil {
 			return fmt.Errorf("stop %s: unpublish ports: %w", r.Name, err)
 		}
+		d.finishConnections(ctx, r, timeout)
 		if err := d.rt.Stop(ctx, id, sig, timeout); err != nil && !errors.Is(err, runtime.ErrNotFound) {
 			return fmt.Errorf("stop %s: %w", r.Name, err)
 		}
