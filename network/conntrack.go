@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -44,6 +45,15 @@ func (f flowFilter) MatchConntrackFlow(flow *netlink.ConntrackFlow) bool {
 	return false
 }
 
+// natFlowsTo is the filter of the NATed flows to the addresses of ifcs.
+func natFlowsTo(ifcs []Interface, unansweredOnly bool) flowFilter {
+	f := flowFilter{addrs: map[netip.Addr]bool{}, unansweredOnly: unansweredOnly}
+	for _, i := range ifcs {
+		f.addrs[i.IPv4], f.addrs[i.IPv6] = true, true
+	}
+	return f
+}
+
 // forgetFlows drops conntrack's NAT bindings to containers that are no
 // longer published: a SYN retransmitted (or a UDP "connection") bound to a
 // removed replica would otherwise keep going to it until the entry expires,
@@ -52,29 +62,38 @@ func (m *Manager) forgetFlows(r *endpointRecord, unansweredOnly bool) {
 	if len(r.Ports) == 0 {
 		return
 	}
-	f := flowFilter{addrs: map[netip.Addr]bool{}, unansweredOnly: unansweredOnly}
-	for _, i := range r.Interfaces {
-		f.addrs[i.IPv4], f.addrs[i.IPv6] = true, true
-	}
+	f := natFlowsTo(r.Interfaces, unansweredOnly)
 	for _, fam := range []netlink.InetFamily{unix.AF_INET, unix.AF_INET6} {
 		// Best effort: without conntrack support there is nothing to forget.
 		m.nl.ConntrackDeleteFilters(netlink.ConntrackTable, fam, f)
 	}
 }
 
-// OpenConnections counts the TCP connections that clients opened through
-// container id's published ports and that are still open (being opened or
-// established). A container taken out of a port's balancing (drained)
-// keeps serving these until they end.
-func (m *Manager) OpenConnections(ctx context.Context, id string) (int, error) {
+// WaitConnections waits, up to timeout, until no TCP connection that
+// clients opened through container id's published ports is still open
+// (being opened or established): a container taken out of a port's
+// balancing (drained) keeps serving those until they end.
+func (m *Manager) WaitConnections(ctx context.Context, id string, timeout time.Duration) error {
 	r, err := m.record(ctx, id)
 	if err != nil || r == nil {
-		return 0, err
+		return err
 	}
-	f := flowFilter{addrs: map[netip.Addr]bool{}}
-	for _, i := range append(append([]Interface(nil), r.Interfaces...), r.Stale...) {
-		f.addrs[i.IPv4], f.addrs[i.IPv6] = true, true
+	f := natFlowsTo(r.links(), false)
+	for deadline := time.Now().Add(timeout); ; {
+		n, err := m.openFlows(f)
+		if err != nil || n == 0 || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
 	}
+}
+
+// openFlows counts f's TCP flows being opened or established.
+func (m *Manager) openFlows(f flowFilter) (int, error) {
 	n := 0
 	for _, fam := range []netlink.InetFamily{unix.AF_INET, unix.AF_INET6} {
 		flows, err := m.nl.ConntrackTableList(netlink.ConntrackTable, fam)
@@ -83,8 +102,7 @@ func (m *Manager) OpenConnections(ctx context.Context, id string) (int, error) {
 		}
 		for _, fl := range flows {
 			tcp, ok := fl.ProtoInfo.(*netlink.ProtoInfoTCP)
-			if ok && fl.Forward.Protocol == unix.IPPROTO_TCP && f.MatchConntrackFlow(fl) &&
-				(tcp.State == tcpSynRecv || tcp.State == tcpEstablished) {
+			if ok && f.MatchConntrackFlow(fl) && (tcp.State == tcpSynRecv || tcp.State == tcpEstablished) {
 				n++
 			}
 		}

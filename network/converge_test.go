@@ -199,11 +199,7 @@ func (e *testEnv) damage(t *testing.T, rng *rand.Rand) {
 // TestConcurrentAttach: containers attached in parallel (as the driver's
 // executor does) get distinct addresses and one DNS responder between them.
 func TestConcurrentAttach(t *testing.T) {
-	e := newTestEnv(t, "para", "")
-	ctx := context.Background()
-	if _, err := e.m.EnsureNetwork(ctx, netSpec("p_default", "")); err != nil {
-		t.Fatal(err)
-	}
+	e, ctx := newNetEnv(t, "para")
 	// Kill the responder so that the parallel callers race to start it.
 	syscall.Kill(e.m.dnsPid(), syscall.SIGKILL)
 	waitFor(t, "responder gone", func() error {

@@ -1,7 +1,6 @@
 package network
 
 import (
-	"context"
 	"os/exec"
 	"strings"
 	"testing"
@@ -15,11 +14,7 @@ import (
 // container its address and default route (it failed with "network is
 // unreachable" setting the route through a gateway off every subnet).
 func TestAttachAfterCrashMidRealize(t *testing.T) {
-	e := newTestEnv(t, "crash", "")
-	ctx := context.Background()
-	if _, err := e.m.EnsureNetwork(ctx, netSpec("p_default", "")); err != nil {
-		t.Fatal(err)
-	}
+	e, ctx := newNetEnv(t, "crash")
 	ep := Endpoint{ID: "cw", Name: "p-worker-1", Project: "p", Service: "worker",
 		Networks: []state.NetworkAttachment{{Network: "p_default"}}}
 	if _, err := e.m.Attach(ctx, ep); err != nil {
@@ -68,11 +63,7 @@ func nsexec(t *testing.T, path string, args ...string) string {
 // published path wrote the plan mid-way and skipped the final record when
 // it matched what was on disk before).
 func TestReattachKeepsLinks(t *testing.T) {
-	e := newTestEnv(t, "reatt", "")
-	ctx := context.Background()
-	if _, err := e.m.EnsureNetwork(ctx, netSpec("p_default", "")); err != nil {
-		t.Fatal(err)
-	}
+	e, ctx := newNetEnv(t, "reatt")
 	for name, ports := range map[string][]state.Port{
 		"plain":     nil,
 		"published": {{HostIP: "127.0.0.1", HostPort: 7071, ContainerPort: 80}},

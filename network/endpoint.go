@@ -212,7 +212,7 @@ func staleOf(old, rec *endpointRecord) []Interface {
 		return nil
 	}
 	var out []Interface
-	for _, o := range append(append([]Interface(nil), old.Interfaces...), old.Stale...) {
+	for _, o := range old.links() {
 		kept := false
 		for _, w := range rec.Interfaces {
 			if reflect.DeepEqual(o, w) {
@@ -316,7 +316,7 @@ func takenAddrs(st *diskState, n *NetworkInfo, self string) map[netip.Addr]bool 
 		}
 		// Stale interfaces may still have their links: their
 		// addresses stay taken until the links are gone.
-		for _, i := range append(append([]Interface(nil), r.Interfaces...), r.Stale...) {
+		for _, i := range r.links() {
 			if i.Network == n.Spec.Name {
 				taken[i.IPv4], taken[i.IPv6] = true, true
 			}
@@ -591,14 +591,14 @@ func (m *Manager) detach(ctx context.Context, id string, draining, dropNS bool) 
 	if len(r.Ports) > 0 {
 		err := m.mutate(ctx, func(st *diskState) error {
 			st.Endpoints[id] = &endpointRecord{Endpoint: r.Endpoint, Netns: r.Netns,
-				Stale: append(append([]Interface(nil), r.Interfaces...), r.Stale...)}
+				Stale: r.links()}
 			return m.applyFirewall(st)
 		})
 		if err != nil {
 			return err
 		}
 	}
-	links := append(append([]Interface(nil), r.Interfaces...), r.Stale...)
+	links := r.links()
 	if r.Parked {
 		if links, err = m.unclaimed(id, links); err != nil {
 			return err

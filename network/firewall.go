@@ -67,9 +67,9 @@ func hookedChains(t *nftables.Table) tableChains {
 	}
 }
 
-// tableObjects are the names of a table's chains (hooked ones aside) and
-// maps.
-type tableObjects map[string]*nftables.Chain
+// tableObjects names the chains (hooked ones aside) and maps a change
+// makes.
+type tableObjects map[string]bool
 
 // clearTable queues what empties table t (the rules of its chains, the
 // elements of its maps) and returns the chains and maps it has; the
@@ -122,12 +122,12 @@ type oldObjects struct {
 // elements held chains).
 func (o *oldObjects) dropUnless(c *nftables.Conn, made tableObjects) {
 	for _, s := range o.sets {
-		if _, ok := made[s.Name]; !ok {
+		if !made[s.Name] {
 			c.DelSet(s)
 		}
 	}
 	for _, ch := range o.chains {
-		if _, ok := made[ch.Name]; !ok {
+		if !made[ch.Name] {
 			c.DelChain(ch)
 		}
 	}
@@ -361,7 +361,7 @@ func addBalancer(c *nftables.Conn, t *nftables.Table, ports *nftables.Chain, mad
 		val := append(tg.Addr().AsSlice(), byte(tg.Port()>>8), byte(tg.Port()), 0, 0)
 		elems = append(elems, nftables.SetElement{Key: binaryutil.NativeEndian.PutUint32(uint32(i)), Val: val})
 	}
-	made[set.Name] = nil
+	made[set.Name] = true
 	if err := c.AddSet(set, elems); err != nil {
 		return err
 	}
@@ -479,7 +479,6 @@ const ctStatusDstNAT = 1 << 5
 
 // chain queues the regular chain name (kept if it exists) and records it.
 func (made tableObjects) chain(c *nftables.Conn, t *nftables.Table, name string) *nftables.Chain {
-	ch := c.AddChain(&nftables.Chain{Name: name, Table: t})
-	made[name] = ch
-	return ch
+	made[name] = true
+	return c.AddChain(&nftables.Chain{Name: name, Table: t})
 }

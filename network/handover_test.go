@@ -1,7 +1,6 @@
 package network
 
 import (
-	"context"
 	"os"
 	"os/exec"
 	"strings"
@@ -27,11 +26,7 @@ func nsInode(t *testing.T, path string) uint64 {
 // Parked and never adopted, it goes with its container. An adoption
 // interrupted between its records leaves the links to the adopter.
 func TestSandboxHandover(t *testing.T) {
-	e := newTestEnv(t, "handover", "")
-	ctx := context.Background()
-	if _, err := e.m.EnsureNetwork(ctx, netSpec("p_default", "")); err != nil {
-		t.Fatal(err)
-	}
+	e, ctx := newNetEnv(t, "handover")
 	ep := func(id string) Endpoint {
 		return Endpoint{ID: id, Name: "p-web-1", Project: "p", Service: "web",
 			Networks: []state.NetworkAttachment{{Network: "p_default"}}}

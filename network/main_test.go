@@ -79,6 +79,17 @@ type testEnv struct {
 
 // newTestEnv gives a Manager over a throwaway host namespace; cleanup
 // removes everything it made, even when the test failed half-way.
+// newNetEnv is newTestEnv with the network p_default made.
+func newNetEnv(t *testing.T, name string) (*testEnv, context.Context) {
+	t.Helper()
+	e := newTestEnv(t, name, "")
+	ctx := context.Background()
+	if _, err := e.m.EnsureNetwork(ctx, netSpec("p_default", "")); err != nil {
+		t.Fatal(err)
+	}
+	return e, ctx
+}
+
 func newTestEnv(t testing.TB, tag, upstream string) *testEnv {
 	t.Helper()
 	return newTestEnvAt(t, tag, t.TempDir(), upstream)

@@ -91,11 +91,7 @@ func TestRenderNetworkAndEndpoint(t *testing.T) {
 }
 
 func TestNetworkModes(t *testing.T) {
-	e := newTestEnv(t, "modes", "")
-	ctx := context.Background()
-	if _, err := e.m.EnsureNetwork(ctx, netSpec("p_default", "")); err != nil {
-		t.Fatal(err)
-	}
+	e, ctx := newNetEnv(t, "modes")
 	if _, err := e.m.EnsureNetwork(ctx, state.NetworkSpec{Name: "p_overlay", Driver: "overlay"}); err == nil {
 		t.Error("an overlay network was accepted")
 	}

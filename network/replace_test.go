@@ -13,20 +13,23 @@ import (
 	"github.com/berth-dev/berth/state"
 )
 
+// webEndpoint is replica id of service web on p_default, publishing port
+// 80 on 127.0.0.1:hostPort (nothing when hostPort is 0).
+func webEndpoint(id string, hostPort int) Endpoint {
+	ep := Endpoint{ID: id, Name: "p-web-" + id, Project: "p", Service: "web",
+		Networks: []state.NetworkAttachment{{Network: "p_default"}}}
+	if hostPort != 0 {
+		ep.Ports = []state.Port{{HostIP: "127.0.0.1", HostPort: hostPort, ContainerPort: 80}}
+	}
+	return ep
+}
+
 // TestStartFirstReplacement: while a client keeps connecting to a published
 // port, a new replica is attached and the old one detached and removed; no
 // connection fails, because each table change is one transaction.
 func TestStartFirstReplacement(t *testing.T) {
-	e := newTestEnv(t, "replace", "")
-	ctx := context.Background()
-	if _, err := e.m.EnsureNetwork(ctx, netSpec("p_default", "")); err != nil {
-		t.Fatal(err)
-	}
-	ep := func(id string) Endpoint {
-		return Endpoint{ID: id, Name: "p-web-" + id, Project: "p", Service: "web",
-			Networks: []state.NetworkAttachment{{Network: "p_default"}},
-			Ports:    []state.Port{{HostIP: "127.0.0.1", HostPort: 7070, ContainerPort: 80}}}
-	}
+	e, ctx := newNetEnv(t, "replace")
+	ep := func(id string) Endpoint { return webEndpoint(id, 7070) }
 	start := func(id string) {
 		path, err := e.m.Sandbox(ctx, id)
 		if err != nil {
@@ -124,18 +127,12 @@ func TestStartFirstReplacement(t *testing.T) {
 // failed 5 runs of 11 on that code, and a start-first update lost a
 // request about once in a hundred (firewall.go).
 func TestFirewallChangeKeepsNAT(t *testing.T) {
-	e := newTestEnv(t, "renat", "")
-	ctx := context.Background()
-	if _, err := e.m.EnsureNetwork(ctx, netSpec("p_default", "")); err != nil {
-		t.Fatal(err)
-	}
+	e, ctx := newNetEnv(t, "renat")
 	ep := func(id string, published bool) Endpoint {
-		x := Endpoint{ID: id, Name: "p-web-" + id, Project: "p", Service: "web",
-			Networks: []state.NetworkAttachment{{Network: "p_default"}}}
 		if published {
-			x.Ports = []state.Port{{HostIP: "127.0.0.1", HostPort: 7071, ContainerPort: 80}}
+			return webEndpoint(id, 7071)
 		}
-		return x
+		return webEndpoint(id, 0)
 	}
 	for _, id := range []string{"a", "b"} {
 		path, err := e.m.Sandbox(ctx, id)

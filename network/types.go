@@ -110,6 +110,12 @@ type endpointRecord struct {
 	Parked bool `json:"parked,omitempty"`
 }
 
+// links are the interfaces r has and those it still records as stale: all
+// the links that may exist for it (a fresh slice).
+func (r *endpointRecord) links() []Interface {
+	return append(append([]Interface(nil), r.Interfaces...), r.Stale...)
+}
+
 // diskState is the whole allocation state (see store.go for its files).
 type diskState struct {
 	Networks  map[string]*NetworkInfo    `json:"networks"`

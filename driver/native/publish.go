@@ -87,22 +87,11 @@ func (d *Driver) drain(ctx context.Context, r *record) error {
 // ports are done, when a start-first successor serves those ports now:
 // stopped at once, the old container cut the requests it was answering
 // (TestStartFirstUpdateFinishesOpenRequests). Other stops (down, stop, a
-// stop-first recreate) do not wait, as with compose.
+// stop-first recreate) do not wait, as with compose. Best effort: without
+// conntrack there is nothing to wait on.
 func (d *Driver) finishConnections(ctx context.Context, r *record, timeout time.Duration) {
-	if len(r.Spec.Ports) == 0 || timeout <= 0 || !d.replaced(r) {
-		return
-	}
-	deadline := time.Now().Add(timeout)
-	for {
-		n, err := d.net.OpenConnections(ctx, r.ID)
-		if err != nil || n == 0 || time.Now().After(deadline) {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(20 * time.Millisecond):
-		}
+	if len(r.Spec.Ports) > 0 && timeout > 0 && d.replaced(r) {
+		d.net.WaitConnections(ctx, r.ID, timeout)
 	}
 }
 
