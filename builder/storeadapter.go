@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/berth-dev/berth/store"
@@ -230,15 +231,17 @@ func (r *storeRootfs) mount() error {
 			return fmt.Errorf("unexpected snapshot mount at %s", m.Destination)
 		}
 		opts := m.Options
-		if m.Type == "overlay" {
+		if m.Type == "overlay" && !slices.Contains(opts, "volatile") {
 			// a step's upper dir is thrown away after a crash anyway:
 			// volatile skips the sync of the whole upper filesystem
-			// that unmounting an overlay otherwise costs
-			opts = append(append([]string(nil), opts...), "volatile")
+			// that unmounting an overlay otherwise costs (the store
+			// asks for it itself where the kernel has it)
+			opts = append(slices.Clone(opts), "volatile")
 		}
 		err := unix.Mount(m.Source, r.dir, m.Type, 0, strings.Join(opts, ","))
 		if err == unix.EINVAL && m.Type == "overlay" {
-			err = unix.Mount(m.Source, r.dir, m.Type, 0, strings.Join(m.Options, ","))
+			plain := slices.DeleteFunc(slices.Clone(opts), func(o string) bool { return o == "volatile" })
+			err = unix.Mount(m.Source, r.dir, m.Type, 0, strings.Join(plain, ","))
 		}
 		if err != nil {
 			return fmt.Errorf("mount %s rootfs: %w", m.Type, err)

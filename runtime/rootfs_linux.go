@@ -94,6 +94,9 @@ func setupRootfs(cfg *initConfig) error {
 		for _, m := range cfg.RootfsMounts {
 			flags, _, data := parseMountOptions(m.Options)
 			target := filepath.Join(rootfs, m.Destination)
+			if err := ClearVolatile(m); err != nil {
+				return fmt.Errorf("mount rootfs %s on %s: %w", m.Type, target, err)
+			}
 			if err := unix.Mount(m.Source, target, m.Type, flags, data); err != nil {
 				return fmt.Errorf("mount rootfs %s on %s: %w", m.Type, target, err)
 			}

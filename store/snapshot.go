@@ -60,10 +60,11 @@ func (s *Store) Prepare(ctx context.Context, key string, img *Image) ([]specs.Mo
 		return nil, err
 	}
 	snap.Flat = flat
-	snap.Mounts = []specs.Mount{{
-		Type: "overlay", Source: "overlay", Destination: "/",
-		Options: []string{"lowerdir=" + strings.Join(lowers, ":"), "upperdir=" + upper, "workdir=" + work},
-	}}
+	opts := []string{"lowerdir=" + strings.Join(lowers, ":"), "upperdir=" + upper, "workdir=" + work}
+	if overlayVolatile() {
+		opts = append(opts, "volatile")
+	}
+	snap.Mounts = []specs.Mount{{Type: "overlay", Source: "overlay", Destination: "/", Options: opts}}
 	tmp, err := os.MkdirTemp(s.path("tmp"), "snap-")
 	if err != nil {
 		return nil, err
@@ -99,7 +100,7 @@ func (s *Store) lowers(ctx context.Context, img *Image, fixed int) ([]string, di
 		return []string{empty}, "", nil
 	}
 	per := len(s.path("l")) + 1 + shortLen + 1
-	budget := mountPage - 1 - fixed - len("lowerdir=,upperdir=,workdir=") - 64
+	budget := mountPage - 1 - fixed - len("lowerdir=,upperdir=,workdir=,volatile") - 64
 	n := len(chains)
 	keep := n // layers mounted individually; the rest are flattened
 	if n*per > budget {

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-dev/berth/network"
+	"github.com/berth-dev/berth/runtime"
 	"github.com/berth-dev/berth/state"
 	"github.com/berth-dev/berth/volume"
 )
@@ -157,6 +158,9 @@ func (d *Driver) populateVolumes(ctx context.Context, id string, rootfs []specs.
 			data += ","
 		}
 		data += o
+	}
+	if err := runtime.ClearVolatile(m); err != nil {
+		return fmt.Errorf("populate volumes: %w", err)
 	}
 	if err := unix.Mount("overlay", dir, "overlay", unix.MS_RDONLY, data); err != nil {
 		return fmt.Errorf("populate volumes: mount rootfs: %w", err)
