@@ -339,7 +339,11 @@ func (m *monitor) stop(ctx context.Context, id string, sig syscall.Signal, timeo
 		return nil
 	}
 	m.markStopping(s)
-	m.anticipate(id)
+	alone, done := warm.stopping()
+	defer done()
+	if alone {
+		m.anticipate(id)
+	}
 	if s.Status == StatusPaused {
 		m.pause(id, false)
 	}
@@ -354,21 +358,21 @@ func (m *monitor) stop(ctx context.Context, id string, sig syscall.Signal, timeo
 	return nil
 }
 
-// anticipate starts spares (warm_linux.go) for the plan of a container
-// being stopped (a stop is how a recreate begins), or of one a client
-// names (Runtime.Anticipate: `up` of an edited file asks while the file
-// loads). Without one the create of a lone recreate (no burst going on)
+// anticipate starts a spare (warm_linux.go) for the plan of a container
+// being stopped alone (a stop is how a recreate begins; the stops of a
+// down come many at once), or of one a client names (Runtime.Anticipate:
+// `up` of an edited file asks while the file loads). Without one the create of a lone recreate (no burst going on)
 // started its init cold, and one started at the stop was often still
 // starting when the create came 10 to 15 ms later. A stop or a request
 // that no create follows (down, stop, an edit that changes nothing)
-// costs warmDepth spare starts at nice 19, which expire after warmTTL.
+// costs a spare start at nice 19, which expires after warmTTL.
 func (m *monitor) anticipate(id string) {
 	sup := m.get(id)
 	if sup == nil || sup.spec == nil {
 		return
 	}
 	if plan, err := planNamespaces(sup.spec); err == nil {
-		warm.next(plan)
+		warm.anticipate(plan)
 	}
 }
 

@@ -85,6 +85,12 @@ type warmPool struct {
 	// create, 1.40 s with none. So spares are started only behind a
 	// create that runs alone (1.67 s).
 	creating atomic.Int32
+	// anticipated is set when a spare was started for a create expected
+	// alone (anticipate): the create that takes it starts no other.
+	anticipated atomic.Bool
+	// stops counts the stops under way: one alone is likely a
+	// recreate's, many are a down's, which no create follows.
+	stops atomic.Int32
 }
 
 // warm is the monitor's pool; nil in other processes (and then launch
@@ -190,11 +196,40 @@ func hostPaths(root string, mounts []specs.Mount) []string {
 }
 
 // next starts, in the background, a spare for the plan a create used,
-// unless other creates are under way (see creating).
+// unless other creates are under way (see creating) or the create was
+// anticipated (see anticipate).
 func (w *warmPool) next(plan nsPlan) {
-	if w != nil && warmable(plan) && w.creating.Load() <= 1 {
-		go w.refill(plan)
+	if w != nil && warmable(plan) && !w.anticipated.Swap(false) && w.creating.Load() <= 1 {
+		go w.refill(plan, warmDepth)
 	}
+}
+
+// anticipate starts one spare for plan, for a create expected alone: a
+// recreate, whose stop comes first, or `up` of an edited file. One, not
+// warmDepth, and the create that takes it starts none behind it: a spare
+// costs ~10 ms of CPU, and on cgroup v1 its staging (stageCgroup) moves a
+// process between cgroups, a write that waits for an RCU grace period
+// (~9 ms here) during which every fork and every thread's exit on the
+// machine waits too (perf sched_switch stacks: percpu_down_write of the
+// cgroup threadgroup lock). The refill behind a recreate's create staged
+// its spare while the successor's init exec'd, whose exec waits for the
+// init's other threads to exit. A loop of creates (no stop before each)
+// still keeps warmDepth.
+func (w *warmPool) anticipate(plan nsPlan) {
+	if w == nil || !warmable(plan) || w.creating.Load() > 0 {
+		return
+	}
+	w.anticipated.Store(true)
+	go w.refill(plan, 1)
+}
+
+// stopping counts a stop under way until the returned func is called,
+// and tells whether it is the only one.
+func (w *warmPool) stopping() (alone bool, done func()) {
+	if w == nil {
+		return false, func() {}
+	}
+	return w.stops.Add(1) == 1, func() { w.stops.Add(-1) }
 }
 
 // begin counts a create under way until the returned func is called.
@@ -206,16 +241,16 @@ func (w *warmPool) begin() func() {
 	return func() { w.creating.Add(-1) }
 }
 
-// refill starts spares for plan until warmDepth are there or starting
+// refill starts spares for plan until depth are there or starting
 // (spares of another plan are replaced: the latest plan is the likeliest
 // next).
-func (w *warmPool) refill(plan nsPlan) {
+func (w *warmPool) refill(plan nsPlan, depth int) {
 	w.mu.Lock()
 	var old []*child
 	if w.clone != plan.clone {
 		old, w.spares, w.clone = w.spares, nil, plan.clone
 	}
-	n := warmDepth - len(w.spares) - w.starting
+	n := depth - len(w.spares) - w.starting
 	if n < 0 {
 		n = 0
 	}

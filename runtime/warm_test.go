@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -42,12 +43,37 @@ func spares(t *testing.T, r *Runtime) []int {
 // them), oldest (lowest pid: the next to be taken) first.
 func waitSpare(t *testing.T, r *Runtime) []int {
 	t.Helper()
+	return waitSpares(t, r, warmDepth)
+}
+
+// settled waits until spare pid is in the monitor's pool: it shows in
+// /proc as soon as it is exec'd, and joins the pool once its staging
+// cgroups (v1) are made (startSpare), a few ms later.
+func settled(t *testing.T, pid int) {
+	t.Helper()
+	if !isCgroupV2() {
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+			b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cgroup")
+			if strings.Contains(string(b), warmCgroupPrefix) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("spare %d never staged: %s", pid, b)
+			}
+		}
+	}
+	time.Sleep(100 * time.Millisecond)
+}
+
+// waitSpares waits for n spares, oldest first.
+func waitSpares(t *testing.T, r *Runtime, n int) []int {
+	t.Helper()
 	var spare []int
-	for deadline := time.Now().Add(5 * time.Second); len(spare) != warmDepth && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+	for deadline := time.Now().Add(5 * time.Second); len(spare) != n && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
 		spare = spares(t, r)
 	}
-	if len(spare) != warmDepth {
-		t.Fatalf("spares after a create: %v, want %d", spare, warmDepth)
+	if len(spare) != n {
+		t.Fatalf("spares: %v, want %d", spare, n)
 	}
 	slices.Sort(spare)
 	return spare
@@ -373,8 +399,9 @@ func TestWarmInitJoinsNetworkNamespace(t *testing.T) {
 	}
 }
 
-// A stop starts spares for the stopped container's plan: the create of a
-// recreate follows, and without a burst going on there would be none.
+// A stop starts a spare for the stopped container's plan: the create of a
+// recreate follows, and without a burst going on there would be none. The
+// create takes it and starts none behind it.
 func TestStopStartsSpares(t *testing.T) {
 	r := newTestRuntime(t)
 	ctx := ctxT(t, 30*time.Second)
@@ -385,7 +412,47 @@ func TestStopStartsSpares(t *testing.T) {
 	if err := r.Stop(ctx, "s1", syscall.SIGKILL, time.Second); err != nil {
 		t.Fatal(err)
 	}
-	runsOnSpare(t, r, "s2")
+	spare := waitSpares(t, r, 1)
+	settled(t, spare[0])
+	st, err := r.Run(ctx, "s2", CreateOptions{Spec: testSpec(t, "sleep", "30")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Pid != spare[0] {
+		t.Fatalf("s2 ran as %d, not on the spare %d", st.Pid, spare[0])
+	}
+}
+
+// The stops of a down come many at once: they start one spare between
+// them (the first one's), not one each.
+func TestManyStopsStartOneSpare(t *testing.T) {
+	r := newTestRuntime(t)
+	ctx := ctxT(t, 30*time.Second)
+	ids := []string{"m1", "m2", "m3", "m4"}
+	for _, id := range ids {
+		if _, err := r.Run(ctx, id, CreateOptions{Spec: testSpec(t, "sleep", "30")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitNoSpare(t, r)
+	var wg sync.WaitGroup
+	for _, id := range ids {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := r.Stop(ctx, id, syscall.SIGTERM, 2*time.Second); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	seen := 0
+	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		seen = max(seen, len(spares(t, r)))
+	}
+	wg.Wait()
+	if seen > 1 {
+		t.Fatalf("%d spares while %d containers stopped together, want at most 1", seen, len(ids))
+	}
 }
 
 // waitNoSpare waits until the spares of the creates before expire unused.
@@ -428,7 +495,26 @@ func TestAnticipateStartsSpares(t *testing.T) {
 	if err := r.Anticipate(ctx, "a1"); err != nil {
 		t.Fatal(err)
 	}
-	runsOnSpare(t, r, "a2")
+	// one spare, taken by the create, which starts none behind it (a
+	// spare's start costs the machine a pause on cgroup v1: warm.anticipate)
+	spare := waitSpares(t, r, 1)
+	settled(t, spare[0])
+	st, err := r.Run(ctx, "a2", CreateOptions{Spec: testSpec(t, "sleep", "30")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Pid != spare[0] {
+		t.Fatalf("a2 ran as %d, not on the spare %d", st.Pid, spare[0])
+	}
+	time.Sleep(300 * time.Millisecond)
+	if left := spares(t, r); len(left) != 0 {
+		t.Fatalf("spares started behind an anticipated create: %v", left)
+	}
+	// a create nobody anticipated keeps warmDepth behind it, for a loop
+	if _, err := r.Run(ctx, "a3", CreateOptions{Spec: testSpec(t, "sleep", "30")}); err != nil {
+		t.Fatal(err)
+	}
+	waitSpare(t, r)
 }
 
 // childGoEnv replaces the monitor's own settings of its variables: the Go
