@@ -152,3 +152,41 @@ func TestPreparedLeftovers(t *testing.T) {
 		t.Errorf("a live create's prepared directory went: %v", err)
 	}
 }
+
+// An observation seeds the names (seedNames) from the records it listed
+// after reading the generation; a name another process adds after that
+// read changes the generation, and is seen.
+func TestSeededNamesSeeLaterAdditions(t *testing.T) {
+	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "containers"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	d1, d2 := &Driver{opt: Options{Root: root}}, &Driver{opt: Options{Root: root}}
+	if _, err := create(t, d1, "a"); err != nil {
+		t.Fatal(err)
+	}
+	gen := d2.peekNamesGen()
+	if gen == "" {
+		t.Fatal("no generation after a create")
+	}
+	recs, err := d2.listRecords(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := create(t, d1, "late"); err != nil { // after d2's listing
+		t.Fatal(err)
+	}
+	d2.seedNames(gen, recs)
+	if d2.index == nil || d2.index.names["a"] == "" {
+		t.Fatalf("seeded index: %+v", d2.index)
+	}
+	if !taken(t, d2, "late") {
+		t.Error("d2's seeded index hides a name added after its listing")
+	}
+	if _, err := create(t, d2, "late"); !errors.Is(err, driver.ErrAlreadyExists) {
+		t.Errorf("second late from d2: %v, want ErrAlreadyExists", err)
+	}
+	if !taken(t, d2, "a") || taken(t, d2, "b") {
+		t.Error("seeded index: a not taken, or b taken")
+	}
+}

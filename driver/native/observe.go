@@ -15,10 +15,12 @@ import (
 // images fresh from disk and the runtime: nothing is cached between calls.
 func (d *Driver) Observe(ctx context.Context, project string) (*state.Observed, error) {
 	o := &state.Observed{Project: project}
+	gen := d.peekNamesGen()
 	recs, err := d.listRecords(true)
 	if err != nil {
 		return nil, err
 	}
+	d.seedNames(gen, recs)
 	var mine []*record
 	for _, r := range recs {
 		if r.Spec.Project == project {

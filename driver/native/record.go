@@ -444,6 +444,36 @@ func (d *Driver) loadNames(gen string) error {
 	return nil
 }
 
+// seedNames keeps, for the next nameTaken, the names of recs: every
+// record, listed after the names' generation read gen (without the lock:
+// an addition commits its record before it changes the generation, so a
+// listing after the read has every name that generation counts, and one
+// made since changes it, which nameTaken sees). An observation lists them
+// all anyway, and a recreate's rename aside, right after, listed them
+// again for its check (1.5 to 3 ms of the recreate).
+func (d *Driver) seedNames(gen string, recs []*record) {
+	if gen == "" {
+		return
+	}
+	idx := &nameIndex{gen: gen, names: make(map[string]string, len(recs))}
+	for _, r := range recs {
+		idx.names[r.Name] = r.ID
+	}
+	d.names.Lock()
+	d.index = idx
+	d.names.Unlock()
+}
+
+// peekNamesGen is the names' generation, "" when it cannot be read (or
+// none was written yet), read without the lock.
+func (d *Driver) peekNamesGen() string {
+	b, err := os.ReadFile(d.namesGenPath())
+	if err != nil {
+		return ""
+	}
+	return string(b)
+}
+
 func (d *Driver) namesGenPath() string { return filepath.Join(d.containersDir(), ".names.gen") }
 
 // namesGen reads the generation of the names (made when missing); the
