@@ -13,6 +13,8 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+
+	"github.com/berth-dev/berth/topdir"
 )
 
 // Options configures a Manager.
@@ -78,6 +80,11 @@ func New(opt Options) (*Manager, error) {
 	if err != nil {
 		m.host.Close()
 		return nil, fmt.Errorf("network: netlink: %w", err)
+	}
+	// a directory per container for its hosts, resolv.conf and hostname
+	if err := topdir.MkdirAll(filepath.Join(m.runDir, "containers"), 0o755); err != nil {
+		m.Close()
+		return nil, fmt.Errorf("network: %w", err)
 	}
 	if err := m.linkEndpoints(); err != nil {
 		m.Close()

@@ -27,6 +27,8 @@ import (
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/berth-dev/berth/topdir"
 )
 
 // Errors callers test with errors.Is.
@@ -176,7 +178,7 @@ func New(root string) (*Runtime, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(abs, 0o711); err != nil {
+	if err := topdir.MkdirAll(abs, 0o711); err != nil { // a directory per container
 		return nil, err
 	}
 	return &Runtime{root: abs}, nil

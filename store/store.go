@@ -28,6 +28,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-dev/berth/topdir"
 )
 
 // Store is an open layer store. It is safe for concurrent use by several
@@ -55,6 +57,10 @@ func Open(stateRoot string) (*Store, error) {
 	for _, d := range storeDirs {
 		if err := os.MkdirAll(filepath.Join(root, d), 0o700); err != nil {
 			return nil, err
+		}
+		if d == "snapshots" || d == "tmp" {
+			// one directory per snapshot (made in tmp, renamed in)
+			topdir.Mark(filepath.Join(root, d))
 		}
 	}
 	return &Store{root: root}, nil

@@ -13,7 +13,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"sync"
 
@@ -22,6 +21,7 @@ import (
 	"github.com/berth-dev/berth/runtime"
 	"github.com/berth-dev/berth/state"
 	"github.com/berth-dev/berth/store"
+	"github.com/berth-dev/berth/topdir"
 	"github.com/berth-dev/berth/volume"
 )
 
@@ -75,7 +75,7 @@ func New(opt Options) (*Driver, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(filepath.Join(opt.Root, "containers"), 0o700); err != nil {
+	if err := topdir.MkdirAll(filepath.Join(opt.Root, "containers"), 0o700); err != nil {
 		return nil, err
 	}
 	return &Driver{opt: opt, store: st, rt: rt, net: nm, vols: volume.New(opt.Root)}, nil
