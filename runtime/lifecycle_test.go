@@ -226,17 +226,7 @@ func TestRestartPolicyBackoff(t *testing.T) {
 		t.Fatal(err)
 	}
 	// 3 restarts with 100+200+400 ms of backoff.
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		st := mustState(t, r, "flaky")
-		if st.Restarts == 3 && st.Status == StatusStopped && !st.Finished.IsZero() {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("restarts %d status %s", st.Restarts, st.Status)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitRestarted(t, r, "flaky", 3)
 	time.Sleep(time.Second)
 	st := mustState(t, r, "flaky")
 	if st.Restarts != 3 || st.ExitCode != 1 {
@@ -244,6 +234,21 @@ func TestRestartPolicyBackoff(t *testing.T) {
 	}
 	if n := strings.Count(logText(t, r, "flaky"), "run\n"); n != 4 {
 		t.Fatalf("%d runs logged, want 4", n)
+	}
+}
+
+// waitRestarted waits until container id stopped for good after n
+// restarts.
+func waitRestarted(t *testing.T, r *Runtime, id string, n int) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		st := mustState(t, r, id)
+		if st.Restarts == n && st.Status == StatusStopped && !st.Finished.IsZero() {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: restarts %d, status %s, want %d restarts and stopped", id, st.Restarts, st.Status, n)
+		}
 	}
 }
 

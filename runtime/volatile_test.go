@@ -34,17 +34,7 @@ func TestVolatileOverlayMountsAgain(t *testing.T) {
 	if _, err := r.Run(ctx, "vol", CreateOptions{Spec: spec(), RootfsMounts: rootfs, Restart: RestartPolicy{Name: "on-failure", MaxRetries: 2}}); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		st := mustState(t, r, "vol")
-		if st.Restarts == 2 && st.Status == StatusStopped && !st.Finished.IsZero() {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("restarts %d, status %s: a restart could not mount the rootfs again", st.Restarts, st.Status)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitRestarted(t, r, "vol", 2) // each restart mounts the rootfs again
 	if err := r.Delete(ctx, "vol", true); err != nil {
 		t.Fatal(err)
 	}

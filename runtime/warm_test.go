@@ -412,15 +412,7 @@ func TestStopStartsSpares(t *testing.T) {
 	if err := r.Stop(ctx, "s1", syscall.SIGKILL, time.Second); err != nil {
 		t.Fatal(err)
 	}
-	spare := waitSpares(t, r, 1)
-	settled(t, spare[0])
-	st, err := r.Run(ctx, "s2", CreateOptions{Spec: testSpec(t, "sleep", "30")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st.Pid != spare[0] {
-		t.Fatalf("s2 ran as %d, not on the spare %d", st.Pid, spare[0])
-	}
+	runsOnSpare(t, r, "s2", 1)
 }
 
 // The stops of a down come many at once: they start one spare between
@@ -465,11 +457,12 @@ func waitNoSpare(t *testing.T, r *Runtime) {
 	}
 }
 
-// runsOnSpare waits for a spare, runs container id and checks that it
-// took the spare.
-func runsOnSpare(t *testing.T, r *Runtime, id string) {
+// runsOnSpare waits for n spares, runs container id and checks that it
+// took the oldest.
+func runsOnSpare(t *testing.T, r *Runtime, id string, n int) {
 	t.Helper()
-	spare := waitSpare(t, r)
+	spare := waitSpares(t, r, n)
+	settled(t, spare[0])
 	st, err := r.Run(ctxT(t, 30*time.Second), id, CreateOptions{Spec: testSpec(t, "sleep", "30")})
 	if err != nil {
 		t.Fatal(err)
@@ -497,15 +490,7 @@ func TestAnticipateStartsSpares(t *testing.T) {
 	}
 	// one spare, taken by the create, which starts none behind it (a
 	// spare's start costs the machine a pause on cgroup v1: warm.anticipate)
-	spare := waitSpares(t, r, 1)
-	settled(t, spare[0])
-	st, err := r.Run(ctx, "a2", CreateOptions{Spec: testSpec(t, "sleep", "30")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st.Pid != spare[0] {
-		t.Fatalf("a2 ran as %d, not on the spare %d", st.Pid, spare[0])
-	}
+	runsOnSpare(t, r, "a2", 1)
 	time.Sleep(300 * time.Millisecond)
 	if left := spares(t, r); len(left) != 0 {
 		t.Fatalf("spares started behind an anticipated create: %v", left)
