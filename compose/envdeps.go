@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 )
 
 // The environment a load depends on is split in two, so that variables
@@ -50,13 +51,16 @@ func keyEnv(environ []string) []string {
 // Two tokenisations: identifiers (what interpolation can name) and YAML
 // words (what a bare environment entry can name, dots and dashes
 // included). Their union is a superset of the referable names.
-var (
-	identToken = regexp.MustCompile(`[A-Za-z_][A-Za-z0-9_]*`)
-	wordToken  = regexp.MustCompile("[^\\s:=,\\[\\]{}\"'#&*!|>%@`$-][^\\s:=,\\[\\]{}\"'#&*!|>%@`$]*")
-)
+// Compiled on first use, not in every berth process's init.
+var tokenPatterns = sync.OnceValue(func() []*regexp.Regexp {
+	return []*regexp.Regexp{
+		regexp.MustCompile(`[A-Za-z_][A-Za-z0-9_]*`),
+		regexp.MustCompile("[^\\s:=,\\[\\]{}\"'#&*!|>%@`$-][^\\s:=,\\[\\]{}\"'#&*!|>%@`$]*"),
+	}
+})
 
 func addTokens(tokens map[string]bool, content []byte) {
-	for _, re := range []*regexp.Regexp{identToken, wordToken} {
+	for _, re := range tokenPatterns() {
 		for _, t := range re.FindAll(content, -1) {
 			tokens[string(t)] = true
 		}
