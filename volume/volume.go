@@ -219,26 +219,47 @@ func (m *Manager) Prune(ctx context.Context, keep func(Volume) bool) ([]string, 
 	return removed, nil
 }
 
-// MarkPopulated records that the volume has been filled from an image.
-func (m *Manager) MarkPopulated(ctx context.Context, name string) error {
-	v, err := m.Inspect(ctx, name)
+// Populate fills volume name once, from an image (fill gets its data
+// directory), and records it: the first of the containers mounting a new
+// volume fills it, and the others, which may start at the same moment
+// (the demo's api and worker share one), find it filled. Serialised per
+// volume across processes (a flock in the volume's directory).
+func (m *Manager) Populate(ctx context.Context, name string, fill func(path string) error) error {
+	if err := ValidName(name); err != nil {
+		return err
+	}
+	lock, err := os.OpenFile(filepath.Join(m.volDir(name), "populate.lock"), os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o600)
 	if err != nil {
+		return err
+	}
+	defer lock.Close()
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
+		return err
+	}
+	v, err := m.Inspect(ctx, name)
+	if err != nil || v.Populated {
+		return err
+	}
+	if err := fill(m.Mountpoint(name)); err != nil {
 		return err
 	}
 	v.Populated = true
 	return writeJSON(m.metaPath(name), v)
 }
 
+// writeJSON replaces path with v's JSON, flushed: through a temporary file
+// of its own, so that writers of one volume at once each rename a whole
+// file (a shared temporary name made the second rename fail).
 func writeJSON(path string, v any) error {
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return err
 	}
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
 		return err
 	}
+	defer os.Remove(f.Name()) // no-op once renamed
 	if _, err := f.Write(b); err != nil {
 		f.Close()
 		return err
@@ -250,5 +271,5 @@ func writeJSON(path string, v any) error {
 	if err := f.Close(); err != nil {
 		return err
 	}
-	return os.Rename(tmp, path)
+	return os.Rename(f.Name(), path)
 }

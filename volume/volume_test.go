@@ -5,7 +5,10 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 func TestCreateInspectListRemove(t *testing.T) {
@@ -181,5 +184,51 @@ func TestDriverOptsBindMount(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dev, "marker")); err != nil {
 		t.Fatalf("removing the volume removed the bound device's content: %v", err)
+	}
+}
+
+// Containers that mount one new volume and start together fill it once:
+// the others find it filled (two managers stand for two berth processes).
+func TestPopulateOnce(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	m1, m2 := New(root), New(root)
+	if _, err := m1.Create(ctx, Spec{Name: "proj_ticks"}); err != nil {
+		t.Fatal(err)
+	}
+	var fills atomic.Int32
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for i := range 8 {
+		m := m1
+		if i%2 == 1 {
+			m = m2
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- m.Populate(ctx, "proj_ticks", func(path string) error {
+				fills.Add(1)
+				time.Sleep(20 * time.Millisecond) // a copy takes a while
+				return os.WriteFile(filepath.Join(path, "from-image"), []byte("x"), 0o644)
+			})
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := fills.Load(); n != 1 {
+		t.Fatalf("filled %d times, want once", n)
+	}
+	v, err := m2.Inspect(ctx, "proj_ticks")
+	if err != nil || !v.Populated {
+		t.Fatalf("after Populate: %+v, %v", v, err)
+	}
+	if _, err := os.Stat(filepath.Join(v.Mountpoint, "from-image")); err != nil {
+		t.Fatal(err)
 	}
 }

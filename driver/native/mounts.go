@@ -168,13 +168,14 @@ func (d *Driver) populateVolumes(ctx context.Context, id string, rootfs []specs.
 	defer unix.Unmount(dir, unix.MNT_DETACH)
 	for _, j := range jobs {
 		src := filepath.Join(dir, j.target)
-		if fi, err := os.Lstat(src); err == nil && fi.IsDir() {
-			if err := volume.CopyTree(src, j.path); err != nil {
-				return fmt.Errorf("populate volume %s from %s: %w", j.volume, j.target, err)
+		err := d.vols.Populate(ctx, j.volume, func(string) error {
+			if fi, err := os.Lstat(src); err == nil && fi.IsDir() {
+				return volume.CopyTree(src, j.path)
 			}
-		}
-		if err := d.vols.MarkPopulated(ctx, j.volume); err != nil {
-			return err
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("populate volume %s from %s: %w", j.volume, j.target, err)
 		}
 	}
 	return nil
