@@ -361,11 +361,12 @@ func (m *monitor) stop(ctx context.Context, id string, sig syscall.Signal, timeo
 // anticipate starts a spare (warm_linux.go) for the plan of a container
 // being stopped alone (a stop is how a recreate begins; the stops of a
 // down come many at once), or of one a client names (Runtime.Anticipate:
-// `up` of an edited file asks while the file loads). Without one the create of a lone recreate (no burst going on)
-// started its init cold, and one started at the stop was often still
-// starting when the create came 10 to 15 ms later. A stop or a request
-// that no create follows (down, stop, an edit that changes nothing)
-// costs a spare start at nice 19, which expires after warmTTL.
+// `up` of an edited file asks while the file loads). Without one the
+// create of a lone recreate (no burst going on) started its init cold,
+// and one started at the stop was often still starting when the create
+// came 10 to 15 ms later. A stop or a request that no create follows
+// (down, stop, an edit that changes nothing) costs a spare start at nice
+// 19, which expires after warmTTL.
 func (m *monitor) anticipate(id string) {
 	sup := m.get(id)
 	if sup == nil || sup.spec == nil {
