@@ -40,25 +40,35 @@ func MkdirAll(path string, perm os.FileMode) error {
 // system without it, or a failure, leaves the directory as it is (the flag
 // only changes where new subdirectories go).
 func Mark(path string) {
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	fd, flags, err := open(path)
 	if err != nil {
 		return
 	}
 	defer unix.Close(fd)
-	flags, err := unix.IoctlGetUint32(fd, unix.FS_IOC_GETFLAGS)
-	if err != nil || flags&fsTopdirFL != 0 {
-		return
+	if flags&fsTopdirFL == 0 {
+		unix.IoctlSetPointerInt(fd, unix.FS_IOC_SETFLAGS, int(flags|fsTopdirFL))
 	}
-	unix.IoctlSetPointerInt(fd, unix.FS_IOC_SETFLAGS, int(flags|fsTopdirFL))
 }
 
 // Marked tells whether path has the flag.
 func Marked(path string) bool {
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	fd, flags, err := open(path)
 	if err != nil {
 		return false
 	}
-	defer unix.Close(fd)
-	flags, err := unix.IoctlGetUint32(fd, unix.FS_IOC_GETFLAGS)
-	return err == nil && flags&fsTopdirFL != 0
+	unix.Close(fd)
+	return flags&fsTopdirFL != 0
+}
+
+// open opens directory path and reads its inode flags.
+func open(path string) (fd int, flags uint32, err error) {
+	fd, err = unix.Open(path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, 0, err
+	}
+	if flags, err = unix.IoctlGetUint32(fd, unix.FS_IOC_GETFLAGS); err != nil {
+		unix.Close(fd)
+		return -1, 0, err
+	}
+	return fd, flags, nil
 }

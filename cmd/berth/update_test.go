@@ -10,6 +10,18 @@ import (
 	"time"
 )
 
+// startFirstHealthy ends a web service's definition: start-first updates,
+// gated by an HTTP healthcheck.
+const startFirstHealthy = `
+      update_config:
+        order: start-first
+    healthcheck:
+      test: ["CMD-SHELL", "wget -q -O /dev/null http://127.0.0.1:8080/ || exit 1"]
+      interval: 500ms
+      timeout: 2s
+      retries: 3
+`
+
 const startFirst = `
 name: rollout
 services:
@@ -21,15 +33,7 @@ services:
       VERSION: v1
     ports: ["127.0.0.1:18091:8080"]
     deploy:
-      replicas: 2
-      update_config:
-        order: start-first
-    healthcheck:
-      test: ["CMD-SHELL", "wget -q -O /dev/null http://127.0.0.1:8080/ || exit 1"]
-      interval: 500ms
-      timeout: 2s
-      retries: 3
-`
+      replicas: 2` + startFirstHealthy
 
 // client sends requests to url in a tight loop until ctx ends (bounded by
 // time and by count) and counts answers by body and failures.
@@ -135,15 +139,7 @@ services:
         echo
         echo $$VERSION
     ports: ["127.0.0.1:18092:8080"]
-    deploy:
-      update_config:
-        order: start-first
-    healthcheck:
-      test: ["CMD-SHELL", "wget -q -O /dev/null http://127.0.0.1:8080/ || exit 1"]
-      interval: 500ms
-      timeout: 2s
-      retries: 3
-`
+    deploy:` + startFirstHealthy
 
 // TestStartFirstUpdateFinishesOpenRequests: a request the old container
 // accepted before a start-first update took it out of the balancing (here

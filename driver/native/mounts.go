@@ -42,7 +42,7 @@ func (d *Driver) mounts(ctx context.Context, r *record, rootfs []specs.Mount, at
 				return nil, err
 			}
 			if v, err := d.vols.Inspect(ctx, name); err == nil && !v.Populated && !m.NoCopy {
-				populate = append(populate, populateJob{volume: name, path: path, target: m.Target})
+				populate = append(populate, populateJob{volume: name, target: m.Target})
 			}
 			out = append(out, bindMount(path, m.Target, m.ReadOnly, m.Propagation))
 		case state.MountTmpfs:
@@ -122,7 +122,7 @@ func (d *Driver) volumeFor(ctx context.Context, r *record, i int, m state.Mount)
 	return name, nil
 }
 
-type populateJob struct{ volume, path, target string }
+type populateJob struct{ volume, target string }
 
 // populateDir is where a container's rootfs is mounted while volumes are
 // filled from it: a fixed place under the run root, so that a mount a
@@ -168,9 +168,9 @@ func (d *Driver) populateVolumes(ctx context.Context, id string, rootfs []specs.
 	defer unix.Unmount(dir, unix.MNT_DETACH)
 	for _, j := range jobs {
 		src := filepath.Join(dir, j.target)
-		err := d.vols.Populate(ctx, j.volume, func(string) error {
+		err := d.vols.Populate(ctx, j.volume, func(path string) error {
 			if fi, err := os.Lstat(src); err == nil && fi.IsDir() {
-				return volume.CopyTree(src, j.path)
+				return volume.CopyTree(src, path)
 			}
 			return nil
 		})
