@@ -369,23 +369,35 @@ func TestWarmInitJoinsNetworkNamespace(t *testing.T) {
 	}
 	show := "ls /sys/class/net; readlink /proc/self/ns/net"
 	runToEnd(t, r, "cold", CreateOptions{Spec: joining("sh", "-c", show)})
+	want, _ := os.Readlink(path)
+	shows := func(out string) bool {
+		return strings.Contains(out, "warmjoin0\n") && strings.HasSuffix(out, want+"\n")
+	}
+	if out, st := logText(t, r, "cold"), mustState(t, r, "cold"); st.ExitCode != 0 || !shows(out) {
+		t.Errorf("cold container (exit %d) in %s: %q", st.ExitCode, want, out)
+	}
+	// The warm one stays up until its output is read: one that exited
+	// before Run answered would be reported stopped, with no pid to compare.
 	spare := waitSpare(t, r)
-	st, err := r.Run(ctx, "warm", CreateOptions{Spec: joining("sh", "-c", show)})
+	st, err := r.Run(ctx, "warm", CreateOptions{Spec: joining("sh", "-c", show+"; exec sleep 30")})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if st.Pid != spare[0] {
 		t.Fatalf("the joining container ran as %d, not on the spare %d", st.Pid, spare[0])
 	}
-	if _, err := r.Wait(ctx, "warm"); err != nil {
+	var out string
+	for deadline := time.Now().Add(10 * time.Second); !shows(out) && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		out = logText(t, r, "warm")
+	}
+	if !shows(out) {
+		t.Errorf("warm container in %s: %q", want, out)
+	}
+	if err := r.Kill(ctx, "warm", syscall.SIGKILL, false); err != nil {
 		t.Fatal(err)
 	}
-	want, _ := os.Readlink(path)
-	for _, id := range []string{"cold", "warm"} {
-		out := logText(t, r, id)
-		if st := mustState(t, r, id); st.ExitCode != 0 || !strings.Contains(out, "warmjoin0\n") || !strings.HasSuffix(out, want+"\n") {
-			t.Errorf("%s container (exit %d) in %s: %q", id, st.ExitCode, want, out)
-		}
+	if _, err := r.Wait(ctx, "warm"); err != nil {
+		t.Fatal(err)
 	}
 	// A spare serves a plan joining no network namespace too (the host's,
 	// network_mode: host), in the host's namespace.
