@@ -117,7 +117,12 @@ func attach(ctx context.Context, stdout, stderr io.Writer, want *state.Desired, 
 		return out
 	}
 	var sig os.Signal
+	logsEnded := false // every followed log ended (logsDone answered nil)
 	for sig == nil {
+		logs := logsDone
+		if logsEnded {
+			logs = nil
+		}
 		select {
 		case sig = <-sigs:
 		case e, ok := <-exits:
@@ -128,6 +133,7 @@ func attach(ctx context.Context, stdout, stderr io.Writer, want *state.Desired, 
 						<-logsDone
 						cs = again
 						follow(cs, time.Now())
+						logsEnded = false
 						continue
 					}
 				}
@@ -138,8 +144,16 @@ func attach(ctx context.Context, stdout, stderr io.Writer, want *state.Desired, 
 				fmt.Fprintln(stdout, "Aborting on container exit...")
 				return abortAttached(stderr, d, cs, o, sigs, e)
 			}
-		case err := <-logsDone:
-			return err
+		case err := <-logs:
+			if err != nil {
+				return err
+			}
+			// The logs end with their containers, and the exits decide
+			// what follows (a repair brings them back, an abort reports
+			// the first): the end of the logs ended up before them, in a
+			// race with the exits, and stopped the repairs with it.
+			logsEnded = true
+			logsDone <- nil // for whoever waits for the followers next
 		case <-ctx.Done():
 			return ctx.Err()
 		}

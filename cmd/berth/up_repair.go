@@ -22,6 +22,9 @@ const repairInterval = 2 * time.Second
 // It runs until ctx ends; the caller ends it before stopping the project.
 func repairWhileAttached(ctx context.Context, w io.Writer, d driver.Driver, want *state.Desired, ro reconciler.Options) {
 	ro.RefreshImages = false // repair what is there; pulls and builds are up's first pass
+	// A pass that fails before any operation (an observation, a plan)
+	// is reported once per distinct error, not every repairInterval.
+	lastErr := ""
 	l := &reconciler.Loop{
 		Driver: d, Project: want.Project, Options: ro,
 		Desired: func(context.Context) (*state.Desired, error) { return want, nil },
@@ -35,6 +38,16 @@ func repairWhileAttached(ctx context.Context, w io.Writer, d driver.Driver, want
 				fmt.Fprintf(w, "berth: repair failed: %s %s: %v\n", e.Op.Object, e.Op.Kind, e.Err)
 			}
 		}},
+		OnPass: func(res reconciler.PassResult) {
+			msg := ""
+			if res.Err != nil && len(res.Plans) == 0 && ctx.Err() == nil {
+				msg = res.Err.Error()
+			}
+			if msg != "" && msg != lastErr {
+				fmt.Fprintf(w, "berth: repair failed: %s\n", msg)
+			}
+			lastErr = msg
+		},
 	}
 	l.Run(ctx)
 }
