@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -85,4 +86,85 @@ func TestCgroupMountShowsOwnCgroup(t *testing.T) {
 	if out := logText(t, r, "own"); st.ExitCode != 0 || out != want {
 		t.Fatalf("exit %d, the container's cgroups show:\n%s\nwant:\n%s", st.ExitCode, out, want)
 	}
+}
+
+// TestChildrenStartInTheirCgroup: a container's init (cold: the first
+// create of a monitor) and an exec'd process are in the container's cgroup
+// in every hierarchy it joined, and no thread of the monitor stays in one
+// (cgroup.spawnIn moves a thread in and back for each start); the cgroup
+// goes with the container. On v1 here, and with the v2 driver forced on
+// this machine's cgroup2 mount.
+func TestChildrenStartInTheirCgroup(t *testing.T) {
+	for _, v2 := range []bool{false, true} {
+		t.Run(map[bool]string{false: "v1", true: "v2"}[v2], func(t *testing.T) {
+			needRoot(t)
+			if v2 {
+				t.Setenv(EnvCgroup2Root, cgroup2Mount(t)) // before the monitor starts
+			} else if isCgroupV2() {
+				t.Skip("a v2 machine")
+			}
+			r := newTestRuntime(t)
+			ctx := ctxT(t, 30*time.Second)
+			if _, err := r.Run(ctx, "placed", CreateOptions{Spec: testSpec(t, "sleep", "30")}); err != nil {
+				t.Fatal(err)
+			}
+			st := mustState(t, r, "placed")
+			cg, err := openCgroup(st.Cgroup)
+			if err != nil || len(cg.dirs) == 0 {
+				t.Fatalf("cgroup %s: %+v %v", st.Cgroup, cg, err)
+			}
+			proc, err := r.ExecStart(ctx, "placed", &specs.Process{Args: []string{"sleep", "30"}}, ExecOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for what, pid := range map[string]int{"init": st.Pid, "exec": proc.Pid} {
+				if missing := outsideOf(t, cg, pid); len(missing) > 0 {
+					t.Errorf("%s (%d) outside the container's cgroup in %v", what, pid, missing)
+				}
+			}
+			monitorOutside(t, monitorPid(t, r))
+			proc.Kill()
+			proc.Wait() // ours to reap: an exec's process is its caller's child
+			if err := r.Delete(ctx, "placed", true); err != nil {
+				t.Fatal(err)
+			}
+			for _, d := range cg.dirs {
+				if _, err := os.Stat(d); !os.IsNotExist(err) {
+					t.Errorf("cgroup %s left: %v", d, err)
+				}
+			}
+		})
+	}
+}
+
+// outsideOf lists the hierarchies of cg that pid is not in.
+func outsideOf(t *testing.T, cg *cgroup, pid int) []string {
+	t.Helper()
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cgroup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var missing []string
+	if cg.v2 {
+		if !strings.Contains(string(b), "0::"+cg.path+"\n") {
+			missing = append(missing, "unified")
+		}
+		return missing
+	}
+	hs, err := v1Hierarchies()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name := range cg.dirs {
+		found := false
+		for _, l := range strings.Split(string(b), "\n") {
+			if p := strings.SplitN(l, ":", 3); len(p) == 3 && controllerSet(p[1]) == controllerSet(hs[name].options) {
+				found = p[2] == cg.path
+			}
+		}
+		if !found {
+			missing = append(missing, name)
+		}
+	}
+	return missing
 }

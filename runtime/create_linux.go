@@ -147,8 +147,10 @@ func (r *Runtime) launch(ctx context.Context, s *State, spec *specs.Spec, stdio 
 	if !spec.Process.Terminal {
 		console = nil
 	}
+	placed := false
 	if c == nil {
-		c, err = startChild(childInit, plan, stdio, fifoFile, console)
+		spawn := func(p nsPlan) (*child, error) { return startChild(childInit, p, stdio, fifoFile, console) }
+		c, placed, err = placeable(cg, spec).spawnIn(plan, spawn)
 	} else {
 		c.consoleFd = 0
 		if console != nil {
@@ -167,7 +169,9 @@ func (r *Runtime) launch(ctx context.Context, s *State, spec *specs.Spec, stdio 
 	if hasCgroupMount(spec) {
 		cfg.CgroupV1 = cg.v1Dirs()
 	}
-	err = cg.addPidExcept(c.pid, moved)
+	if !placed {
+		err = cg.addPidExcept(c.pid, moved)
+	}
 	if err == nil {
 		err = setOOMScoreAdj(c.pid, spec.Process.OOMScoreAdj)
 	}

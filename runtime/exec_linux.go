@@ -57,12 +57,16 @@ func (r *Runtime) ExecStart(ctx context.Context, id string, p *specs.Process, o 
 	if !proc.Terminal {
 		console = nil
 	}
-	c, err := startChild(childExec, plan, o.Stdio, nil, console)
+	cg, err := openCgroup(s.Cgroup)
 	if err != nil {
 		return nil, err
 	}
-	cg, err := openCgroup(s.Cgroup)
-	if err == nil {
+	spawn := func(p nsPlan) (*child, error) { return startChild(childExec, p, o.Stdio, nil, console) }
+	c, placed, err := placeable(cg, spec).spawnIn(plan, spawn)
+	if err != nil {
+		return nil, err
+	}
+	if !placed {
 		err = cg.addPid(c.pid)
 	}
 	if err == nil {

@@ -40,8 +40,11 @@ type nsPlan struct {
 	userNS    bool // a new user namespace: devices are bound, not made
 	hostMount bool // no mount namespace: the host's (mounts under the rootfs, chroot)
 	warm      bool // a spare init (warm_linux.go): its fds come with its config
-	uidMap    []syscall.SysProcIDMap
-	gidMap    []syscall.SysProcIDMap
+	// intoCgroup is the v2 cgroup the child is cloned into
+	// (CLONE_INTO_CGROUP; cgroup.spawnIn), nil for its parent's
+	intoCgroup *os.File
+	uidMap     []syscall.SysProcIDMap
+	gidMap     []syscall.SysProcIDMap
 }
 
 // rootHostID maps the container's uid/gid 0 to the host (for files the
@@ -312,6 +315,9 @@ func sysProcAttr(plan nsPlan) *syscall.SysProcAttr {
 		// Become the namespace's root before exec, or the host uid (not
 		// mapped) would exec without capabilities in the namespace.
 		a.Credential = &syscall.Credential{Uid: 0, Gid: 0}
+	}
+	if plan.intoCgroup != nil {
+		a.UseCgroupFD, a.CgroupFD = true, int(plan.intoCgroup.Fd())
 	}
 	return a
 }

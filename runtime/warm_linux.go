@@ -36,13 +36,13 @@ import (
 // costs a Go process's memory), and it exits by itself when the monitor
 // goes (EOF on its sync socket).
 //
-// On cgroup v1 the spare is also put, ahead, in staging cgroups
-// (/berth/.warm-<pid> of pids, memory, cpuacct, freezer and devices): a
-// create renames them to the container's (v1 allows a rename within a
-// parent), which spares the container's path a migration of the process
-// into each hierarchy (each waits for an RCU grace period in the kernel,
-// 4 to 8 ms for the five on this machine). v2 has no rename: there the
-// spare moves as a cold child does.
+// On cgroup v1 the spare is also born, ahead, in staging cgroups
+// (/berth/.warm-<monitor pid>-<n> of pids, memory, cpuacct, freezer and
+// devices; cgroup.spawnIn clones it from a thread moved there): a create
+// renames them to the container's (v1 allows a rename within a parent),
+// which spares the container's path a migration of the process into each
+// hierarchy. v2 has no rename: there the spare moves as a cold child
+// would have.
 //
 // Plans that make no user namespace and join nothing by path, or only a
 // network namespace, are served warm: id mappings are written at clone,
@@ -290,7 +290,7 @@ func (w *warmPool) drop(c *child) {
 	}
 }
 
-// startSpare starts a spare init for plan, put in its staging cgroups.
+// startSpare starts a spare init for plan, in its staging cgroups.
 func startSpare(plan nsPlan) *child {
 	p := plan
 	p.warm = true
@@ -301,12 +301,20 @@ func startSpare(plan nsPlan) *child {
 	if err != nil {
 		return nil
 	}
-	c, err := startChild(childInit, p, nil, nil, null)
-	null.Close()
+	defer null.Close()
+	stage := newStaging()
+	c, placed, err := stage.spawnIn(p, func(p nsPlan) (*child, error) { return startChild(childInit, p, nil, nil, null) })
 	if err != nil {
+		if stage != nil {
+			stage.destroy()
+		}
 		return nil
 	}
-	c.staged = stageCgroup(c.pid)
+	if stage != nil && !placed && stage.addPid(c.pid) != nil {
+		stage.destroy()
+		stage = nil
+	}
+	c.staged = stage
 	return c
 }
 
@@ -322,12 +330,18 @@ func (c *child) discard() {
 
 const warmCgroupPrefix = "/berth/.warm-"
 
-// stageCgroup puts a spare in its staging cgroups (v1 only; nil if not).
-func stageCgroup(pid int) *cgroup {
+// stagings numbers this monitor's staging cgroups.
+var stagings atomic.Uint64
+
+// newStaging makes a spare's staging cgroups (v1 only; nil if not):
+// /berth/.warm-<monitor pid>-<n> of pids, memory, cpuacct, freezer and
+// devices.
+func newStaging() *cgroup {
 	if isCgroupV2() {
 		return nil
 	}
-	c, hs, err := cgroupAt(warmCgroupPrefix + strconv.Itoa(pid))
+	name := warmCgroupPrefix + strconv.Itoa(os.Getpid()) + "-" + strconv.FormatUint(stagings.Add(1), 10)
+	c, hs, err := cgroupAt(name)
 	if err != nil {
 		return nil
 	}
@@ -339,10 +353,6 @@ func stageCgroup(pid int) *cgroup {
 	}
 	c.hier = hs
 	if err := c.create(); err != nil {
-		c.destroy()
-		return nil
-	}
-	if err := c.addPid(pid); err != nil {
 		c.destroy()
 		return nil
 	}

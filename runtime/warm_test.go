@@ -95,8 +95,17 @@ func TestWarmInit(t *testing.T) {
 		b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cgroup")
 		return string(b)
 	}
-	if v1 && !strings.Contains(cgroupOf(spare[0]), ":pids:"+warmCgroupPrefix+strconv.Itoa(spare[0])+"\n") {
-		t.Fatalf("spare not staged in its cgroups: %s", cgroupOf(spare[0]))
+	// On v1 the spare was born in its staging cgroups (cloned by a
+	// monitor thread that moved itself in and back: no pid migration).
+	staging := ""
+	if v1 {
+		staging = stagingOf(t, spare[0])
+		for _, ctl := range []string{"pids", "memory", "freezer", "devices", "cpuacct"} {
+			if !strings.Contains(cgroupOf(spare[0]), ":"+ctl+":"+staging+"\n") {
+				t.Errorf("spare not staged in its %s cgroup %s: %s", ctl, staging, cgroupOf(spare[0]))
+			}
+		}
+		monitorOutside(t, monitorPid(t, r))
 	}
 
 	// A terminal container on the spare: the console socket arrives as
@@ -122,7 +131,7 @@ func TestWarmInit(t *testing.T) {
 				t.Errorf("w2 not in its %s cgroup: %s", ctl, cgroupOf(w2.Pid))
 			}
 		}
-		if left, _ := filepath.Glob("/sys/fs/cgroup/*" + warmCgroupPrefix + strconv.Itoa(spare[0])); len(left) > 0 {
+		if left, _ := filepath.Glob("/sys/fs/cgroup/*" + staging); len(left) > 0 {
 			t.Errorf("staging cgroups left: %v", left)
 		}
 	}
@@ -557,5 +566,33 @@ func TestChildGoEnvStaysOut(t *testing.T) {
 	n, _ := pr.Read(b)
 	if err != nil || code != 0 || string(b[:n]) != "0\n" {
 		t.Fatalf("exec: exit %d (%v), GO* variables: %q", code, err, b[:n])
+	}
+}
+
+// stagingOf is the staging cgroup (v1) spare pid is in.
+func stagingOf(t *testing.T, pid int) string {
+	t.Helper()
+	b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cgroup")
+	for _, l := range strings.Split(string(b), "\n") {
+		if _, path, ok := strings.Cut(l, ":pids:"); ok && strings.HasPrefix(path, warmCgroupPrefix) {
+			return path
+		}
+	}
+	t.Fatalf("spare %d not staged: %s", pid, b)
+	return ""
+}
+
+// monitorOutside fails when a thread of the monitor stayed in a cgroup of
+// berth's (cgroup.spawnIn moves one in and back for each child it starts).
+func monitorOutside(t *testing.T, monitor int) {
+	t.Helper()
+	tasks, _ := filepath.Glob("/proc/" + strconv.Itoa(monitor) + "/task/*/cgroup")
+	if len(tasks) == 0 {
+		t.Fatalf("no threads of monitor %d", monitor)
+	}
+	for _, f := range tasks {
+		if b, _ := os.ReadFile(f); strings.Contains(string(b), ":/berth/") {
+			t.Errorf("monitor thread %s in a container's cgroup:\n%s", f, b)
+		}
 	}
 }

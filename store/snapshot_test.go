@@ -43,18 +43,3 @@ func TestConcurrentPrepare(t *testing.T) {
 		s.RemoveSnapshot(ctx, fmt.Sprint("c", i))
 	}
 }
-
-func TestKernelAtLeast(t *testing.T) {
-	for _, c := range []struct {
-		release string
-		want    bool
-	}{
-		{"5.10.0", true}, {"5.9.16", false}, {"6.1.0-18-amd64", true}, {"4.19.0", false},
-		{"5.10", true}, {"5.15.0-1034-gcp", true}, {"5.4.0-150-generic", false},
-		{"10.0.0", true}, {"5", false}, {"x.y", false}, {"5.10rc1", true},
-	} {
-		if got := kernelAtLeast(c.release, 5, 10); got != c.want {
-			t.Errorf("kernelAtLeast(%q, 5, 10) = %v, want %v", c.release, got, c.want)
-		}
-	}
-}

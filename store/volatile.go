@@ -1,11 +1,9 @@
 package store
 
 import (
-	"strconv"
-	"strings"
 	"sync"
 
-	"golang.org/x/sys/unix"
+	"github.com/berth-dev/berth/kernel"
 )
 
 // overlayVolatile tells whether snapshots are mounted with overlayfs's
@@ -21,29 +19,4 @@ import (
 // across a power loss, as podman's transient mounts do. The runtime clears
 // the mark the kernel leaves in the work directory before each mount
 // (runtime.ClearVolatile).
-var overlayVolatile = sync.OnceValue(func() bool {
-	var u unix.Utsname
-	if unix.Uname(&u) != nil {
-		return false
-	}
-	return kernelAtLeast(unix.ByteSliceToString(u.Release[:]), 5, 10)
-})
-
-// kernelAtLeast compares a kernel release ("6.1.0-18-amd64") with
-// major.minor.
-func kernelAtLeast(release string, major, minor int) bool {
-	parts := strings.SplitN(release, ".", 3)
-	if len(parts) < 2 {
-		return false
-	}
-	ma, err1 := strconv.Atoi(parts[0])
-	digits := strings.IndexFunc(parts[1], func(r rune) bool { return r < '0' || r > '9' })
-	if digits < 0 {
-		digits = len(parts[1])
-	}
-	mi, err2 := strconv.Atoi(parts[1][:digits])
-	if err1 != nil || err2 != nil {
-		return false
-	}
-	return ma > major || ma == major && mi >= minor
-}
+var overlayVolatile = sync.OnceValue(func() bool { return kernel.AtLeast(5, 10) })
