@@ -119,6 +119,9 @@ func childMain(role string) {
 		}
 		os.Exit(127)
 	}
+	if err := checkStamp(); err != nil {
+		fail(err)
+	}
 	if warmChild {
 		warmDecoder()
 		dropTextPages()

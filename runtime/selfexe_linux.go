@@ -2,13 +2,10 @@ package runtime
 
 import (
 	"fmt"
-	"io"
 	"os"
 	"strconv"
 	"strings"
 	"sync"
-
-	"golang.org/x/sys/unix"
 )
 
 // Every child is started from a sealed in-memory copy of the berth binary,
@@ -44,21 +41,7 @@ func makeSealedSelf() (*os.File, error) {
 		return nil, err
 	}
 	defer src.Close()
-	fd, err := unix.MemfdCreate("berth", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
-	if err != nil {
-		return nil, fmt.Errorf("memfd: %w", err)
-	}
-	dst := os.NewFile(uintptr(fd), "berth-sealed")
-	if _, err := io.Copy(dst, src); err != nil {
-		dst.Close()
-		return nil, fmt.Errorf("copy self: %w", err)
-	}
-	seals := unix.F_SEAL_SEAL | unix.F_SEAL_SHRINK | unix.F_SEAL_GROW | unix.F_SEAL_WRITE
-	if _, err := unix.FcntlInt(uintptr(fd), unix.F_ADD_SEALS, seals); err != nil {
-		dst.Close()
-		return nil, fmt.Errorf("seal self: %w", err)
-	}
-	return dst, nil
+	return sealedCopy("berth", src)
 }
 
 // pidStartTime reads field 22 of /proc/pid/stat: with the pid, it names a

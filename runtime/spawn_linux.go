@@ -181,7 +181,7 @@ func withChildGoEnv(env []string) []string {
 // number is consoleFd), then the sealed copy it was exec'd from (closed by
 // the constructor at once: envSelfFd).
 func startChild(role string, plan nsPlan, stdio []*os.File, extra, console *os.File) (*child, error) {
-	exe, err := sealedSelf()
+	exe, stamp, err := sealedChild()
 	if err != nil {
 		return nil, err
 	}
@@ -198,6 +198,9 @@ func startChild(role string, plan nsPlan, stdio []*os.File, extra, console *os.F
 	env = append(env, "_BERTH_NSENTER="+strings.Join(plan.join, ","))
 	if plan.warm {
 		env = append(env, envWarm+"=1")
+	}
+	if stamp != "" {
+		env = append(env, envStamp+"="+stamp)
 	}
 	files := append(stdioOrNull(stdio), childEnd)
 	if extra == nil {

@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # Builds berth: scripts/build.sh [OUTPUT] (default bin/berth).
 #
+# Two programs, one binary: cmd/berth-init (the containers' init and exec
+# children: the runtime package alone) is built first and embedded in berth
+# (-tags embedinit; runtime/initexe_linux.go says why), both with one build
+# stamp, which the init checks against the berth that starts it.
+#
 # Statically linked when the static libraries are installed (libseccomp-dev
 # and libc6-dev; scripts/install-deps.sh installs them), with Go's own user
 # and DNS lookups (osusergo, netgo) so that glibc's NSS is never needed. Why:
 # every container's init, the runtime monitor and each CLI call is a start of
-# this 37 MB binary, and without the dynamic loader one starts ~1-2 ms
-# sooner (`hyperfine 'bin/berth version'`). Falls back to a plain build.
+# a binary of this project, and without the dynamic loader one starts ~1-2
+# ms sooner (`hyperfine 'bin/berth version'`). Falls back to a plain build.
 set -euo pipefail
 export PATH="$PATH:/usr/local/go/bin"
 cd "$(dirname "$0")/.."
@@ -18,9 +23,18 @@ for lib in libseccomp.a libc.a; do
 	*) static_ok= ;;
 	esac
 done
-if [ -n "$static_ok" ] &&
-	go build -tags osusergo,netgo -ldflags '-linkmode external -extldflags "-static"' -o "$out" ./cmd/berth; then
-	exit 0
-fi
-echo "build: static link not possible here; building a dynamically linked berth" >&2
-go build -o "$out" ./cmd/berth
+stamp="$(date +%s.%N)-$$"
+stampflag="-X github.com/berth-dev/berth/runtime.buildStamp=$stamp"
+init=runtime/initexe/berth-init
+mkdir -p runtime/initexe
+build() { # build OUTPUT PACKAGE [TAGS]
+	if [ -n "$static_ok" ] &&
+		go build -tags "osusergo,netgo${3:+,$3}" -ldflags "$stampflag -linkmode external -extldflags \"-static\"" -o "$1" "$2"; then
+		return 0
+	fi
+	echo "build: static link not possible here; building a dynamically linked $2" >&2
+	go build ${3:+-tags "$3"} -ldflags "$stampflag" -o "$1" "$2"
+}
+build "$init.tmp" ./cmd/berth-init
+mv "$init.tmp" "$init"
+build "$out" ./cmd/berth embedinit
