@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -34,7 +35,6 @@ const envStamp = "_BERTH_BUILD_STAMP"
 var initCopy struct {
 	sync.Mutex
 	file *os.File
-	err  error
 }
 
 // sealedChild is what a child is started from: a sealed copy of the
@@ -46,11 +46,14 @@ func sealedChild() (exe *os.File, stamp string, err error) {
 	}
 	initCopy.Lock()
 	defer initCopy.Unlock()
-	if initCopy.file == nil && initCopy.err == nil {
-		initCopy.file, initCopy.err = sealedCopy("berth-init", bytes.NewReader(initExe))
+	if initCopy.file == nil {
+		// An error is not kept: the next child tries again.
+		if initCopy.file, err = sealedCopy("berth-init", bytes.NewReader(initExe)); err != nil {
+			return nil, "", err
+		}
 		dropPages(initExe)
 	}
-	return initCopy.file, buildStamp, initCopy.err
+	return initCopy.file, buildStamp, nil
 }
 
 // sealedCopy copies src into a memfd sealed against writing, shrinking and
@@ -65,12 +68,29 @@ func sealedCopy(name string, src io.Reader) (*os.File, error) {
 		dst.Close()
 		return nil, fmt.Errorf("copy %s: %w", name, err)
 	}
-	seals := unix.F_SEAL_SEAL | unix.F_SEAL_SHRINK | unix.F_SEAL_GROW | unix.F_SEAL_WRITE
-	if _, err := unix.FcntlInt(uintptr(fd), unix.F_ADD_SEALS, seals); err != nil {
+	if err := seal(fd); err != nil {
 		dst.Close()
 		return nil, fmt.Errorf("seal %s: %w", name, err)
 	}
 	return dst, nil
+}
+
+// seal forbids writing, shrinking and growing fd, and further seals. The
+// kernel refuses F_SEAL_WRITE (EBUSY) while the file is mapped writable,
+// or while a page of it holds a reference besides the page cache's after
+// ~150 ms of waiting for it to go: that happened once in a CI run, on the
+// first child of a monitor ("seal berth-init: device or resource busy";
+// this machine runs DAMON, whose scans take such references, a likely
+// cause). It is asked again, for about two seconds.
+func seal(fd int) (err error) {
+	seals := unix.F_SEAL_SEAL | unix.F_SEAL_SHRINK | unix.F_SEAL_GROW | unix.F_SEAL_WRITE
+	for wait := 10 * time.Millisecond; ; wait *= 2 {
+		_, err = unix.FcntlInt(uintptr(fd), unix.F_ADD_SEALS, seals)
+		if err != unix.EBUSY || wait > time.Second {
+			return err
+		}
+		time.Sleep(wait)
+	}
 }
 
 // checkStamp refuses a child role in an init of another build than the

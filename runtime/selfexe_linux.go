@@ -16,7 +16,6 @@ import (
 var selfExe struct {
 	mu   sync.Mutex
 	file *os.File
-	err  error
 }
 
 // sealedSelf is the sealed copy, made once. A child gets it among its
@@ -29,10 +28,14 @@ var selfExe struct {
 func sealedSelf() (*os.File, error) {
 	selfExe.mu.Lock()
 	defer selfExe.mu.Unlock()
-	if selfExe.file == nil && selfExe.err == nil {
-		selfExe.file, selfExe.err = makeSealedSelf()
+	if selfExe.file == nil {
+		f, err := makeSealedSelf() // an error is not kept: the next child tries again
+		if err != nil {
+			return nil, err
+		}
+		selfExe.file = f
 	}
-	return selfExe.file, selfExe.err
+	return selfExe.file, nil
 }
 
 func makeSealedSelf() (*os.File, error) {
