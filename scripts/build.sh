@@ -27,6 +27,10 @@ stamp="$(date +%s.%N)-$$"
 stampflag="-X github.com/berth-dev/berth/runtime.buildStamp=$stamp"
 init=runtime/initexe/berth-init
 mkdir -p runtime/initexe
+# One build at a time here: the embedded file has one path, and a build
+# embedding another's init (another stamp) would make children refuse it.
+exec 9>runtime/initexe/.lock
+flock 9
 build() { # build OUTPUT PACKAGE [TAGS]
 	if [ -n "$static_ok" ] &&
 		go build -tags "osusergo,netgo${3:+,$3}" -ldflags "$stampflag -linkmode external -extldflags \"-static\"" -o "$1" "$2"; then
