@@ -50,6 +50,18 @@ hyperfine -N --warmup 10 --runs $RUNS --export-markdown "$work/run.md" --export-
 	-n berth '$berth --run-root $work/run runtime run b' \\
 	-n runc 'runc --root $work/runc run b' \\
 	-n crun 'crun --root $work/crun run b'
+# CPU of the whole machine per run (/proc/stat, all CPUs), 100 runs back
+# to back: a runtime that leaves work behind (berth's next spare init)
+# pays for it here, where the loop may be bound by the two CPUs.
+cpu() { awk '/^cpu /{print \$2+\$3+\$4+\$6+\$7+\$8}' /proc/stat; }
+for rt in berth crun; do
+	if [ \$rt = berth ]; then cmd="$berth --run-root $work/run runtime run b"; else cmd="crun --root $work/crun run b"; fi
+	c0=\$(cpu); t0=\$(date +%s%N)
+	for i in \$(seq 100); do \$cmd; done
+	c1=\$(cpu); t1=\$(date +%s%N)
+	hz=\$(getconf CLK_TCK)
+	echo "\$rt" \$(( (c1 - c0) * 1000000 / hz / 100 )) \$(( (t1 - t0) / 100000 )) >>"$work/cpu.txt"
+done
 EOF2
 unshare -m --propagation private bash "$inner"
 cat "$work/run.md"
@@ -59,6 +71,9 @@ print("\nmedians:")
 for r in json.load(open(sys.argv[1]))["results"]:
     print(f"  {r['command']:16s} {r['median']*1000:7.1f} ms")
 PY
+echo
+echo "== CPU per run, 100 runs back to back (all CPUs, /proc/stat)"
+awk '{printf "  %-16s cpu %5.1f ms   wall %5.1f ms\n", $1, $2 / 1000, $3 / 1000}' "$work/cpu.txt"
 
 echo
 echo "== supervision memory: 20 sleep containers"
